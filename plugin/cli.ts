@@ -1,0 +1,101 @@
+#!/usr/bin/env node
+// `immudb-audit`: read and verify audit entries. Connection settings come from flags or the
+// environment (IMMUDB_ADDRESS, IMMUDB_USERNAME, IMMUDB_PASSWORD, IMMUDB_DATABASE,
+// IMMUDB_AUDIT_KEY_PREFIX); passwords are best given by environment or file, not on the
+// command line. Exit codes: 0 ok, 1 not found or failed, 2 usage, 3 verification failed.
+import { Command, InvalidArgumentError } from 'commander';
+import { readFileSync } from 'node:fs';
+import { homedir } from 'node:os';
+import { join } from 'node:path';
+import { AuditReader, NotFoundError } from './verify/verified-read.js';
+import { VerificationError } from './store/proofs/index.js';
+import { Version } from './handler.js';
+
+interface GlobalOptions {
+  address: string;
+  username: string;
+  passwordFile?: string;
+  database: string;
+  prefix: string;
+  stateDir: string;
+  json?: boolean;
+}
+
+function parsePort(address: string): { host: string; port: number } {
+  const m = /^\[?([^\]]*?)\]?(?::(\d+))?$/.exec(address);
+  const port = Number(m?.[2] ?? 3322);
+  if (!m || !m[1] || !Number.isInteger(port) || port < 1 || port > 65535) throw new InvalidArgumentError(`invalid address ${JSON.stringify(address)}, expected host:port`);
+  return { host: m[1], port };
+}
+
+function password(o: GlobalOptions): string {
+  if (o.passwordFile) return readFileSync(o.passwordFile, 'utf8').replace(/\r?\n$/, '');
+  return process.env.IMMUDB_PASSWORD ?? 'immudb';
+}
+
+async function withReader<T>(o: GlobalOptions, fn: (r: AuditReader) => Promise<T>): Promise<T> {
+  const { host, port } = parsePort(o.address);
+  const reader = await AuditReader.open(
+    { host, port, username: o.username, password: password(o), database: o.database, callTimeoutMs: 30_000 },
+    o.prefix,
+    o.stateDir,
+  );
+  try {
+    return await fn(reader);
+  } finally {
+    await reader.close();
+  }
+}
+
+function print(o: GlobalOptions, human: string, machine: unknown) {
+  process.stdout.write(o.json ? JSON.stringify(machine) + '\n' : human + '\n');
+}
+
+const program = new Command();
+program
+  .name('immudb-audit')
+  .description('Read and verify kong-immudb-audit entries stored in immudb')
+  .version(Version)
+  .option('-a, --address <host:port>', 'immudb address', process.env.IMMUDB_ADDRESS ?? '127.0.0.1:3322')
+  .option('-u, --username <user>', 'immudb user', process.env.IMMUDB_USERNAME ?? 'immudb')
+  .option('--password-file <file>', 'file holding the immudb password (default: $IMMUDB_PASSWORD, else "immudb")')
+  .option('-d, --database <db>', 'immudb database', process.env.IMMUDB_DATABASE ?? 'defaultdb')
+  .option('--prefix <prefix>', 'key prefix of the plugin configuration', process.env.IMMUDB_AUDIT_KEY_PREFIX ?? 'audit')
+  .option('--state-dir <dir>', "this auditor's own trusted state", process.env.IMMUDB_AUDIT_AUDITOR_STATE_DIR ?? join(homedir(), '.config', 'kong-immudb-audit', 'auditor'))
+  .option('--json', 'machine-readable output')
+  .showHelpAfterError();
+
+program
+  .command('get')
+  .description('print an audit entry and its transaction id (no proof checks; see verify)')
+  .argument('<audit-id>', 'the audit id (UUID)')
+  .action(async (id: string) => {
+    const o = program.opts<GlobalOptions>();
+    const r = await withReader(o, (reader) => reader.get(id));
+    print(o, `tx ${r.txId}  ${r.key}\n${JSON.stringify(r.entry, null, 2)}`, { key: r.key, tx: r.txId, entry: r.entry });
+  });
+
+program
+  .command('verify')
+  .description("verified read: the entry's inclusion in its transaction and that transaction's consistency with this auditor's trusted state")
+  .argument('<audit-id>', 'the audit id (UUID)')
+  .action(async (id: string) => {
+    const o = program.opts<GlobalOptions>();
+    const r = await withReader(o, (reader) => reader.verify(id));
+    const before = r.trustedBefore ? `tx ${r.trustedBefore.txId}` : 'nothing (first contact with this server)';
+    print(
+      o,
+      `verified: ${r.key} in tx ${r.txId}\n  server ${r.serverUuid}, consistent with the state trusted before (${before}); trusted now: tx ${r.trustedAfter.txId}\n${JSON.stringify(r.entry, null, 2)}`,
+      { verified: true, key: r.key, tx: r.txId, server_uuid: r.serverUuid, trusted_before: r.trustedBefore ?? null, trusted_after: r.trustedAfter, entry: r.entry },
+    );
+  });
+
+program.parseAsync(process.argv).catch((err: unknown) => {
+  const o = program.opts<GlobalOptions>();
+  const e = err as Error;
+  const code = err instanceof VerificationError ? 3 : err instanceof InvalidArgumentError || /^not an audit id/.test(e.message) ? 2 : 1;
+  const prefix = err instanceof VerificationError ? 'VERIFICATION FAILED: ' : err instanceof NotFoundError ? '' : 'error: ';
+  if (o.json) process.stdout.write(JSON.stringify({ error: e.message, kind: e.name, verified: false }) + '\n');
+  process.stderr.write(`immudb-audit: ${prefix}${e.message}\n`);
+  process.exitCode = code;
+});

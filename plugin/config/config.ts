@@ -1,0 +1,71 @@
+// The plugin configuration as the code uses it, and its derivation from what Kong sends.
+import { createHash } from 'node:crypto';
+import canonicalize from 'canonicalize';
+import { configFields } from './schema.js';
+import { validateRecord } from './kong-schema.js';
+
+export interface QueueConfig {
+  max_batch_size: number;
+  max_coalescing_delay: number;
+  max_entries: number;
+  initial_retry_delay: number;
+  max_retry_delay: number;
+}
+
+export interface PluginConfig {
+  immudb_host: string;
+  immudb_port: number;
+  immudb_username: string;
+  immudb_password: string;
+  immudb_database: string;
+  create_database: boolean;
+  key_prefix: string;
+  queue: QueueConfig;
+}
+
+/** What Kong adds to a plugin's config when it starts an instance (plugins_iterator.lua). */
+export interface KongPluginMeta {
+  pluginId: string | null;
+  workspaceId: string | null;
+  routeId: string | null;
+  serviceId: string | null;
+  consumerId: string | null;
+  instanceName: string | null;
+}
+
+const META_FIELDS = new Set(['route_id', 'service_id', 'consumer_id', 'plugin_instance_name']);
+
+/** Separates Kong's own fields (`__plugin_id`, `__seq__`, `route_id`, ...) from the plugin's. */
+export function splitKongMeta(raw: unknown): { config: unknown; meta: KongPluginMeta } {
+  const meta: KongPluginMeta = { pluginId: null, workspaceId: null, routeId: null, serviceId: null, consumerId: null, instanceName: null };
+  if (typeof raw !== 'object' || raw === null || Array.isArray(raw)) return { config: raw, meta };
+  const config: Record<string, unknown> = {};
+  const text = (v: unknown) => (typeof v === 'string' ? v : null);
+  for (const [k, v] of Object.entries(raw as Record<string, unknown>)) {
+    if (k.startsWith('__') || META_FIELDS.has(k)) continue;
+    config[k] = v;
+  }
+  const r = raw as Record<string, unknown>;
+  meta.pluginId = text(r.__plugin_id);
+  meta.workspaceId = text(r.__ws_id);
+  meta.routeId = text(r.route_id);
+  meta.serviceId = text(r.service_id);
+  meta.consumerId = text(r.consumer_id);
+  meta.instanceName = text(r.plugin_instance_name);
+  return { config, meta };
+}
+
+/** Validates and fills defaults; throws ConfigError with every problem found. */
+export function parseConfig(raw: unknown): PluginConfig {
+  return validateRecord(configFields, splitKongMeta(raw).config) as unknown as PluginConfig;
+}
+
+/** Identity of a configuration: instances with the same key share one pipeline. */
+export function configKey(config: PluginConfig): string {
+  return createHash('sha256').update(canonicalize(config) ?? '').digest('hex').slice(0, 16);
+}
+
+/** The config without secrets, for logs and status output. */
+export function redactedConfig(config: PluginConfig): Record<string, unknown> {
+  return { ...config, immudb_password: '<redacted>' };
+}

@@ -1,0 +1,192 @@
+// Verified batch writes: one immudb transaction per batch (VerifiableSet with every entry of the
+// batch), accepted only when our own proof checks pass: the transaction holds exactly the
+// entries we sent and extends the state we trusted before. Only then does the trusted state
+// advance. A failed check halts the writer (entries stay queued) and says so loudly.
+import { ImmudbClient, ImmudbError, isKeyExistsError, type ImmudbConnectionOptions } from './immudb-client.js';
+import { TrustedStateStore, type TrustedState } from './trusted-state.js';
+import { ServerBinding } from './server-binding.js';
+import { VerificationError, verifyVerifiableSet } from './proofs/index.js';
+import { toSafeInt } from './longs.js';
+import type { AuditRecord } from '../capture/encode.js';
+import type { Logger } from '../log.js';
+
+export interface WriteResult {
+  /** Transaction holding the batch (0 when every entry was already stored). */
+  txId: number;
+  /** Entries written by this call. */
+  written: number;
+  /** Entries found already stored (a replay), left as they were. */
+  duplicates: number;
+}
+
+/** The writer refuses to go on: the server's history does not match what we verified. */
+export class TamperError extends Error {
+  override readonly name = 'TamperError';
+}
+
+export interface AuditWriterOptions {
+  connection: ImmudbConnectionOptions;
+  stateDir: string;
+  logger: Logger;
+}
+
+export class AuditWriter {
+  private client: ImmudbClient | undefined;
+  private connecting: Promise<ImmudbClient> | undefined;
+  private trusted: TrustedState | undefined;
+  private readonly states: TrustedStateStore;
+  private readonly binding: ServerBinding;
+  private chain: Promise<unknown> = Promise.resolve();
+  /** Set when a check failed; the writer then refuses every write until restarted. */
+  halted: Error | undefined;
+  lastTxId = 0;
+
+  constructor(private readonly opts: AuditWriterOptions) {
+    this.states = new TrustedStateStore(opts.stateDir);
+    this.binding = new ServerBinding(opts.stateDir);
+  }
+
+  private async connect(): Promise<ImmudbClient> {
+    if (this.client) return this.client;
+    this.connecting ??= ImmudbClient.connect(this.opts.connection).finally(() => {
+      this.connecting = undefined;
+    });
+    const c = await this.connecting;
+    try {
+      this.checkIdentity(c);
+    } catch (e) {
+      await c.close();
+      throw e;
+    }
+    this.client = c;
+    return c;
+  }
+
+  /** The server behind host:port/db must be the one we verified before. */
+  private checkIdentity(c: ImmudbClient) {
+    const { host, port, database } = this.opts.connection;
+    if (!c.serverUuid) throw new TamperError(`immudb at ${host}:${port} did not send its identity (immudb-uuid)`);
+    const known = this.binding.check(host, port, database, c.serverUuid);
+    if (known.mismatch) {
+      this.halt(new TamperError(
+        `immudb at ${host}:${port} database ${database} has identity ${c.serverUuid}, but entries were verified on ${known.expected}: ` +
+          `a different server or data directory is behind this address. Writes stop until an operator investigates ` +
+          `(see docs/verification.md, "A different server").`,
+      ));
+      throw this.halted!;
+    }
+    if (!this.trusted || this.trusted.serverUuid !== c.serverUuid) {
+      this.trusted = this.states.load(c.serverUuid, database);
+    }
+  }
+
+  private halt(err: Error) {
+    if (!this.halted) {
+      this.halted = err;
+      this.opts.logger.error(`writer halted: ${err.message}`);
+    }
+  }
+
+  /** Serialises writes: proofs chain from one transaction to the next. */
+  write(records: AuditRecord[]): Promise<WriteResult> {
+    const run = this.chain.then(() => this.writeNow(records));
+    this.chain = run.catch(() => undefined);
+    return run;
+  }
+
+  private async writeNow(records: AuditRecord[]): Promise<WriteResult> {
+    if (this.halted) throw this.halted;
+    const client = await this.connect();
+    try {
+      return await this.writeVerified(client, records);
+    } catch (e) {
+      if (e instanceof VerificationError || e instanceof TamperError) {
+        this.halt(e);
+        throw e;
+      }
+      if (e instanceof ImmudbError && isKeyExistsError(e)) return this.writeSkippingStored(client, records);
+      throw e;
+    }
+  }
+
+  private async writeVerified(client: ImmudbClient, records: AuditRecord[]): Promise<WriteResult> {
+    const kvs = records.map((r) => ({ key: r.key, value: r.value }));
+    const preconditions = records.map((r) => ({ keyMustNotExist: { key: r.key } }));
+    const since = this.trusted?.txId ?? 0;
+    let vtx;
+    try {
+      vtx = await client.verifiableSet(kvs, since, preconditions);
+    } catch (e) {
+      await this.explainRollback(client, e);
+      throw e;
+    }
+    const next = verifyVerifiableSet(vtx, kvs, this.trusted ? { txId: this.trusted.txId, alh: this.trusted.alh } : undefined);
+    this.advance(client, next);
+    return { txId: next.txId, written: records.length, duplicates: 0 };
+  }
+
+  private advance(client: ImmudbClient, next: { txId: number; alh: Buffer }) {
+    const state: TrustedState = { serverUuid: client.serverUuid, database: client.database, txId: next.txId, alh: next.alh };
+    this.states.save(state);
+    this.trusted = state;
+    this.lastTxId = next.txId;
+  }
+
+  /** A server whose history is shorter than what we trusted has been rolled back or replaced. */
+  private async explainRollback(client: ImmudbClient, cause: unknown) {
+    if (!this.trusted) return;
+    let current: number;
+    try {
+      current = toSafeInt((await client.currentState()).txId, 'current tx id');
+    } catch {
+      return;
+    }
+    if (current < this.trusted.txId) {
+      const err = new TamperError(
+        `immudb database ${client.database} reports tx ${current}, but tx ${this.trusted.txId} was verified before: ` +
+          `its history was rolled back or replaced (${(cause as Error).message})`,
+      );
+      this.halt(err);
+      throw err;
+    }
+  }
+
+  /**
+   * A replayed batch: some keys exist already. Each existing key must hold exactly our value
+   * (checked with a verified read); the rest are written as a new verified batch.
+   */
+  private async writeSkippingStored(client: ImmudbClient, records: AuditRecord[]): Promise<WriteResult> {
+    const missing: AuditRecord[] = [];
+    let duplicates = 0;
+    for (const r of records) {
+      let stored;
+      try {
+        stored = await client.get(r.key);
+      } catch (e) {
+        if (e instanceof ImmudbError && /key not found/i.test(e.details ?? e.message)) {
+          missing.push(r);
+          continue;
+        }
+        throw e;
+      }
+      if (!stored.value.equals(r.value)) {
+        throw new TamperError(`key ${r.key.toString()} already holds a different value in immudb (tx ${stored.tx}); not overwriting an audit entry`);
+      }
+      duplicates++;
+    }
+    if (missing.length === 0) return { txId: 0, written: 0, duplicates };
+    const res = await this.writeVerified(client, missing);
+    return { ...res, duplicates };
+  }
+
+  /** The state this writer trusts now (for status output). */
+  trustedState(): TrustedState | undefined {
+    return this.trusted;
+  }
+
+  async close(): Promise<void> {
+    await this.chain;
+    await this.client?.close();
+    this.client = undefined;
+  }
+}

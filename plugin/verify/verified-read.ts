@@ -1,0 +1,111 @@
+// Verified reads for auditors: read an entry with its proofs and check them against the
+// auditor's own trusted state, which advances only when every check passed.
+import { ImmudbClient, ImmudbError, type ImmudbConnectionOptions } from '../store/immudb-client.js';
+import { TrustedStateStore, type TrustedState } from '../store/trusted-state.js';
+import { ServerBinding } from '../store/server-binding.js';
+import { verifyVerifiableEntry, VerificationError } from '../store/proofs/index.js';
+import { toSafeInt } from '../store/longs.js';
+import { entryKey } from '../capture/encode.js';
+
+export class NotFoundError extends Error {
+  override readonly name = 'NotFoundError';
+}
+
+export interface ReadResult {
+  key: string;
+  txId: number;
+  value: Buffer;
+  entry: unknown;
+}
+
+export interface VerifiedReadResult extends ReadResult {
+  verified: true;
+  serverUuid: string;
+  /** The state trusted before this read (undefined on first contact) and after it. */
+  trustedBefore: { txId: number } | undefined;
+  trustedAfter: { txId: number; alh: string };
+}
+
+const UUID = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/i;
+
+export function checkAuditId(id: string): string {
+  if (!UUID.test(id)) throw new Error(`not an audit id: ${JSON.stringify(id)} (expected a UUID such as 0190c8e2-7b1a-7c3d-9e4f-0123456789ab)`);
+  return id.toLowerCase();
+}
+
+function parseValue(value: Buffer): unknown {
+  try {
+    return JSON.parse(value.toString('utf8'));
+  } catch {
+    return null;
+  }
+}
+
+function isNotFound(e: unknown): boolean {
+  return e instanceof ImmudbError && /key not found/i.test(e.details ?? e.message);
+}
+
+export class AuditReader {
+  private constructor(private readonly client: ImmudbClient, private readonly prefix: string, private readonly stateDir: string) {}
+
+  static async open(conn: ImmudbConnectionOptions, prefix: string, stateDir: string): Promise<AuditReader> {
+    return new AuditReader(await ImmudbClient.connect(conn), prefix, stateDir);
+  }
+
+  /** A plain (unverified) read. */
+  async get(auditId: string): Promise<ReadResult> {
+    const key = entryKey(this.prefix, checkAuditId(auditId));
+    try {
+      const e = await this.client.get(Buffer.from(key));
+      return { key, txId: toSafeInt(e.tx, 'tx id'), value: e.value, entry: parseValue(e.value) };
+    } catch (err) {
+      if (isNotFound(err)) throw new NotFoundError(`audit entry ${auditId} not found in immudb database ${this.client.database} (key ${key})`);
+      throw err;
+    }
+  }
+
+  /** A verified read: inclusion of the entry in its tx, and the tx consistent with our state. */
+  async verify(auditId: string): Promise<VerifiedReadResult> {
+    const key = entryKey(this.prefix, checkAuditId(auditId));
+    const states = new TrustedStateStore(this.stateDir);
+    const uuid = this.client.serverUuid;
+    const { host, port, database } = this.client.options;
+    const bound = new ServerBinding(this.stateDir).check(host, port, database, uuid);
+    if (bound.mismatch) {
+      throw new VerificationError(`immudb at ${host}:${port} database ${database} has identity ${uuid}, but this auditor verified entries on ${bound.expected}: a different server or data directory is behind this address`);
+    }
+    const trusted = states.load(uuid, database);
+    let ve;
+    try {
+      ve = await this.client.verifiableGet(Buffer.from(key), trusted?.txId ?? 0);
+    } catch (err) {
+      if (isNotFound(err)) throw new NotFoundError(`audit entry ${auditId} not found in immudb database ${database} (key ${key})`);
+      if (trusted) {
+        const current = await this.client.currentState().then((s) => toSafeInt(s.txId, 'tx id')).catch(() => undefined);
+        if (current !== undefined && current < trusted.txId) {
+          throw new VerificationError(`immudb database ${database} reports tx ${current}, but this auditor verified tx ${trusted.txId} before: its history was rolled back or replaced`);
+        }
+      }
+      throw err;
+    }
+    const next = verifyVerifiableEntry(ve, trusted ? { txId: trusted.txId, alh: trusted.alh } : undefined, { key: Buffer.from(key) });
+    const entry = ve.entry!;
+    if (!entry.key.equals(Buffer.from(key))) throw new VerificationError(`immudb answered for key ${entry.key.toString()} instead of ${key}`);
+    const after: TrustedState = { serverUuid: uuid, database, txId: next.txId, alh: next.alh };
+    if (!trusted || after.txId >= trusted.txId) states.save(after);
+    return {
+      key,
+      txId: toSafeInt(entry.tx, 'tx id'),
+      value: entry.value,
+      entry: parseValue(entry.value),
+      verified: true,
+      serverUuid: uuid,
+      trustedBefore: trusted ? { txId: trusted.txId } : undefined,
+      trustedAfter: { txId: after.txId, alh: after.alh.toString('hex') },
+    };
+  }
+
+  close(): Promise<void> {
+    return this.client.close();
+  }
+}

@@ -1,0 +1,45 @@
+import test from 'ava';
+import { parseConfig, configKey, redactedConfig, splitKongMeta } from '../../plugin/config/config.js';
+import { ConfigError } from '../../plugin/config/kong-schema.js';
+
+test('defaults fill an empty config', (t) => {
+  const c = parseConfig({});
+  t.is(c.immudb_host, '127.0.0.1');
+  t.is(c.immudb_port, 3322);
+  t.is(c.key_prefix, 'audit');
+  t.deepEqual(c.queue, { max_batch_size: 256, max_coalescing_delay: 0.2, max_entries: 100000, initial_retry_delay: 0.1, max_retry_delay: 30 });
+});
+
+test('Kong-style validation reports every problem with its path', (t) => {
+  const err = t.throws(() => parseConfig({ immudb_port: 70000, key_prefix: 'a b', queue: { max_batch_size: 2000, bogus: 1 }, extra: true }), { instanceOf: ConfigError });
+  t.deepEqual(err!.problems, [
+    'immudb_port: value should be between 1 and 65535',
+    'key_prefix: invalid value: "a b" (must match ^[A-Za-z0-9_.-]{1,64}$)',
+    'queue.max_batch_size: value should be between 1 and 1024',
+    'queue.bogus: unknown field',
+    'extra: unknown field',
+  ]);
+  t.regex(err!.message, /^invalid immudb-audit configuration: /);
+});
+
+test('types are checked', (t) => {
+  const err = t.throws(() => parseConfig({ immudb_port: '3322', create_database: 'yes', queue: [] }), { instanceOf: ConfigError });
+  t.deepEqual(err!.problems, [
+    'immudb_port: expected an integer, got string',
+    'create_database: expected a boolean, got string',
+    'queue: expected a record, got array',
+  ]);
+});
+
+test('configKey is stable and differs per configuration; redaction hides the password', (t) => {
+  const a = parseConfig({ immudb_password: 's3cret' });
+  t.is(configKey(a), configKey(parseConfig({ immudb_password: 's3cret' })));
+  t.not(configKey(a), configKey(parseConfig({ immudb_password: 's3cret', key_prefix: 'other' })));
+  t.false(JSON.stringify(redactedConfig(a)).includes('s3cret'));
+});
+
+test("Kong's own fields in the instance config are not plugin fields", (t) => {
+  const raw = { key_prefix: 'k', __plugin_id: 'p1', __ws_id: 'w1', __key__: 'x', __seq__: 3, route_id: 'r1', service_id: null, plugin_instance_name: 'n' };
+  t.is(parseConfig(raw).key_prefix, 'k');
+  t.deepEqual(splitKongMeta(raw).meta, { pluginId: 'p1', workspaceId: 'w1', routeId: 'r1', serviceId: null, consumerId: null, instanceName: 'n' });
+});
