@@ -24,6 +24,8 @@ export interface KongLogPdk {
 
 /** Serialized log from whatever Kong returned; problems are noted, never thrown. */
 export function readSerialized(raw: unknown, problems: string[]): KongSerializedLog | null {
+  // A MessagePack bin value (bytes rather than a string): decode it as UTF-8, replacing invalid bytes.
+  if (raw instanceof Uint8Array) raw = Buffer.from(raw.buffer, raw.byteOffset, raw.byteLength).toString('utf8');
   if (typeof raw === 'string') {
     try {
       const v = JSON.parse(raw) as unknown;

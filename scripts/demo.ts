@@ -1,0 +1,56 @@
+// The local demo: a real immudb, Kong's JavaScript plugin server running the built plugin, and
+// demo requests sent through it exactly as Kong sends log events. Prints each request's audit
+// id and verifies it with a verified read. `--keep` leaves the stack running until Ctrl-C.
+import { mkdtempSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { simulateWorkers } from '../test/helpers/kong-driver.js';
+import { buildFixture, SCENARIO_KINDS } from '../test/fixtures/serialized-logs.js';
+import { PLUGIN_NAME, scanAll, startAuditStack, waitForEntries } from '../test/helpers/audit-stack.js';
+import { AuditReader } from '../plugin/verify/verified-read.js';
+import type { AuditEntry } from '../plugin/capture/audit-entry.js';
+
+const keep = process.argv.includes('--keep');
+const count = 14;
+
+const stack = await startAuditStack();
+try {
+  const database = 'audit';
+  const prefix = 'audit';
+  console.log(`immudb ${stack.immudb.host}:${stack.immudb.port} (data ${stack.immudb.dataDir ?? 'external'}), plugin server socket ${stack.server.socketPath}`);
+  const workers = await simulateWorkers(stack.rpc, 2, PLUGIN_NAME, stack.config({ immudb_database: database, create_database: true, key_prefix: prefix, queue: { max_batch_size: 64, max_coalescing_delay: 0.1 } }));
+  console.log(`plugin ${PLUGIN_NAME} started on 2 worker instances; sending ${count} requests through the log phase`);
+
+  const fixtures = Array.from({ length: count }, (_, i) => buildFixture(SCENARIO_KINDS[i % SCENARIO_KINDS.length]!, 100 + i));
+  await Promise.all(fixtures.map((f, i) => workers[i % 2]!.runLogEvent({ 'kong.log.serialize': f.json })));
+
+  const client = await stack.client(database);
+  await waitForEntries(client, `${prefix}:entry:`, count, 30_000);
+  const stored = (await scanAll(client, `${prefix}:entry:`)).map((s) => JSON.parse(s.value.toString()) as AuditEntry);
+  stored.sort((a, b) => a.time.localeCompare(b.time));
+
+  const reader = await AuditReader.open(
+    { host: stack.immudb.host, port: stack.immudb.port, username: stack.immudb.username, password: stack.immudb.password, database },
+    prefix,
+    mkdtempSync(join(tmpdir(), 'kia-demo-auditor-')),
+  );
+  try {
+    for (const e of stored) {
+      const v = await reader.verify(e.id);
+      const who = e.who.consumer?.username ?? (e.who.authenticated ? 'authenticated' : 'anonymous');
+      console.log(`audit ${e.id}  tx ${String(v.txId).padStart(2)}  ${(e.what.method ?? '-').padEnd(6)} ${(e.what.path ?? '-').padEnd(28)} -> ${e.outcome.status} ${e.outcome.source.padEnd(8)} (${who})  verified`);
+    }
+  } finally {
+    await reader.close();
+  }
+  console.log(`\n${stored.length} requests audited and verified.`);
+  if (!keep) console.log('Run `bash scripts/demo.sh --keep` to keep immudb up and try the CLI on these entries.');
+  if (keep) {
+    console.log('Read one back (in another terminal):');
+    console.log(`  IMMUDB_PASSWORD=${stack.immudb.password} node dist/plugin/cli.js --address ${stack.immudb.host}:${stack.immudb.port} --database ${database} verify ${stored[0]!.id}`);
+    console.log('\n--keep: the stack stays up; press Ctrl-C to stop it.');
+    await new Promise<void>((resolve) => process.once('SIGINT', () => resolve()));
+  }
+} finally {
+  await stack.dispose();
+}
