@@ -77,17 +77,22 @@ program
 
 program
   .command('verify')
-  .description("verified read: the entry's inclusion in its transaction and that transaction's consistency with this auditor's trusted state")
-  .argument('<audit-id>', 'the audit id (UUID)')
-  .action(async (id: string) => {
+  .description("verified read: each entry's inclusion in its transaction and that transaction's consistency with this auditor's trusted state")
+  .argument('<audit-id...>', 'one or more audit ids (UUID)')
+  .action(async (ids: string[]) => {
     const o = program.opts<GlobalOptions>();
-    const r = await withReader(o, (reader) => reader.verify(id));
-    const before = r.trustedBefore ? `tx ${r.trustedBefore.txId}` : 'nothing (first contact with this server)';
-    print(
-      o,
-      `verified: ${r.key} in tx ${r.txId}\n  server ${r.serverUuid}, consistent with the state trusted before (${before}); trusted now: tx ${r.trustedAfter.txId}\n${JSON.stringify(r.entry, null, 2)}`,
-      { verified: true, key: r.key, tx: r.txId, server_uuid: r.serverUuid, trusted_before: r.trustedBefore ?? null, trusted_after: r.trustedAfter, entry: r.entry },
-    );
+    await withReader(o, async (reader) => {
+      for (const id of ids) {
+        const r = await reader.verify(id);
+        const before = r.trustedBefore ? `tx ${r.trustedBefore.txId}` : 'nothing (first contact with this server)';
+        print(
+          o,
+          `verified: ${r.key} in tx ${r.txId}\n  server ${r.serverUuid}, consistent with the state trusted before (${before}); trusted now: tx ${r.trustedAfter.txId}` +
+            (ids.length === 1 ? `\n${JSON.stringify(r.entry, null, 2)}` : ''),
+          { verified: true, key: r.key, tx: r.txId, server_uuid: r.serverUuid, trusted_before: r.trustedBefore ?? null, trusted_after: r.trustedAfter, entry: r.entry },
+        );
+      }
+    });
   });
 
 program.parseAsync(process.argv).catch((err: unknown) => {

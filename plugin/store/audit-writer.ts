@@ -34,6 +34,8 @@ export class AuditWriter {
   private client: ImmudbClient | undefined;
   private connecting: Promise<ImmudbClient> | undefined;
   private trusted: TrustedState | undefined;
+  /** The identity checked against the binding (and whose trusted state is loaded). */
+  private boundUuid: string | undefined;
   private readonly states: TrustedStateStore;
   private readonly binding: ServerBinding;
   private chain: Promise<unknown> = Promise.resolve();
@@ -48,36 +50,32 @@ export class AuditWriter {
 
   private async connect(): Promise<ImmudbClient> {
     if (this.client) return this.client;
-    this.connecting ??= ImmudbClient.connect(this.opts.connection).finally(() => {
+    this.connecting ??= ImmudbClient.connect({ ...this.opts.connection, checkIdentity: (uuid) => this.checkIdentity(uuid) }).finally(() => {
       this.connecting = undefined;
     });
-    const c = await this.connecting;
-    try {
-      this.checkIdentity(c);
-    } catch (e) {
-      await c.close();
-      throw e;
-    }
-    this.client = c;
-    return c;
+    this.client = await this.connecting;
+    return this.client;
   }
 
-  /** The server behind host:port/db must be the one we verified before. */
-  private checkIdentity(c: ImmudbClient) {
+  /**
+   * The server behind host:port/db must be the one we verified before. Checked before every
+   * write: a restart can put another server or data directory behind the same address, and
+   * the client learns the new identity when it reopens its session.
+   */
+  private checkIdentity(uuid: string) {
     const { host, port, database } = this.opts.connection;
-    if (!c.serverUuid) throw new TamperError(`immudb at ${host}:${port} did not send its identity (immudb-uuid)`);
-    const known = this.binding.check(host, port, database, c.serverUuid);
+    if (!uuid) throw new TamperError(`immudb at ${host}:${port} did not send its identity (immudb-uuid)`);
+    if (uuid === this.boundUuid) return;
+    const known = this.binding.check(host, port, database, uuid);
     if (known.mismatch) {
-      this.halt(new TamperError(
-        `immudb at ${host}:${port} database ${database} has identity ${c.serverUuid}, but entries were verified on ${known.expected}: ` +
+      throw new TamperError(
+        `immudb at ${host}:${port} database ${database} has identity ${uuid}, but entries were verified on ${known.expected}: ` +
           `a different server or data directory is behind this address. Writes stop until an operator investigates ` +
           `(see docs/verification.md, "A different server").`,
-      ));
-      throw this.halted!;
+      );
     }
-    if (!this.trusted || this.trusted.serverUuid !== c.serverUuid) {
-      this.trusted = this.states.load(c.serverUuid, database);
-    }
+    this.boundUuid = uuid;
+    this.trusted = this.states.load(uuid, database);
   }
 
   private halt(err: Error) {
@@ -96,15 +94,17 @@ export class AuditWriter {
 
   private async writeNow(records: AuditRecord[]): Promise<WriteResult> {
     if (this.halted) throw this.halted;
-    const client = await this.connect();
+    let client: ImmudbClient | undefined;
     try {
+      client = await this.connect();
       return await this.writeVerified(client, records);
     } catch (e) {
       if (e instanceof VerificationError || e instanceof TamperError) {
+        if (e instanceof TamperError) this.dropClient();
         this.halt(e);
         throw e;
       }
-      if (e instanceof ImmudbError && isKeyExistsError(e)) return this.writeSkippingStored(client, records);
+      if (client && e instanceof ImmudbError && isKeyExistsError(e)) return this.writeSkippingStored(client, records);
       throw e;
     }
   }
@@ -120,6 +120,8 @@ export class AuditWriter {
       await this.explainRollback(client, e);
       throw e;
     }
+    // The answer may come from a server reached after a reconnect: it must still be ours.
+    this.checkIdentity(client.serverUuid);
     const next = verifyVerifiableSet(vtx, kvs, this.trusted ? { txId: this.trusted.txId, alh: this.trusted.alh } : undefined);
     this.advance(client, next);
     return { txId: next.txId, written: records.length, duplicates: 0 };
@@ -177,6 +179,12 @@ export class AuditWriter {
     if (missing.length === 0) return { txId: 0, written: 0, duplicates };
     const res = await this.writeVerified(client, missing);
     return { ...res, duplicates };
+  }
+
+  private dropClient() {
+    const c = this.client;
+    this.client = undefined;
+    void c?.close().catch(() => undefined);
   }
 
   /** The state this writer trusts now (for status output). */

@@ -36,6 +36,11 @@ export interface ImmudbConnectionOptions {
   callTimeoutMs?: number;
   /** Interval of session keep-alives, ms (immudb ends sessions idle for 3 min by default). */
   keepAliveMs?: number;
+  /**
+   * Called with the server's identity each time a session opens, before any call uses it; may
+   * throw to refuse the server (e.g. another server behind a known address).
+   */
+  checkIdentity?: (serverUuid: string) => void;
 }
 
 /** An error from immudb or the connection, with the gRPC code when there is one. */
@@ -159,8 +164,18 @@ export class ImmudbClient {
       { username: Buffer.from(this.options.username), password: Buffer.from(this.options.password), databaseName: database },
       false,
     );
-    this.sessionId = res.sessionID;
     if (res.serverUUID) this.noteServerUuid(res.serverUUID);
+    if (this.options.checkIdentity) {
+      try {
+        this.options.checkIdentity(this.serverUuid);
+      } catch (e) {
+        // Refused: leave the session unused and closed.
+        this.sessionId = res.sessionID;
+        await this.closeSessionQuietly();
+        throw e;
+      }
+    }
+    this.sessionId = res.sessionID;
   }
 
   private async closeSessionQuietly(): Promise<void> {
@@ -301,8 +316,10 @@ export class ImmudbClient {
   }
 }
 
-function toImmudbError(err: grpc.ServiceError | Error, what: string): ImmudbError {
+function toImmudbError(err: grpc.ServiceError | Error, what: string): Error {
   if (err instanceof ImmudbError) return err;
+  // Not from gRPC (e.g. an identity refused by checkIdentity): keep it as it is.
+  if (typeof (err as grpc.ServiceError).code !== 'number') return err;
   const se = err as grpc.ServiceError;
   const details = se.details ?? err.message;
   return new ImmudbError(`immudb ${what} failed: ${details}`, se.code, details);

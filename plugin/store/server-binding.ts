@@ -12,6 +12,16 @@ export class ServerBinding {
     return join(this.dir, 'bindings', `${name}.json`);
   }
 
+  /** The identity recorded for this address and database, if any. */
+  known(host: string, port: number, database: string): string | undefined {
+    try {
+      return (JSON.parse(readFileSync(this.file(host, port, database), 'utf8')) as { server_uuid: string }).server_uuid;
+    } catch (e) {
+      if ((e as NodeJS.ErrnoException).code === 'ENOENT') return undefined;
+      throw e;
+    }
+  }
+
   /** Records the identity on first contact; reports a mismatch otherwise. */
   check(host: string, port: number, database: string, serverUuid: string): { mismatch: boolean; expected?: string } {
     const file = this.file(host, port, database);

@@ -49,7 +49,17 @@ export class AuditReader {
   private constructor(private readonly client: ImmudbClient, private readonly prefix: string, private readonly stateDir: string) {}
 
   static async open(conn: ImmudbConnectionOptions, prefix: string, stateDir: string): Promise<AuditReader> {
-    return new AuditReader(await ImmudbClient.connect(conn), prefix, stateDir);
+    try {
+      return new AuditReader(await ImmudbClient.connect(conn), prefix, stateDir);
+    } catch (e) {
+      const known = new ServerBinding(stateDir).known(conn.host, conn.port, conn.database);
+      if (known && e instanceof ImmudbError && /database does not exist/i.test(e.details ?? e.message)) {
+        throw new VerificationError(
+          `database ${conn.database} does not exist on immudb at ${conn.host}:${conn.port}, but this auditor verified entries in it on server ${known}: the server was replaced or the database removed`,
+        );
+      }
+      throw e;
+    }
   }
 
   /** A plain (unverified) read. */

@@ -2,7 +2,10 @@
 // worker instances of one configuration) land in immudb as distinct, correct entries, written
 // in batches, readable with our client and with immudb's own immuclient.
 import test from 'ava';
-import { readFileSync } from 'node:fs';
+import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { cliTarget, runCli } from '../helpers/cli.js';
 import { createRequire } from 'node:module';
 import { Ajv2020 } from 'ajv/dist/2020.js';
 import { countCalls, simulateWorkers } from '../helpers/kong-driver.js';
@@ -14,6 +17,7 @@ const require = createRequire(import.meta.url);
 const validate = new Ajv2020({ allErrors: true }).compile(JSON.parse(readFileSync(require.resolve('../../../schemas/audit-entry.v1.json'), 'utf8')));
 
 let stack: AuditStack;
+let written1000: Array<{ id: string; tx: number }> = [];
 test.before(async () => {
   stack = await startAuditStack();
 });
@@ -85,10 +89,30 @@ test.serial('1,000 log events from 4 workers land as 1,000 correct entries in fa
     if (f.expected.rawQuery) t.false(text.includes(f.expected.rawQuery), 'query string leaked');
   }
   t.is(ids.size, 1000, 'distinct audit ids');
+  written1000 = stored.map((s) => ({ id: (JSON.parse(s.value.toString()) as AuditEntry).id, tx: Number(s.tx) }));
   t.is(byRequest.size, 0, 'every request has its entry');
   t.true(txs.size <= 100, `${txs.size} transactions for 1,000 entries`);
   t.log(`1,000 entries in ${txs.size} immudb transactions`);
   t.notRegex(stack.server.logs(), /error|unhandled exception/i);
+});
+
+test.serial('each of the 1,000 entries passes `immudb-audit verify` (a verified read against the auditor\'s own state)', async (t) => {
+  t.is(written1000.length, 1000, 'needs the entries of the previous test');
+  const auditor = mkdtempSync(join(tmpdir(), 'kia-auditor-'));
+  try {
+    const r = await runCli([...cliTarget(stack.immudb, 'foundation', 'f1', auditor), '--json', 'verify', ...written1000.map((w) => w.id)], { IMMUDB_PASSWORD: stack.immudb.password });
+    if (r.code !== 0) t.log(r.stderr);
+    t.is(r.code, 0);
+    const lines = r.stdout.trim().split('\n').map((l) => JSON.parse(l) as { verified: boolean; key: string; tx: number });
+    t.is(lines.length, 1000);
+    lines.forEach((l, i) => {
+      t.true(l.verified);
+      t.is(l.key, `f1:entry:${written1000[i]!.id}`);
+      t.is(l.tx, written1000[i]!.tx);
+    });
+  } finally {
+    rmSync(auditor, { recursive: true, force: true });
+  }
 });
 
 test.serial("immudb's own immuclient reads the same values (get, safeget, scan)", async (t) => {

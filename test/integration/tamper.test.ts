@@ -1,0 +1,150 @@
+// Tamper evidence on real servers: another server behind the same address, or immudb's data
+// directory rolled back to an older copy, make the plugin's writer and `immudb-audit verify`
+// report tampering; neither the writer's nor the auditor's trusted state moves.
+import test from 'ava';
+import { cpSync, mkdtempSync, readdirSync, readFileSync, rmSync, statSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { simulateWorkers, type KongInstance } from '../helpers/kong-driver.js';
+import { generateFixtures } from '../fixtures/serialized-logs.js';
+import { PLUGIN_NAME, startAuditStack, waitForEntries, type AuditStack } from '../helpers/audit-stack.js';
+import { cliTarget, runCli } from '../helpers/cli.js';
+import { startImmudb } from '../../scripts/lib/immudb-server.js';
+import { ImmudbClient } from '../../plugin/store/immudb-client.js';
+
+/** Every file under a directory with its content, to prove nothing changed. */
+function snapshot(dir: string): Record<string, string> {
+  const out: Record<string, string> = {};
+  const walk = (d: string) => {
+    for (const name of readdirSync(d)) {
+      const p = join(d, name);
+      if (statSync(p).isDirectory()) walk(p);
+      else out[p] = readFileSync(p, 'utf8');
+    }
+  };
+  walk(dir);
+  return out;
+}
+
+async function waitForLog(stack: AuditStack, re: RegExp, timeoutMs = 30_000): Promise<string> {
+  const deadline = Date.now() + timeoutMs;
+  for (;;) {
+    const line = stack.server.logs().split('\n').find((l) => re.test(l));
+    if (line) return line;
+    if (Date.now() > deadline) throw new Error(`no log line matching ${re} in:\n${stack.server.logs().slice(-3000)}`);
+    await new Promise((r) => setTimeout(r, 100));
+  }
+}
+
+interface Ctx {
+  stack: AuditStack;
+  worker: KongInstance;
+  auditor: string;
+  target: string[];
+  env: NodeJS.ProcessEnv;
+}
+
+async function setUp(db: string): Promise<Ctx> {
+  const stack = await startAuditStack();
+  const [worker] = await simulateWorkers(stack.rpc, 1, PLUGIN_NAME, stack.config({ immudb_database: db, create_database: true, key_prefix: 't', queue: { max_batch_size: 8, max_coalescing_delay: 0.01, initial_retry_delay: 0.05, max_retry_delay: 0.5 } }));
+  const auditor = mkdtempSync(join(tmpdir(), 'kia-auditor-'));
+  return { stack, worker: worker!, auditor, target: cliTarget(stack.immudb, db, 't', auditor), env: { IMMUDB_PASSWORD: stack.immudb.password } };
+}
+
+async function send(c: Ctx, n: number, seed: number) {
+  for (const f of generateFixtures(n, { seed })) await c.worker.runLogEvent({ 'kong.log.serialize': f.json });
+}
+
+async function ids(c: Ctx, db: string, count: number): Promise<string[]> {
+  const client = await c.stack.client(db);
+  const entries = await waitForEntries(client, 't:entry:', count);
+  await client.close();
+  return entries.map((e) => (JSON.parse(e.value.toString()) as { id: string }).id);
+}
+
+test.serial('another server behind the same address: writer halts, verify fails, trusted state unchanged', async (t) => {
+  const c = await setUp('swap');
+  try {
+    await send(c, 20, 1);
+    const written = await ids(c, 'swap', 20);
+    const ok = await runCli([...c.target, 'verify', ...written], c.env);
+    t.is(ok.code, 0, ok.stderr);
+
+    const pluginState = snapshot(c.stack.dataDir);
+    const auditorState = snapshot(c.auditor);
+    const port = c.stack.immudb.port;
+    await c.stack.immudb.stop();
+    const impostor = await startImmudb({ port });
+    try {
+      await send(c, 5, 500);
+      const line = await waitForLog(c.stack, /writer halted/);
+      t.regex(line, /has identity \S+, but entries were verified on \S+: a different server or data directory is behind this address/);
+
+      const bad = await runCli([...c.target, 'verify', written[0]!], c.env);
+      t.is(bad.code, 3);
+      t.regex(bad.stderr, /^immudb-audit: VERIFICATION FAILED: database swap does not exist on immudb at 127\.0\.0\.1:\d+, but this auditor verified entries in it on server \S+: the server was replaced or the database removed/);
+
+      // The impostor now has a database of that name, with entries of its own.
+      const forged = await ImmudbClient.connect({ host: impostor.host, port: impostor.port, username: impostor.username, password: impostor.password, database: 'swap', createDatabase: true });
+      await forged.set([{ key: Buffer.from(`t:entry:${written[0]}`), value: Buffer.from('{"forged":true}') }]);
+      await forged.close();
+      const bad2 = await runCli([...c.target, 'verify', written[0]!], c.env);
+      t.is(bad2.code, 3);
+      t.regex(bad2.stderr, /^immudb-audit: VERIFICATION FAILED: immudb at 127\.0\.0\.1:\d+ database swap has identity \S+, but this auditor verified entries on \S+: a different server or data directory is behind this address/);
+
+      t.deepEqual(snapshot(c.stack.dataDir), pluginState, "the writer's trusted state did not move");
+      t.deepEqual(snapshot(c.auditor), auditorState, "the auditor's trusted state did not move");
+      t.true(c.stack.server.isRunning());
+    } finally {
+      await impostor.dispose();
+    }
+  } finally {
+    await c.stack.dispose();
+    rmSync(c.auditor, { recursive: true, force: true });
+  }
+});
+
+test.serial('data directory rolled back to an older copy: writer halts, verify fails, trusted state unchanged', async (t) => {
+  const c = await setUp('rollback');
+  const backup = mkdtempSync(join(tmpdir(), 'kia-immudb-backup-'));
+  try {
+    await send(c, 10, 1);
+    const early = await ids(c, 'rollback', 10);
+    t.is((await runCli([...c.target, 'verify', early[0]!], c.env)).code, 0);
+
+    // Copy the data directory while the server is stopped, then let history grow.
+    const dataDir = join(c.stack.immudb.dataDir!, 'data');
+    await c.stack.immudb.stop();
+    cpSync(dataDir, backup, { recursive: true });
+    await c.stack.immudb.restart();
+    await send(c, 10, 100);
+    const all = await ids(c, 'rollback', 20);
+    const late = all.filter((id) => !early.includes(id));
+    const v = await runCli([...c.target, 'verify', ...late], c.env);
+    t.is(v.code, 0, v.stderr);
+
+    const pluginState = snapshot(c.stack.dataDir);
+    const auditorState = snapshot(c.auditor);
+
+    // Roll back: the older copy replaces the data directory.
+    await c.stack.immudb.stop();
+    rmSync(dataDir, { recursive: true, force: true });
+    cpSync(backup, dataDir, { recursive: true });
+    await c.stack.immudb.restart();
+
+    await send(c, 3, 900);
+    const line = await waitForLog(c.stack, /writer halted/);
+    t.regex(line, /reports tx \d+, but tx \d+ was verified before: its history was rolled back or replaced/);
+
+    const bad = await runCli([...c.target, 'verify', early[0]!], c.env);
+    t.is(bad.code, 3, bad.stderr);
+    t.regex(bad.stderr, /^immudb-audit: VERIFICATION FAILED: immudb database rollback reports tx \d+, but this auditor verified tx \d+ before: its history was rolled back or replaced/);
+
+    t.deepEqual(snapshot(c.stack.dataDir), pluginState, "the writer's trusted state did not move");
+    t.deepEqual(snapshot(c.auditor), auditorState, "the auditor's trusted state did not move");
+  } finally {
+    await c.stack.dispose();
+    rmSync(c.auditor, { recursive: true, force: true });
+    rmSync(backup, { recursive: true, force: true });
+  }
+});
