@@ -2,26 +2,15 @@
 import { createHash } from 'node:crypto';
 import canonicalize from 'canonicalize';
 import { configFields } from './schema.js';
+import type { ConnectionConfig } from './fields/connection.js';
+import type { QueueConfig } from './fields/queue.js';
+import type { SpoolConfig } from './fields/spool.js';
+
+export type { ConnectionConfig, QueueConfig, SpoolConfig };
 import { validateRecord } from './kong-schema.js';
 
-export interface QueueConfig {
-  max_batch_size: number;
-  max_coalescing_delay: number;
-  max_entries: number;
-  initial_retry_delay: number;
-  max_retry_delay: number;
-}
-
-export interface PluginConfig {
-  immudb_host: string;
-  immudb_port: number;
-  immudb_username: string;
-  immudb_password: string;
-  immudb_database: string;
-  create_database: boolean;
-  key_prefix: string;
-  queue: QueueConfig;
-}
+/** The validated configuration: one type per group of fields (see fields/). */
+export type PluginConfig = ConnectionConfig & { queue: QueueConfig } & SpoolConfig;
 
 /** What Kong adds to a plugin's config when it starts an instance (plugins_iterator.lua). */
 export interface KongPluginMeta {

@@ -1,0 +1,27 @@
+// Batching of writes. Names follow Kong's bundled loggers (kong/tools/queue_schema.lua) where
+// the meaning is the same.
+import type { KongFieldList } from '../kong-schema.js';
+
+export interface QueueConfig {
+  max_batch_size: number;
+  max_coalescing_delay: number;
+  max_entries: number;
+  initial_retry_delay: number;
+  max_retry_delay: number;
+}
+
+export const queueFields: KongFieldList = [
+  {
+    queue: {
+      type: 'record',
+      description: 'Batching of writes: one immudb transaction per batch.',
+      fields: [
+        { max_batch_size: { type: 'integer', required: true, default: 256, between: [1, 1024], description: 'Most entries in one immudb transaction (immudb allows 1024 by default).' } },
+        { max_coalescing_delay: { type: 'number', required: true, default: 0.2, between: [0, 3600], description: 'Seconds to wait for more entries before writing a batch that is not full.' } },
+        { max_entries: { type: 'integer', required: true, default: 100000, between: [1, 10000000], description: 'Most entries held in memory waiting for immudb.' } },
+        { initial_retry_delay: { type: 'number', required: true, default: 0.1, between: [0.001, 1000000], description: 'Seconds before the first retry of a failed write.' } },
+        { max_retry_delay: { type: 'number', required: true, default: 30, between: [0.001, 1000000], description: 'Longest delay between retries, seconds. Writes are retried until they succeed.' } },
+      ],
+    },
+  },
+];
