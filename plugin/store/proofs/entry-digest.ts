@@ -1,0 +1,65 @@
+// Digests of tx entries, the leaves of a tx's entry tree.
+//   v0: sha256(key ‖ hValue)                       (no metadata allowed)
+//   v1: sha256(uint16 mdLen ‖ md ‖ uint16 kLen ‖ key ‖ hValue)
+// hValue = sha256(stored value). immudb's key-value layer stores every key and value with a
+// one-byte prefix (0x00 for plain keys and plain values): TxEntry.key and TxEntry.value carry it,
+// while the key/value of a KeyValue we send or of an Entry we read do not.
+import type { KVMetadata, TxEntry } from '../immudb-types.js';
+import { VerificationError } from './errors.js';
+import { sha256, uint16be } from './hashing.js';
+import { kvMetadataBytes } from './metadata.js';
+import { requireBytes, requireHash } from './shape.js';
+
+/** Prefix of plain keys in the store (immudb's SetKeyPrefix). */
+export const PLAIN_KEY_PREFIX = 0x00;
+/** Prefix of plain values in the store (immudb's PlainValuePrefix). */
+export const PLAIN_VALUE_PREFIX = 0x00;
+
+export function storedKeyOf(userKey: Buffer): Buffer {
+  return Buffer.concat([Buffer.from([PLAIN_KEY_PREFIX]), userKey]);
+}
+
+export function storedValueOf(userValue: Buffer): Buffer {
+  return Buffer.concat([Buffer.from([PLAIN_VALUE_PREFIX]), userValue]);
+}
+
+/**
+ * What an entry digest is computed from. Exactly one key form and one value form:
+ * - `storedKey` is the key as in TxEntry.key (with its prefix byte), `userKey` the key as in a
+ *   KeyValue/Entry (prefix added here);
+ * - `hValue` is sha256 of the stored value (TxEntry.hValue), `storedValue` the value with its
+ *   prefix byte (TxEntry.value), `userValue` the value as in a KeyValue/Entry (prefix added here).
+ */
+export type EntryDigestInput = ({ storedKey: Buffer; userKey?: never } | { userKey: Buffer; storedKey?: never })
+  & ({ hValue: Buffer; storedValue?: never; userValue?: never }
+    | { storedValue: Buffer; hValue?: never; userValue?: never }
+    | { userValue: Buffer; hValue?: never; storedValue?: never })
+  & { metadata?: KVMetadata | null };
+
+export function entryDigest(version: number, entry: EntryDigestInput, what = 'entry'): Buffer {
+  const key = entry.storedKey !== undefined
+    ? requireBytes(entry.storedKey, `${what}.key`)
+    : storedKeyOf(requireBytes(entry.userKey, `${what}.key`));
+  let hValue: Buffer;
+  if (entry.hValue !== undefined) hValue = requireHash(entry.hValue, `${what}.hValue`);
+  else if (entry.storedValue !== undefined) hValue = sha256(requireBytes(entry.storedValue, `${what}.value`));
+  else hValue = sha256(storedValueOf(requireBytes(entry.userValue, `${what}.value`)));
+  const md = kvMetadataBytes(entry.metadata, `${what}.metadata`);
+
+  switch (version) {
+    case 0:
+      if (md.length > 0) throw new VerificationError(`${what} carries metadata, which version 0 tx headers cannot have`);
+      return sha256(key, hValue);
+    case 1:
+      if (key.length > 0xffff) throw new VerificationError(`${what}.key is too long (${key.length} bytes)`);
+      return sha256(uint16be(md.length), md, uint16be(key.length), key, hValue);
+    default:
+      throw new VerificationError(`${what}: unsupported tx header version ${version}`);
+  }
+}
+
+/** Digest of an entry as listed in Tx.entries (stored key, hValue, metadata). */
+export function txEntryDigest(version: number, entry: TxEntry, what = 'tx entry'): Buffer {
+  if (!entry) throw new VerificationError(`${what} is missing`);
+  return entryDigest(version, { storedKey: entry.key, hValue: entry.hValue, metadata: entry.metadata }, what);
+}

@@ -1,0 +1,47 @@
+// The entry tree of a tx: its root is the header's eH, its leaves are the entry digests in tx
+// order. Odd nodes at the end of a level move up unchanged.
+import type { InclusionProof } from '../immudb-types.js';
+import { VerificationError } from './errors.js';
+import { leafHash, nodeHash, sha256 } from './hashing.js';
+import { rootFromInclusionPath } from './merkle-path.js';
+import { requireHash, requireHashList, requireInt, requirePresent } from './shape.js';
+
+/** eH of a tx from its entry digests (sha256 of nothing for no entries, as immudb). */
+export function entriesHash(digests: Buffer[]): Buffer {
+  if (digests.length === 0) return sha256();
+  let level = digests.map((d, i) => leafHash(requireHash(d, `entry digest ${i}`)));
+  while (level.length > 1) {
+    const next: Buffer[] = [];
+    for (let i = 0; i + 1 < level.length; i += 2) next.push(nodeHash(level[i]!, level[i + 1]!));
+    if (level.length % 2 === 1) next.push(level[level.length - 1]!);
+    level = next;
+  }
+  return level[0]!;
+}
+
+/**
+ * Checks that `digest` is the leaf at proof.leaf of the entry tree whose root is `eH`.
+ * `expectedWidth`, when given (the header's nentries), must equal proof.width.
+ */
+export function verifyEntryInclusion(
+  proof: InclusionProof | null | undefined,
+  digest: Buffer,
+  eH: Buffer,
+  expectedWidth?: number,
+  what = 'entry inclusion proof',
+): void {
+  const p = requirePresent(proof, what);
+  const width = requireInt(p.width, `${what}.width`, 1, 0x7fffffff);
+  const leaf = requireInt(p.leaf, `${what}.leaf`, 0, width - 1);
+  if (expectedWidth !== undefined && width !== expectedWidth) {
+    throw new VerificationError(`${what}: width ${width} does not match the tx's ${expectedWidth} entries`);
+  }
+  const terms = requireHashList(p.terms, `${what}.terms`);
+  const root = rootFromInclusionPath(leaf, width, leafHash(requireHash(digest, `${what}: entry digest`)), terms);
+  if (!root) {
+    throw new VerificationError(`${what}: ${terms.length} terms do not form a path to leaf ${leaf} of ${width}`);
+  }
+  if (!root.equals(requireHash(eH, `${what}: eH`))) {
+    throw new VerificationError(`${what}: entry is not included at leaf ${leaf} of ${width} under eH ${eH.toString('hex')}`);
+  }
+}
