@@ -5,12 +5,13 @@ import { configFields } from './schema.js';
 import type { ConnectionConfig } from './fields/connection.js';
 import type { QueueConfig } from './fields/queue.js';
 import type { SpoolConfig } from './fields/spool.js';
+import type { TracingConfig } from './fields/tracing.js';
 
-export type { ConnectionConfig, QueueConfig, SpoolConfig };
+export type { ConnectionConfig, QueueConfig, SpoolConfig, TracingConfig };
 import { validateRecord } from './kong-schema.js';
 
 /** The validated configuration: one type per group of fields (see fields/). */
-export type PluginConfig = ConnectionConfig & { queue: QueueConfig } & SpoolConfig;
+export type PluginConfig = ConnectionConfig & { queue: QueueConfig } & SpoolConfig & TracingConfig;
 
 /** What Kong adds to a plugin's config when it starts an instance (plugins_iterator.lua). */
 export interface KongPluginMeta {

@@ -5,5 +5,6 @@ import type { KongFieldList } from './kong-schema.js';
 import { connectionFields } from './fields/connection.js';
 import { queueFields } from './fields/queue.js';
 import { spoolFields } from './fields/spool.js';
+import { tracingFields } from './fields/tracing.js';
 
-export const configFields: KongFieldList = [...connectionFields, ...queueFields, ...spoolFields];
+export const configFields: KongFieldList = [...connectionFields, ...queueFields, ...spoolFields, ...tracingFields];
