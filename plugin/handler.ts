@@ -7,6 +7,8 @@ import { parseConfig, type PluginConfig } from './config/config.js';
 import { configFields } from './config/schema.js';
 import { createLogger } from './log.js';
 import { sharedRegistry, type PipelineRegistry } from './pipeline/registry.js';
+import type { AuditPipeline } from './pipeline/audit-pipeline.js';
+import { encodeEntry } from './capture/encode.js';
 import type { AuditEntry } from './capture/audit-entry.js';
 
 export const Name = 'immudb-audit';
@@ -45,10 +47,14 @@ export function readSerialized(raw: unknown, problems: string[]): KongSerialized
 export class Plugin {
   private readonly config: PluginConfig;
   private readonly registry: PipelineRegistry;
+  private readonly pipeline: AuditPipeline;
 
   constructor(rawConfig: Record<string, unknown>, registry: PipelineRegistry = sharedRegistry()) {
     this.config = parseConfig(rawConfig);
     this.registry = registry;
+    // Opening the destination's pipeline replays its spool; a spool that cannot be opened
+    // fails StartInstance with the reason.
+    this.pipeline = registry.get(this.config);
     // kong-pdk echoes the config object back in StartInstance/InstanceStatus replies: keep the
     // secret out of them (we hold our own parsed copy).
     if (rawConfig && typeof rawConfig === 'object' && 'immudb_password' in rawConfig) rawConfig.immudb_password = '<redacted>';
@@ -66,7 +72,8 @@ export class Plugin {
     if (problems.length) {
       logger.once('warn', problems[0]!.split(':')[0]!, `request ${entry.request_id ?? '(no request id)'} audited as ${entry.id} with problems: ${problems.join('; ')}`);
     }
-    this.registry.get(this.config).submit(entry);
+    // Resolves once the entry is durable in the spool (never throws; refusals are counted).
+    await this.pipeline.submit(encodeEntry(this.config.key_prefix, entry));
   }
 
   private capture(log: KongSerializedLog | null, problems: string[]): AuditEntry {

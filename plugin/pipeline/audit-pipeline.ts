@@ -1,81 +1,155 @@
-// One pipeline per plugin configuration (Kong starts an instance per worker and configuration;
-// they all share this): encode an entry once, queue it, write it in verified batches.
-import { encodeEntry, type AuditRecord } from '../capture/encode.js';
-import type { AuditEntry } from '../capture/audit-entry.js';
-import type { PluginConfig } from '../config/config.js';
+// One pipeline per immudb destination (host, port, database, user): every plugin configuration
+// and worker instance that writes there shares it. An entry is made durable in the spool, then
+// queued in memory (bounded); when memory is full the spool alone holds it and the queue is
+// refilled from disk as it drains, so memory stays flat while immudb is down. A batch leaves
+// the spool once immudb has proven it.
+import type { AuditRecord } from '../capture/encode.js';
+import type { QueueConfig } from '../config/config.js';
 import type { Logger } from '../log.js';
 import { AuditWriter, TamperError, type WriteResult } from '../store/audit-writer.js';
 import { VerificationError } from '../store/proofs/index.js';
 import { Batcher } from './batcher.js';
+import { comparePos, Spool, SpoolFullError, type SpoolPosition, type SpooledRecord } from './spool.js';
 
 export interface PipelineStats {
   captured: number;
+  spooled: number;
   written: number;
+  verified_batches: number;
   duplicates: number;
   refused: number;
   retries: number;
-  batches: number;
-  queued: number;
-  lastTxId: number;
+  queued_memory: number;
+  spool_entries: number;
+  spool_bytes: number;
+  oldest_unacked_ms: number | null;
+  last_tx_id: number;
   halted: string | null;
 }
 
 export class AuditPipeline {
-  readonly stats = { captured: 0, written: 0, duplicates: 0, refused: 0, retries: 0, batches: 0 };
-  private readonly batcher: Batcher<AuditRecord>;
-  lastUsed = Date.now();
+  readonly stats = { captured: 0, spooled: 0, written: 0, duplicates: 0, refused: 0, retries: 0, batches: 0 };
+  private readonly batcher: Batcher<SpooledRecord>;
+  /** Records up to this position are in memory (or written); later ones only on disk. */
+  private inMemoryUntil: SpoolPosition | undefined;
+  private overflow: boolean;
+  private readonly lowWater: number;
 
-  constructor(readonly config: PluginConfig, readonly writer: AuditWriter, private readonly logger: Logger) {
-    const q = config.queue;
-    this.batcher = new Batcher<AuditRecord>(writer, {
-      maxBatchSize: q.max_batch_size,
-      maxDelayMs: q.max_coalescing_delay * 1000,
-      maxEntries: q.max_entries,
-      initialRetryMs: q.initial_retry_delay * 1000,
-      maxRetryMs: q.max_retry_delay * 1000,
-      isFatal: (e) => e instanceof VerificationError || e instanceof TamperError,
-      onWritten: (_n, res) => {
-        const r = res as WriteResult;
-        this.stats.written += r.written;
-        this.stats.duplicates += r.duplicates;
-        this.stats.batches++;
+  constructor(
+    readonly queue: QueueConfig,
+    readonly spool: Spool,
+    readonly writer: AuditWriter,
+    private readonly logger: Logger,
+    readonly onBatch?: (batch: readonly SpooledRecord[], result: WriteResult, ms: number) => void,
+  ) {
+    this.lowWater = Math.max(1, Math.floor(queue.max_entries / 2));
+    this.batcher = new Batcher<SpooledRecord>(
+      { write: (batch) => writer.write(batch) },
+      {
+        maxBatchSize: queue.max_batch_size,
+        maxDelayMs: queue.max_coalescing_delay * 1000,
+        maxEntries: queue.max_entries,
+        initialRetryMs: queue.initial_retry_delay * 1000,
+        maxRetryMs: queue.max_retry_delay * 1000,
+        isFatal: (e) => e instanceof VerificationError || e instanceof TamperError,
+        onWritten: (batch, res, ms) => this.written(batch, res as WriteResult, ms),
+        onRetry: (err, attempt, delay) => {
+          this.stats.retries++;
+          if (attempt === 1 || attempt % 10 === 0) {
+            this.logger.warn(`write to immudb failed (attempt ${attempt}), retrying in ${delay} ms; entries stay in the spool: ${(err as Error).message}`);
+          }
+        },
+        onFatal: (err) => this.logger.error(`audit entries are held in the spool, not written: ${(err as Error).message}`),
       },
-      onRetry: (err, attempt, delay) => {
-        this.stats.retries++;
-        const msg = `write to immudb ${config.immudb_host}:${config.immudb_port}/${config.immudb_database} failed (attempt ${attempt}), retrying in ${delay} ms: ${(err as Error).message}`;
-        if (attempt === 1 || attempt % 10 === 0) this.logger.warn(msg);
-      },
-      onFatal: (err) => this.logger.error(`audit entries are held, not written: ${(err as Error).message}`),
-    });
+    );
+    // Whatever a previous run left in the spool is replayed first.
+    this.overflow = spool.pendingRecords > 0;
+    if (this.overflow) this.refill();
   }
 
-  /** Encodes and queues an entry; returns false (and logs) when it could not be queued. */
-  submit(entry: AuditEntry): boolean {
-    this.lastUsed = Date.now();
+  /**
+   * Makes a record durable and queues it. Resolves true once it is in the spool; false when it
+   * was refused (spool full or unwritable), which is logged and counted, never silent.
+   */
+  async submit(record: AuditRecord): Promise<boolean> {
     this.stats.captured++;
-    const record = encodeEntry(this.config.key_prefix, entry);
-    if (this.batcher.add(record)) return true;
-    this.stats.refused++;
-    this.logger.once('error', 'queue-full', `audit queue full (${this.config.queue.max_entries} entries waiting for immudb): entry ${entry.id} refused`);
-    return false;
+    let pos: SpoolPosition;
+    const at = Date.now();
+    try {
+      pos = await this.spool.append(record.key, record.value, at);
+    } catch (e) {
+      this.stats.refused++;
+      const kind = e instanceof SpoolFullError ? 'spool-full' : 'spool-error';
+      this.logger.once('error', kind, `audit entry ${record.id} REFUSED, not recorded: ${(e as Error).message}`);
+      return false;
+    }
+    this.stats.spooled++;
+    if (this.inMemoryUntil && comparePos(pos, this.inMemoryUntil) <= 0) return true; // already read back from disk
+    if (!this.overflow && this.batcher.add({ key: record.key, value: record.value, at, pos })) {
+      this.inMemoryUntil = pos;
+    } else {
+      this.overflow = true;
+    }
+    return true;
   }
 
-  flush(): Promise<void> {
-    return this.batcher.forceFlush();
+  private written(batch: readonly SpooledRecord[], res: WriteResult, ms: number) {
+    this.stats.written += res.written;
+    this.stats.duplicates += res.duplicates;
+    this.stats.batches++;
+    this.spool.ack(batch[batch.length - 1]!.pos, batch.length);
+    this.onBatch?.(batch, res, ms);
+    if (this.overflow && this.batcher.length <= this.lowWater) this.refill();
+  }
+
+  /** Moves records that only the spool holds into memory, in order, while there is room. */
+  private refill() {
+    while (this.overflow) {
+      const room = this.queue.max_entries - this.batcher.length;
+      if (room <= 0) return;
+      const recs = this.spool.read(this.inMemoryUntil, Math.min(room, 1024));
+      for (const r of recs) {
+        if (!this.batcher.add(r)) return;
+        this.inMemoryUntil = r.pos;
+      }
+      if (recs.length < Math.min(room, 1024)) this.overflow = false;
+    }
+  }
+
+  /** Resolves when everything submitted so far is written and proven. */
+  async flush(): Promise<void> {
+    for (;;) {
+      await this.batcher.forceFlush();
+      if (!this.overflow) return;
+      this.refill();
+    }
   }
 
   snapshot(): PipelineStats {
+    const head = this.batcher.pending()[0];
     return {
-      ...this.stats,
-      queued: this.batcher.length,
-      lastTxId: this.writer.lastTxId,
+      captured: this.stats.captured,
+      spooled: this.stats.spooled,
+      written: this.stats.written,
+      verified_batches: this.stats.batches,
+      duplicates: this.stats.duplicates,
+      refused: this.stats.refused,
+      retries: this.stats.retries,
+      queued_memory: this.batcher.length,
+      spool_entries: this.spool.pendingRecords,
+      spool_bytes: this.spool.bytes,
+      oldest_unacked_ms: head ? Date.now() - head.at : null,
+      last_tx_id: this.writer.lastTxId,
       halted: this.writer.halted ? this.writer.halted.message : null,
     };
   }
 
+  /** Flushes for at most timeoutMs; what is left stays in the spool for the next start. */
   async shutdown(timeoutMs: number): Promise<number> {
-    const left = await this.batcher.shutdown(timeoutMs);
-    if (left) this.logger.error(`${left} audit entries were not written to immudb before shutdown`);
+    await this.batcher.shutdown(timeoutMs);
+    await this.spool.close();
+    const left = this.spool.pendingRecords;
+    if (left) this.logger.warn(`${left} audit entries stay in the spool (${this.spool.dir}) and are written on the next start`);
     return left;
   }
 }

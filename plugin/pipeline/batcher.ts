@@ -8,7 +8,7 @@ export interface BatchWriter<T> {
   write(batch: T[]): Promise<unknown>;
 }
 
-export interface BatcherOptions {
+export interface BatcherOptions<T> {
   maxBatchSize: number;
   maxDelayMs: number;
   maxEntries: number;
@@ -16,7 +16,7 @@ export interface BatcherOptions {
   maxRetryMs: number;
   /** A write error the writer will never recover from: stop retrying and hold the queue. */
   isFatal?: (err: unknown) => boolean;
-  onWritten?: (batch: number, result: unknown, ms: number) => void;
+  onWritten?: (batch: readonly T[], result: unknown, ms: number) => void;
   onRetry?: (err: unknown, attempt: number, delayMs: number) => void;
   onFatal?: (err: unknown) => void;
 }
@@ -34,7 +34,7 @@ export class Batcher<T> {
   private retryTimer: NodeJS.Timeout | undefined;
   private wakeRetry: (() => void) | undefined;
 
-  constructor(private readonly writer: BatchWriter<T>, private readonly opts: BatcherOptions) {}
+  constructor(private readonly writer: BatchWriter<T>, private readonly opts: BatcherOptions<T>) {}
 
   get length(): number {
     return this.queue.length;
@@ -97,7 +97,7 @@ export class Batcher<T> {
       const t0 = performance.now();
       try {
         const res = await this.writer.write(batch);
-        this.opts.onWritten?.(batch.length, res, performance.now() - t0);
+        this.opts.onWritten?.(batch, res, performance.now() - t0);
         return;
       } catch (err) {
         if (this.opts.isFatal?.(err)) {

@@ -3,14 +3,18 @@
 // through one trusted state. Also the process shutdown hook that flushes everything.
 import { homedir, hostname } from 'node:os';
 import { join } from 'node:path';
-import { configKey, type PluginConfig } from '../config/config.js';
+import canonicalize from 'canonicalize';
+import type { PluginConfig } from '../config/config.js';
 import { createLogger, type Logger } from '../log.js';
 import { AuditWriter } from '../store/audit-writer.js';
 import { AuditPipeline } from './audit-pipeline.js';
+import { Spool } from './spool.js';
 
 export interface ProcessSettings {
-  /** Where trusted state (and later the spool) lives. */
+  /** Where the writer's trusted state (and, by default, the spool) lives. */
   dataDir: string;
+  /** Default spool root when a configuration sets no spool_dir. */
+  spoolDir: string;
   nodeId: string | null;
   hostname: string;
   shutdownTimeoutMs: number;
@@ -18,8 +22,10 @@ export interface ProcessSettings {
 
 /** Process-wide settings come from the environment, read once. */
 export function readProcessSettings(env: NodeJS.ProcessEnv = process.env): ProcessSettings {
+  const dataDir = env.IMMUDB_AUDIT_DATA_DIR || join(homedir(), '.kong-immudb-audit');
   return {
-    dataDir: env.IMMUDB_AUDIT_DATA_DIR || join(homedir(), '.kong-immudb-audit'),
+    dataDir,
+    spoolDir: env.IMMUDB_AUDIT_SPOOL_DIR || join(dataDir, 'spool'),
     nodeId: env.IMMUDB_AUDIT_NODE_ID || env.KONG_NODE_ID || null,
     hostname: hostname(),
     shutdownTimeoutMs: Number(env.IMMUDB_AUDIT_SHUTDOWN_TIMEOUT_MS || 10_000),
@@ -28,42 +34,50 @@ export function readProcessSettings(env: NodeJS.ProcessEnv = process.env): Proce
 
 export class PipelineRegistry {
   private readonly pipelines = new Map<string, AuditPipeline>();
-  private readonly writers = new Map<string, AuditWriter>();
   private hooked = false;
   readonly logger: Logger = createLogger('pipeline');
 
   constructor(readonly settings: ProcessSettings = readProcessSettings()) {}
 
+  /**
+   * The pipeline of this configuration's destination, created on first use: opening it
+   * replays whatever the spool still holds. Throws when the spool cannot be opened.
+   */
   get(config: PluginConfig): AuditPipeline {
-    const key = configKey(config);
+    const key = destinationKey(config);
     let p = this.pipelines.get(key);
     if (!p) {
-      p = new AuditPipeline(config, this.writerFor(config), this.logger);
+      p = this.create(config);
       this.pipelines.set(key, p);
       this.hookShutdown();
+    } else if (canonicalize(p.queue) !== canonicalize(config.queue)) {
+      this.logger.once('warn', `queue-settings-${key}`, `configurations writing to ${describe(config)} differ in their queue settings; the first one's apply to all of them`);
     }
     return p;
   }
 
-  private writerFor(config: PluginConfig): AuditWriter {
-    const key = [config.immudb_host, config.immudb_port, config.immudb_database, config.immudb_username].join('\u0000');
-    let w = this.writers.get(key);
-    if (!w) {
-      w = new AuditWriter({
-        connection: {
-          host: config.immudb_host,
-          port: config.immudb_port,
-          username: config.immudb_username,
-          password: config.immudb_password,
-          database: config.immudb_database,
-          createDatabase: config.create_database,
-        },
-        stateDir: join(this.settings.dataDir, 'trusted-state'),
-        logger: createLogger(`writer ${config.immudb_host}:${config.immudb_port}/${config.immudb_database}`),
-      });
-      this.writers.set(key, w);
-    }
-    return w;
+  private create(config: PluginConfig): AuditPipeline {
+    const logger = createLogger(`pipeline ${describe(config)}`);
+    const spoolRoot = config.spool_dir ?? this.settings.spoolDir;
+    const spool = Spool.open({
+      dir: join(spoolRoot, safeDirName(`${config.immudb_host}_${config.immudb_port}_${config.immudb_database}_${config.immudb_username}`)),
+      maxBytes: config.spool_max_bytes,
+      fsync: config.spool_fsync,
+      logger,
+    });
+    const writer = new AuditWriter({
+      connection: {
+        host: config.immudb_host,
+        port: config.immudb_port,
+        username: config.immudb_username,
+        password: config.immudb_password,
+        database: config.immudb_database,
+        createDatabase: config.create_database,
+      },
+      stateDir: join(this.settings.dataDir, 'trusted-state'),
+      logger,
+    });
+    return new AuditPipeline(config.queue, spool, writer, logger);
   }
 
   all(): AuditPipeline[] {
@@ -76,7 +90,7 @@ export class PipelineRegistry {
 
   async shutdown(): Promise<number> {
     const left = await Promise.all(this.all().map((p) => p.shutdown(this.settings.shutdownTimeoutMs)));
-    await Promise.all([...this.writers.values()].map((w) => w.close().catch(() => undefined)));
+    await Promise.all(this.all().map((p) => p.writer.close().catch(() => undefined)));
     return left.reduce((a, b) => a + b, 0);
   }
 
@@ -94,6 +108,19 @@ export class PipelineRegistry {
     process.once('SIGTERM', onSignal);
     process.once('SIGINT', onSignal);
   }
+}
+
+/** Where a configuration's entries go: one pipeline, spool and writer per destination. */
+function destinationKey(c: PluginConfig): string {
+  return [c.immudb_host, c.immudb_port, c.immudb_database, c.immudb_username].join('\u0000');
+}
+
+function describe(c: PluginConfig): string {
+  return `${c.immudb_host}:${c.immudb_port}/${c.immudb_database}`;
+}
+
+function safeDirName(s: string): string {
+  return s.replace(/[^A-Za-z0-9_.-]/g, '_');
 }
 
 let shared: PipelineRegistry | undefined;

@@ -7,8 +7,13 @@ import { TrustedStateStore, type TrustedState } from './trusted-state.js';
 import { ServerBinding } from './server-binding.js';
 import { VerificationError, verifyVerifiableSet } from './proofs/index.js';
 import { toSafeInt } from './longs.js';
-import type { AuditRecord } from '../capture/encode.js';
 import type { Logger } from '../log.js';
+
+/** What the writer stores: a key and its value (the audit record as encoded once). */
+export interface KeyValue {
+  key: Buffer;
+  value: Buffer;
+}
 
 export interface WriteResult {
   /** Transaction holding the batch (0 when every entry was already stored). */
@@ -86,13 +91,13 @@ export class AuditWriter {
   }
 
   /** Serialises writes: proofs chain from one transaction to the next. */
-  write(records: AuditRecord[]): Promise<WriteResult> {
+  write(records: readonly KeyValue[]): Promise<WriteResult> {
     const run = this.chain.then(() => this.writeNow(records));
     this.chain = run.catch(() => undefined);
     return run;
   }
 
-  private async writeNow(records: AuditRecord[]): Promise<WriteResult> {
+  private async writeNow(records: readonly KeyValue[]): Promise<WriteResult> {
     if (this.halted) throw this.halted;
     let client: ImmudbClient | undefined;
     try {
@@ -109,7 +114,7 @@ export class AuditWriter {
     }
   }
 
-  private async writeVerified(client: ImmudbClient, records: AuditRecord[]): Promise<WriteResult> {
+  private async writeVerified(client: ImmudbClient, records: readonly KeyValue[]): Promise<WriteResult> {
     const kvs = records.map((r) => ({ key: r.key, value: r.value }));
     const preconditions = records.map((r) => ({ keyMustNotExist: { key: r.key } }));
     const since = this.trusted?.txId ?? 0;
@@ -157,8 +162,8 @@ export class AuditWriter {
    * A replayed batch: some keys exist already. Each existing key must hold exactly our value
    * (checked with a verified read); the rest are written as a new verified batch.
    */
-  private async writeSkippingStored(client: ImmudbClient, records: AuditRecord[]): Promise<WriteResult> {
-    const missing: AuditRecord[] = [];
+  private async writeSkippingStored(client: ImmudbClient, records: readonly KeyValue[]): Promise<WriteResult> {
+    const missing: KeyValue[] = [];
     let duplicates = 0;
     for (const r of records) {
       let stored;

@@ -493,6 +493,8 @@ test('kong-pdk 0.6.0 quirk: a chunk boundary inside a MessagePack header kills t
   s.write(req.subarray(1));
   const exit = await waitForExit(ps, 3_000);
   t.deepEqual(exit, { code: 1, signal: null });
+  // The exit event can come before the last stderr chunk: wait for it.
+  await ps.waitForLog(/RangeError: Offset is outside the bounds of the DataView/);
   t.regex(ps.stderr(), /RangeError: Offset is outside the bounds of the DataView/);
 });
 
@@ -525,6 +527,7 @@ test('kong-pdk 0.6.0 quirk: two pipelined requests in one chunk kill the server'
   s.write(Buffer.concat([encode([0, 1, 'plugin.GetStatus', []]), encode([0, 2, 'plugin.GetStatus', []])]));
   const exit = await waitForExit(ps, 3_000);
   t.deepEqual(exit, { code: 1, signal: null });
+  await ps.waitForLog(/RangeError: Extra \d+ of \d+ byte\(s\) found/);
   t.regex(ps.stderr(), /RangeError: Extra \d+ of \d+ byte\(s\) found/);
 });
 

@@ -70,7 +70,7 @@ test.serial('another server behind the same address: writer halts, verify fails,
     const ok = await runCli([...c.target, 'verify', ...written], c.env);
     t.is(ok.code, 0, ok.stderr);
 
-    const pluginState = snapshot(c.stack.dataDir);
+    const pluginState = snapshot(join(c.stack.dataDir, 'trusted-state'));
     const auditorState = snapshot(c.auditor);
     const port = c.stack.immudb.port;
     await c.stack.immudb.stop();
@@ -92,7 +92,7 @@ test.serial('another server behind the same address: writer halts, verify fails,
       t.is(bad2.code, 3);
       t.regex(bad2.stderr, /^immudb-audit: VERIFICATION FAILED: immudb at 127\.0\.0\.1:\d+ database swap has identity \S+, but this auditor verified entries on \S+: a different server or data directory is behind this address/);
 
-      t.deepEqual(snapshot(c.stack.dataDir), pluginState, "the writer's trusted state did not move");
+      t.deepEqual(snapshot(join(c.stack.dataDir, 'trusted-state')), pluginState, "the writer's trusted state did not move");
       t.deepEqual(snapshot(c.auditor), auditorState, "the auditor's trusted state did not move");
       t.true(c.stack.server.isRunning());
     } finally {
@@ -123,7 +123,7 @@ test.serial('data directory rolled back to an older copy: writer halts, verify f
     const v = await runCli([...c.target, 'verify', ...late], c.env);
     t.is(v.code, 0, v.stderr);
 
-    const pluginState = snapshot(c.stack.dataDir);
+    const pluginState = snapshot(join(c.stack.dataDir, 'trusted-state'));
     const auditorState = snapshot(c.auditor);
 
     // Roll back: the older copy replaces the data directory.
@@ -140,7 +140,7 @@ test.serial('data directory rolled back to an older copy: writer halts, verify f
     t.is(bad.code, 3, bad.stderr);
     t.regex(bad.stderr, /^immudb-audit: VERIFICATION FAILED: immudb database rollback reports tx \d+, but this auditor verified tx \d+ before: its history was rolled back or replaced/);
 
-    t.deepEqual(snapshot(c.stack.dataDir), pluginState, "the writer's trusted state did not move");
+    t.deepEqual(snapshot(join(c.stack.dataDir, 'trusted-state')), pluginState, "the writer's trusted state did not move");
     t.deepEqual(snapshot(c.auditor), auditorState, "the auditor's trusted state did not move");
   } finally {
     await c.stack.dispose();
