@@ -78,9 +78,28 @@ program
 program
   .command('verify')
   .description("verified read: each entry's inclusion in its transaction and that transaction's consistency with this auditor's trusted state")
-  .argument('<audit-id...>', 'one or more audit ids (UUID)')
-  .action(async (ids: string[]) => {
+  .argument('[audit-id...]', 'one or more audit ids (UUID)')
+  .option('--all', 'verify every transaction since the last audit (the checkpoint in --state-dir) up to the current state')
+  .option('--from-tx <n>', 'with --all: start at this transaction instead of the checkpoint', (v) => {
+    const n = Number(v);
+    if (!Number.isSafeInteger(n) || n < 1) throw new InvalidArgumentError('expected a transaction id >= 1');
+    return n;
+  })
+  .action(async (ids: string[], cmd: { all?: boolean; fromTx?: number }) => {
     const o = program.opts<GlobalOptions>();
+    if (cmd.all) {
+      if (ids.length) throw new InvalidArgumentError('give either audit ids or --all, not both');
+      const r = await withReader(o, (reader) => reader.verifyAll(cmd.fromTx !== undefined ? { fromTx: cmd.fromTx } : {}));
+      print(
+        o,
+        r.transactions
+          ? `verified: transactions ${r.fromTx}..${r.toTx} of ${r.database} on server ${r.serverUuid} (${r.transactions} transactions, ${r.entries} audit entries); trusted now: tx ${r.trustedTxId}`
+          : `nothing new to verify: ${r.database} is at tx ${r.toTx}, audited up to tx ${r.fromTx - 1}`,
+        { verified: true, server_uuid: r.serverUuid, database: r.database, from_tx: r.fromTx, to_tx: r.toTx, transactions: r.transactions, entries: r.entries, trusted_tx: r.trustedTxId },
+      );
+      return;
+    }
+    if (!ids.length) throw new InvalidArgumentError('give one or more audit ids, or --all');
     await withReader(o, async (reader) => {
       for (const id of ids) {
         const r = await reader.verify(id);

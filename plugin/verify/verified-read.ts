@@ -3,7 +3,10 @@
 import { ImmudbClient, ImmudbError, type ImmudbConnectionOptions } from '../store/immudb-client.js';
 import { TrustedStateStore, type TrustedState } from '../store/trusted-state.js';
 import { ServerBinding } from '../store/server-binding.js';
-import { verifyVerifiableEntry, VerificationError } from '../store/proofs/index.js';
+import { verifyVerifiableEntry, verifyVerifiableTx, VerificationError } from '../store/proofs/index.js';
+import { EntryTypeAction } from '../store/immudb-types.js';
+import { mkdirSync, readFileSync, renameSync, writeFileSync } from 'node:fs';
+import { join } from 'node:path';
 import { toSafeInt } from '../store/longs.js';
 import { entryKey } from '../capture/encode.js';
 
@@ -24,6 +27,17 @@ export interface VerifiedReadResult extends ReadResult {
   /** The state trusted before this read (undefined on first contact) and after it. */
   trustedBefore: { txId: number } | undefined;
   trustedAfter: { txId: number; alh: string };
+}
+
+export interface VerifyAllResult {
+  serverUuid: string;
+  database: string;
+  fromTx: number;
+  toTx: number;
+  transactions: number;
+  /** Audit entries (keys under <prefix>:entry:) in the verified transactions. */
+  entries: number;
+  trustedTxId: number;
 }
 
 const UUID = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/i;
@@ -113,6 +127,66 @@ export class AuditReader {
       trustedBefore: trusted ? { txId: trusted.txId } : undefined,
       trustedAfter: { txId: after.txId, alh: after.alh.toString('hex') },
     };
+  }
+
+  /**
+   * Audits history: verifies every transaction after the last audited one (or `fromTx`) up to
+   * the server's current state, each against this auditor's trusted state (dual proof) and its
+   * listed entries against the header (eH). Stops at the first inconsistency with a
+   * VerificationError naming the transaction. Counts the audit entries found under the prefix.
+   */
+  async verifyAll(opts: { fromTx?: number; onTx?: (txId: number, entries: number) => void } = {}): Promise<VerifyAllResult> {
+    const uuid = this.client.serverUuid;
+    const { host, port, database } = this.client.options;
+    const binding = new ServerBinding(this.stateDir);
+    const bound = binding.check(host, port, database, uuid);
+    if (bound.mismatch) {
+      throw new VerificationError(`immudb at ${host}:${port} database ${database} has identity ${uuid}, but this auditor verified entries on ${bound.expected}: a different server or data directory is behind this address`);
+    }
+    const states = new TrustedStateStore(this.stateDir);
+    let trusted = states.load(uuid, database);
+    const checkpointFile = join(this.stateDir, uuid, `${database}.audited.json`);
+    let lastAudited = 0;
+    try {
+      lastAudited = (JSON.parse(readFileSync(checkpointFile, 'utf8')) as { last_tx: number }).last_tx;
+    } catch {
+      lastAudited = 0;
+    }
+    const from = opts.fromTx ?? lastAudited + 1;
+    const current = toSafeInt((await this.client.currentState()).txId, 'current tx id');
+    if (trusted && current < trusted.txId) {
+      throw new VerificationError(`immudb database ${database} reports tx ${current}, but this auditor verified tx ${trusted.txId} before: its history was rolled back or replaced`);
+    }
+    const entryPrefix = Buffer.from(`${this.prefix}:entry:`);
+    let entries = 0;
+    let transactions = 0;
+    for (let tx = Math.max(1, from); tx <= current; tx++) {
+      const vtx = await this.client.verifiableTxById(tx, trusted?.txId ?? 0, EntryTypeAction.RAW_VALUE);
+      let next;
+      try {
+        next = verifyVerifiableTx(vtx, trusted ? { txId: trusted.txId, alh: trusted.alh } : undefined, { listedEntries: 'all' });
+      } catch (e) {
+        throw new VerificationError(`tx ${tx}: ${(e as Error).message}`);
+      }
+      if (toSafeInt(vtx.tx!.header!.id, 'tx id') !== tx) throw new VerificationError(`asked for tx ${tx}, immudb proved tx ${vtx.tx!.header!.id}`);
+      let n = 0;
+      for (const e of vtx.tx!.entries) {
+        if (e.key.subarray(1).subarray(0, entryPrefix.length).equals(entryPrefix)) n++;
+      }
+      entries += n;
+      transactions++;
+      if (!trusted || next.txId > trusted.txId) {
+        trusted = { serverUuid: uuid, database, txId: next.txId, alh: next.alh };
+        states.save(trusted);
+      }
+      opts.onTx?.(tx, n);
+    }
+    if (current >= from) {
+      mkdirSync(join(this.stateDir, uuid), { recursive: true, mode: 0o700 });
+      writeFileSync(`${checkpointFile}.tmp`, JSON.stringify({ last_tx: current, at: new Date().toISOString() }) + '\n', { mode: 0o600 });
+      renameSync(`${checkpointFile}.tmp`, checkpointFile);
+    }
+    return { serverUuid: uuid, database, fromTx: from, toTx: current, transactions, entries, trustedTxId: trusted?.txId ?? 0 };
   }
 
   close(): Promise<void> {

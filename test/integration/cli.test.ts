@@ -80,3 +80,22 @@ test.serial('verify checks proofs, keeps its own trusted state, and advances it'
   t.is(human.code, 0);
   t.regex(human.stdout, /^verified: c:entry:\S+ in tx \d+\n  server \S+, consistent with the state trusted before \(tx \d+\); trusted now: tx \d+\n/);
 });
+
+test.serial('verify --all audits every transaction since the checkpoint, then only new ones', async (t) => {
+  const dir = mkdtempSync(join(tmpdir(), 'kia-auditor-all-'));
+  t.teardown(() => rmSync(dir, { recursive: true, force: true }));
+  const tgt = cliTarget(stack.immudb, 'clidb', 'c', dir);
+  const first = await runCli([...tgt, '--json', 'verify', '--all'], env());
+  t.is(first.code, 0, first.stderr);
+  const a = JSON.parse(first.stdout);
+  t.is(a.verified, true);
+  t.is(a.from_tx, 1);
+  t.is(a.entries, 30);
+  t.is(a.transactions, a.to_tx);
+  const again = await runCli([...tgt, 'verify', '--all'], env());
+  t.is(again.code, 0);
+  t.is(again.stdout, `nothing new to verify: clidb is at tx ${a.to_tx}, audited up to tx ${a.to_tx}\n`);
+  const both = await runCli([...tgt, 'verify', '--all', entries[0]!.entry.id], env());
+  t.is(both.code, 2);
+  t.regex(both.stderr, /give either audit ids or --all, not both/);
+});

@@ -139,6 +139,9 @@ test.serial('data directory rolled back to an older copy: writer halts, verify f
     const bad = await runCli([...c.target, 'verify', early[0]!], c.env);
     t.is(bad.code, 3, bad.stderr);
     t.regex(bad.stderr, /^immudb-audit: VERIFICATION FAILED: immudb database rollback reports tx \d+, but this auditor verified tx \d+ before: its history was rolled back or replaced/);
+    const audit = await runCli([...c.target, 'verify', '--all'], c.env);
+    t.is(audit.code, 3, audit.stderr);
+    t.regex(audit.stderr, /its history was rolled back or replaced/);
 
     t.deepEqual(snapshot(join(c.stack.dataDir, 'trusted-state')), pluginState, "the writer's trusted state did not move");
     t.deepEqual(snapshot(c.auditor), auditorState, "the auditor's trusted state did not move");
