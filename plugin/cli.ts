@@ -15,6 +15,7 @@ interface GlobalOptions {
   address: string;
   username: string;
   passwordFile?: string;
+  serverPublicKey?: string;
   database: string;
   prefix: string;
   stateDir: string;
@@ -39,6 +40,7 @@ async function withReader<T>(o: GlobalOptions, fn: (r: AuditReader) => Promise<T
     { host, port, username: o.username, password: password(o), database: o.database, callTimeoutMs: 30_000 },
     o.prefix,
     o.stateDir,
+    o.serverPublicKey ? readFileSync(o.serverPublicKey, 'utf8') : undefined,
   );
   try {
     return await fn(reader);
@@ -62,6 +64,7 @@ program
   .option('-d, --database <db>', 'immudb database', process.env.IMMUDB_DATABASE ?? 'defaultdb')
   .option('--prefix <prefix>', 'key prefix of the plugin configuration', process.env.IMMUDB_AUDIT_KEY_PREFIX ?? 'audit')
   .option('--state-dir <dir>', "this auditor's own trusted state", process.env.IMMUDB_AUDIT_AUDITOR_STATE_DIR ?? join(homedir(), '.config', 'kong-immudb-audit', 'auditor'))
+  .option('--server-public-key <file>', "PEM public key of immudb's state signing key (--signingKey): reject states it did not sign", process.env.IMMUDB_AUDIT_SERVER_PUBLIC_KEY)
   .option('--json', 'machine-readable output')
   .showHelpAfterError();
 

@@ -58,13 +58,7 @@ export class PipelineRegistry {
 
   private create(config: PluginConfig): AuditPipeline {
     const logger = createLogger(`pipeline ${describe(config)}`);
-    const spoolRoot = config.spool_dir ?? this.settings.spoolDir;
-    const spool = Spool.open({
-      dir: join(spoolRoot, safeDirName(`${config.immudb_host}_${config.immudb_port}_${config.immudb_database}_${config.immudb_username}`)),
-      maxBytes: config.spool_max_bytes,
-      fsync: config.spool_fsync,
-      logger,
-    });
+    // The writer first: a bad setting (e.g. a malformed key) must fail before the spool is locked.
     const writer = new AuditWriter({
       connection: {
         host: config.immudb_host,
@@ -75,6 +69,14 @@ export class PipelineRegistry {
         createDatabase: config.create_database,
       },
       stateDir: join(this.settings.dataDir, 'trusted-state'),
+      serverPublicKey: config.server_public_key,
+      logger,
+    });
+    const spoolRoot = config.spool_dir ?? this.settings.spoolDir;
+    const spool = Spool.open({
+      dir: join(spoolRoot, safeDirName(`${config.immudb_host}_${config.immudb_port}_${config.immudb_database}_${config.immudb_username}`)),
+      maxBytes: config.spool_max_bytes,
+      fsync: config.spool_fsync,
       logger,
     });
     return new AuditPipeline(config.queue, spool, writer, logger);

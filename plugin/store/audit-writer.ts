@@ -5,7 +5,8 @@
 import { ImmudbClient, ImmudbError, isKeyExistsError, type ImmudbConnectionOptions } from './immudb-client.js';
 import { TrustedStateStore, type TrustedState } from './trusted-state.js';
 import { ServerBinding } from './server-binding.js';
-import { VerificationError, verifyVerifiableSet } from './proofs/index.js';
+import { parseServerPublicKey, VerificationError, verifyStateSignature, verifyVerifiableSet } from './proofs/index.js';
+import type { KeyObject } from 'node:crypto';
 import { toSafeInt } from './longs.js';
 import type { Logger } from '../log.js';
 
@@ -31,6 +32,8 @@ export class TamperError extends Error {
 
 export interface AuditWriterOptions {
   connection: ImmudbConnectionOptions;
+  /** PEM public key of immudb's state signing key: every proven state must be signed by it. */
+  serverPublicKey?: string | null;
   stateDir: string;
   logger: Logger;
 }
@@ -48,7 +51,10 @@ export class AuditWriter {
   halted: Error | undefined;
   lastTxId = 0;
 
+  private readonly signingKey: KeyObject | undefined;
+
   constructor(private readonly opts: AuditWriterOptions) {
+    this.signingKey = opts.serverPublicKey ? parseServerPublicKey(opts.serverPublicKey) : undefined;
     this.states = new TrustedStateStore(opts.stateDir);
     this.binding = new ServerBinding(opts.stateDir);
   }
@@ -128,6 +134,7 @@ export class AuditWriter {
     // The answer may come from a server reached after a reconnect: it must still be ours.
     this.checkIdentity(client.serverUuid);
     const next = verifyVerifiableSet(vtx, kvs, this.trusted ? { txId: this.trusted.txId, alh: this.trusted.alh } : undefined);
+    if (this.signingKey) verifyStateSignature(vtx.signature, this.signingKey, client.database, next.txId, next.alh);
     this.advance(client, next);
     return { txId: next.txId, written: records.length, duplicates: 0 };
   }

@@ -3,7 +3,8 @@
 import { ImmudbClient, ImmudbError, type ImmudbConnectionOptions } from '../store/immudb-client.js';
 import { TrustedStateStore, type TrustedState } from '../store/trusted-state.js';
 import { ServerBinding } from '../store/server-binding.js';
-import { verifyVerifiableEntry, verifyVerifiableTx, VerificationError } from '../store/proofs/index.js';
+import { parseServerPublicKey, verifyStateSignature, verifyVerifiableEntry, verifyVerifiableTx, VerificationError } from '../store/proofs/index.js';
+import type { KeyObject } from 'node:crypto';
 import { EntryTypeAction } from '../store/immudb-types.js';
 import { mkdirSync, readFileSync, renameSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
@@ -60,11 +61,18 @@ function isNotFound(e: unknown): boolean {
 }
 
 export class AuditReader {
-  private constructor(private readonly client: ImmudbClient, private readonly prefix: string, private readonly stateDir: string) {}
+  private constructor(
+    private readonly client: ImmudbClient,
+    private readonly prefix: string,
+    private readonly stateDir: string,
+    private readonly signingKey: KeyObject | undefined,
+  ) {}
 
-  static async open(conn: ImmudbConnectionOptions, prefix: string, stateDir: string): Promise<AuditReader> {
+  /** `serverPublicKey`: PEM of immudb's state signing key; every proven state must be signed by it. */
+  static async open(conn: ImmudbConnectionOptions, prefix: string, stateDir: string, serverPublicKey?: string): Promise<AuditReader> {
+    const key = serverPublicKey ? parseServerPublicKey(serverPublicKey) : undefined;
     try {
-      return new AuditReader(await ImmudbClient.connect(conn), prefix, stateDir);
+      return new AuditReader(await ImmudbClient.connect(conn), prefix, stateDir, key);
     } catch (e) {
       const known = new ServerBinding(stateDir).known(conn.host, conn.port, conn.database);
       if (known && e instanceof ImmudbError && /database does not exist/i.test(e.details ?? e.message)) {
@@ -113,6 +121,7 @@ export class AuditReader {
       throw err;
     }
     const next = verifyVerifiableEntry(ve, trusted ? { txId: trusted.txId, alh: trusted.alh } : undefined, { key: Buffer.from(key) });
+    if (this.signingKey) verifyStateSignature(ve.verifiableTx?.signature, this.signingKey, database, next.txId, next.alh);
     const entry = ve.entry!;
     if (!entry.key.equals(Buffer.from(key))) throw new VerificationError(`immudb answered for key ${entry.key.toString()} instead of ${key}`);
     const after: TrustedState = { serverUuid: uuid, database, txId: next.txId, alh: next.alh };
@@ -165,6 +174,7 @@ export class AuditReader {
       let next;
       try {
         next = verifyVerifiableTx(vtx, trusted ? { txId: trusted.txId, alh: trusted.alh } : undefined, { listedEntries: 'all' });
+        if (this.signingKey) verifyStateSignature(vtx.signature, this.signingKey, database, next.txId, next.alh);
       } catch (e) {
         throw new VerificationError(`tx ${tx}: ${(e as Error).message}`);
       }

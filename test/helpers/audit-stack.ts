@@ -27,8 +27,8 @@ export interface AuditStack {
   dispose(): Promise<void>;
 }
 
-export async function startAuditStack(opts: { env?: NodeJS.ProcessEnv } = {}): Promise<AuditStack> {
-  const immudb = await startImmudb();
+export async function startAuditStack(opts: { env?: NodeJS.ProcessEnv; immudbArgs?: string[] } = {}): Promise<AuditStack> {
+  const immudb = await startImmudb(opts.immudbArgs ? { args: opts.immudbArgs } : {});
   const dataDir = mkdtempSync(join(tmpdir(), 'kia-plugin-data-'));
   let server: PluginServerProcess;
   try {

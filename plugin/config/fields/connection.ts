@@ -9,6 +9,7 @@ export interface ConnectionConfig {
   immudb_database: string;
   create_database: boolean;
   key_prefix: string;
+  server_public_key: string | null;
 }
 
 export const connectionFields: KongFieldList = [
@@ -19,4 +20,5 @@ export const connectionFields: KongFieldList = [
   { immudb_database: { type: 'string', required: true, default: 'defaultdb', match: '^[a-z0-9][a-z0-9_-]{0,127}$', description: 'immudb database that holds the audit entries.' } },
   { create_database: { type: 'boolean', required: true, default: false, description: 'Create immudb_database if it does not exist (the user needs the right to).' } },
   { key_prefix: { type: 'string', required: true, default: 'audit', match: '^[A-Za-z0-9_.-]{1,64}$', description: 'Keys are <key_prefix>:entry:<audit id>.' } },
+  { server_public_key: { type: 'string', len_min: 1, description: "PEM public key of immudb's state signing key (immudb --signingKey). When set, every state immudb proves must carry a valid signature by it." } },
 ];

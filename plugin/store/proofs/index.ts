@@ -14,3 +14,4 @@ export { verifyTxEntries, verifyListedEntries, type ExpectedEntry } from './tx-e
 export {
   verifyVerifiableTx, verifyVerifiableSet, verifyVerifiableEntry, type VerifyTxOptions, type TrustedState,
 } from './verifiable.js';
+export { stateBytes, parseServerPublicKey, verifyStateSignature } from './signature.js';

@@ -1,0 +1,82 @@
+// immudb's signed states (--signingKey): with the server's public key configured, the writer
+// and the auditor accept only states signed by it.
+import test from 'ava';
+import { generateKeyPairSync } from 'node:crypto';
+import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { simulateWorkers } from '../helpers/kong-driver.js';
+import { generateFixtures } from '../fixtures/serialized-logs.js';
+import { PLUGIN_NAME, startAuditStack, waitForEntries, type AuditStack } from '../helpers/audit-stack.js';
+import { cliTarget, runCli } from '../helpers/cli.js';
+import { startImmudb } from '../../scripts/lib/immudb-server.js';
+import { ImmudbClient } from '../../plugin/store/immudb-client.js';
+
+const dir = mkdtempSync(join(tmpdir(), 'kia-signing-'));
+function keyPair(name: string) {
+  const { privateKey, publicKey } = generateKeyPairSync('ec', { namedCurve: 'prime256v1' });
+  const priv = join(dir, `${name}.key`);
+  const pub = join(dir, `${name}.pub`);
+  writeFileSync(priv, privateKey.export({ type: 'sec1', format: 'pem' }));
+  writeFileSync(pub, publicKey.export({ type: 'spki', format: 'pem' }));
+  return { priv, pub, pubPem: publicKey.export({ type: 'spki', format: 'pem' }).toString() };
+}
+const server = keyPair('server');
+const other = keyPair('other');
+
+let stack: AuditStack;
+test.before(async () => {
+  stack = await startAuditStack({ immudbArgs: ['--signingKey', server.priv] });
+});
+test.after.always(async () => {
+  await stack?.dispose();
+  rmSync(dir, { recursive: true, force: true });
+});
+
+async function sendTo(db: string, prefix: string, publicKey: string, n: number) {
+  const [w] = await simulateWorkers(stack.rpc, 1, PLUGIN_NAME, stack.config({ immudb_database: db, create_database: true, key_prefix: prefix, server_public_key: publicKey, queue: { max_batch_size: 8, max_coalescing_delay: 0.01 } }));
+  for (const f of generateFixtures(n, { seed: 3 })) await w!.runLogEvent({ 'kong.log.serialize': f.json });
+}
+
+test.serial("with the server's key: writes and verified reads pass; another key fails them", async (t) => {
+  await sendTo('signed', 's', server.pubPem, 12);
+  const stored = await waitForEntries(await stack.client('signed'), 's:entry:', 12);
+  const id = (JSON.parse(stored[0]!.value.toString()) as { id: string }).id;
+  const env = { IMMUDB_PASSWORD: stack.immudb.password };
+  const auditor = mkdtempSync(join(dir, 'auditor-'));
+  const ok = await runCli([...cliTarget(stack.immudb, 'signed', 's', auditor), '--server-public-key', server.pub, 'verify', id], env);
+  t.is(ok.code, 0, ok.stderr);
+  const all = await runCli([...cliTarget(stack.immudb, 'signed', 's', auditor), '--server-public-key', server.pub, '--json', 'verify', '--all'], env);
+  t.is(all.code, 0, all.stderr);
+  t.is(JSON.parse(all.stdout).entries, 12);
+  const wrong = await runCli([...cliTarget(stack.immudb, 'signed', 's', mkdtempSync(join(dir, 'auditor-'))), '--server-public-key', other.pub, 'verify', id], env);
+  t.is(wrong.code, 3);
+  t.regex(wrong.stderr, /^immudb-audit: VERIFICATION FAILED: state of tx \d+ of database signed is not signed by the configured server key\n$/);
+});
+
+test.serial('the writer halts when states are not signed by the configured key', async (t) => {
+  await sendTo('wrongkey', 'w', other.pubPem, 3);
+  const deadline = Date.now() + 20_000;
+  while (!/writer halted: state of tx \d+ of database wrongkey is not signed by the configured server key/.test(stack.server.logs())) {
+    if (Date.now() > deadline) return t.fail(stack.server.logs().slice(-2000));
+    await new Promise((r) => setTimeout(r, 100));
+  }
+  t.pass();
+});
+
+test.serial('a configured key and a server that does not sign: verification fails', async (t) => {
+  const plain = await startImmudb();
+  t.teardown(() => plain.dispose());
+  const c = await ImmudbClient.connect({ host: plain.host, port: plain.port, username: plain.username, password: plain.password, database: 'defaultdb' });
+  const id = '01900000-0000-7000-8000-00000000abcd';
+  await c.set([{ key: Buffer.from(`u:entry:${id}`), value: Buffer.from('{}') }]);
+  await c.close();
+  const r = await runCli([...cliTarget(plain, 'defaultdb', 'u', mkdtempSync(join(dir, 'auditor-'))), '--server-public-key', server.pub, 'verify', id], { IMMUDB_PASSWORD: plain.password });
+  t.is(r.code, 3);
+  t.regex(r.stderr, /state of tx \d+ is not signed, but a server signing key is configured/);
+});
+
+test('a malformed public key is refused at start with a clear error', async (t) => {
+  const err = await t.throwsAsync(stack.rpc.startInstance(PLUGIN_NAME, stack.config({ immudb_database: 'x', server_public_key: 'not a key' })));
+  t.regex(err!.message, /server public key is not a PEM public key/);
+});
