@@ -117,6 +117,33 @@ program
     });
   });
 
+program
+  .command('status')
+  .description("the plugin server's pipeline figures (from its metrics endpoint, IMMUDB_AUDIT_METRICS_PORT); exit 3 when a writer is halted")
+  .option('--metrics-url <url>', 'base URL of the metrics endpoint', `http://127.0.0.1:${process.env.IMMUDB_AUDIT_METRICS_PORT ?? '9542'}`)
+  .action(async (cmd: { metricsUrl: string }) => {
+    const o = program.opts<GlobalOptions>();
+    const url = new URL('/status', cmd.metricsUrl);
+    let body: { pid: number; destinations: Record<string, Record<string, number | string | null>> };
+    try {
+      const res = await fetch(url, { signal: AbortSignal.timeout(10_000) });
+      if (!res.ok) throw new Error(`HTTP ${res.status}`);
+      body = (await res.json()) as typeof body;
+    } catch (e) {
+      throw new Error(`cannot read ${url.href}: ${(e as Error).message} (is IMMUDB_AUDIT_METRICS_PORT set for the plugin server?)`);
+    }
+    const lines = [`plugin server pid ${body.pid}`];
+    for (const [dest, s] of Object.entries(body.destinations)) {
+      lines.push(`${dest}${s.halted ? `  HALTED: ${s.halted}` : ''}`);
+      for (const k of ['captured', 'spooled', 'written', 'duplicates', 'refused', 'retries', 'verified_batches', 'queued_memory', 'spool_entries', 'spool_bytes', 'oldest_unacked_ms', 'last_tx_id']) {
+        lines.push(`  ${k.padEnd(18)} ${s[k] ?? '-'}`);
+      }
+    }
+    if (!Object.keys(body.destinations).length) lines.push('no destination used yet');
+    print(o, lines.join('\n'), body);
+    if (Object.values(body.destinations).some((s) => s.halted)) process.exitCode = 3;
+  });
+
 program.parseAsync(process.argv).catch((err: unknown) => {
   const o = program.opts<GlobalOptions>();
   const e = err as Error;

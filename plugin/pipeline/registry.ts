@@ -9,6 +9,7 @@ import { createLogger, type Logger } from '../log.js';
 import { AuditWriter } from '../store/audit-writer.js';
 import { AuditPipeline } from './audit-pipeline.js';
 import { Spool } from './spool.js';
+import { AuditMetrics } from '../telemetry/metrics.js';
 
 export interface ProcessSettings {
   /** Where the writer's trusted state (and, by default, the spool) lives. */
@@ -17,6 +18,9 @@ export interface ProcessSettings {
   spoolDir: string;
   nodeId: string | null;
   hostname: string;
+  /** Opt-in Prometheus endpoint. */
+  metricsPort: number | null;
+  metricsHost: string;
   shutdownTimeoutMs: number;
 }
 
@@ -27,6 +31,8 @@ export function readProcessSettings(env: NodeJS.ProcessEnv = process.env): Proce
     dataDir,
     spoolDir: env.IMMUDB_AUDIT_SPOOL_DIR || join(dataDir, 'spool'),
     nodeId: env.IMMUDB_AUDIT_NODE_ID || env.KONG_NODE_ID || null,
+    metricsPort: env.IMMUDB_AUDIT_METRICS_PORT ? Number(env.IMMUDB_AUDIT_METRICS_PORT) : null,
+    metricsHost: env.IMMUDB_AUDIT_METRICS_HOST || '127.0.0.1',
     hostname: hostname(),
     shutdownTimeoutMs: Number(env.IMMUDB_AUDIT_SHUTDOWN_TIMEOUT_MS || 10_000),
   };
@@ -36,6 +42,8 @@ export class PipelineRegistry {
   private readonly pipelines = new Map<string, AuditPipeline>();
   private hooked = false;
   readonly logger: Logger = createLogger('pipeline');
+  readonly metrics = new AuditMetrics();
+  private metricsStarted = false;
 
   constructor(readonly settings: ProcessSettings = readProcessSettings()) {}
 
@@ -49,7 +57,9 @@ export class PipelineRegistry {
     if (!p) {
       p = this.create(config);
       this.pipelines.set(key, p);
+      this.metrics.track(describe(config), p);
       this.hookShutdown();
+      this.startMetrics();
     } else if (canonicalize(p.queue) !== canonicalize(config.queue)) {
       this.logger.once('warn', `queue-settings-${key}`, `configurations writing to ${describe(config)} differ in their queue settings; the first one's apply to all of them`);
     }
@@ -79,7 +89,8 @@ export class PipelineRegistry {
       fsync: config.spool_fsync,
       logger,
     });
-    return new AuditPipeline(config.queue, spool, writer, logger);
+    const destination = describe(config);
+    return new AuditPipeline(config.queue, spool, writer, logger, (_batch, _res, ms) => this.metrics.writeSeconds.observe({ destination }, ms / 1000));
   }
 
   all(): AuditPipeline[] {
@@ -94,6 +105,17 @@ export class PipelineRegistry {
     const left = await Promise.all(this.all().map((p) => p.shutdown(this.settings.shutdownTimeoutMs)));
     await Promise.all(this.all().map((p) => p.writer.close().catch(() => undefined)));
     return left.reduce((a, b) => a + b, 0);
+  }
+
+  private startMetrics() {
+    const port = this.settings.metricsPort;
+    if (this.metricsStarted || port === null) return;
+    this.metricsStarted = true;
+    if (!Number.isInteger(port) || port < 1 || port > 65535) {
+      this.logger.error(`IMMUDB_AUDIT_METRICS_PORT must be a port number, got ${JSON.stringify(process.env.IMMUDB_AUDIT_METRICS_PORT)}; no metrics endpoint`);
+      return;
+    }
+    this.metrics.listen(port, this.settings.metricsHost, this.logger).catch(() => undefined);
   }
 
   /** Kong stops the plugin server with SIGTERM (or SIGINT when run by hand): flush first. */

@@ -1,0 +1,102 @@
+// Prometheus metrics of the plugin server process, and an opt-in HTTP endpoint serving them
+// (/metrics, text format) and the same figures as JSON (/status, read by `immudb-audit status`).
+// Enabled by IMMUDB_AUDIT_METRICS_PORT; binds to IMMUDB_AUDIT_METRICS_HOST (default 127.0.0.1).
+import { createServer, type Server } from 'node:http';
+import { Counter, Gauge, Histogram, Registry } from 'prom-client';
+import type { AuditPipeline } from '../pipeline/audit-pipeline.js';
+import type { Logger } from '../log.js';
+
+const P = 'kong_immudb_audit_';
+
+export class AuditMetrics {
+  readonly registry = new Registry();
+  private readonly pipelines = new Map<string, AuditPipeline>();
+  readonly writeSeconds: Histogram<'destination'>;
+
+  constructor() {
+    const pipelines = this.pipelines;
+    const counter = (name: string, help: string, pick: (s: ReturnType<AuditPipeline['snapshot']>) => number) =>
+      new Counter({
+        name: P + name,
+        help,
+        labelNames: ['destination'],
+        registers: [this.registry],
+        collect() {
+          this.reset();
+          for (const [d, p] of pipelines) this.inc({ destination: d }, pick(p.snapshot()));
+        },
+      });
+    const gauge = (name: string, help: string, pick: (s: ReturnType<AuditPipeline['snapshot']>) => number) =>
+      new Gauge({
+        name: P + name,
+        help,
+        labelNames: ['destination'],
+        registers: [this.registry],
+        collect() {
+          for (const [d, p] of pipelines) this.set({ destination: d }, pick(p.snapshot()));
+        },
+      });
+    counter('entries_captured_total', 'Audit entries built from Kong log events.', (s) => s.captured);
+    counter('entries_spooled_total', 'Entries made durable in the local spool.', (s) => s.spooled);
+    counter('entries_written_total', 'Entries written to immudb in transactions whose proofs we checked.', (s) => s.written);
+    counter('entries_verified_total', 'Entries in verified transactions (equal to written: nothing counts as written unverified).', (s) => s.written);
+    counter('entries_duplicate_total', 'Replayed entries found already stored with the same value (not written twice).', (s) => s.duplicates);
+    counter('entries_refused_total', 'Entries refused (spool full or unwritable): lost, and logged.', (s) => s.refused);
+    counter('write_retries_total', 'Failed immudb writes that were retried.', (s) => s.retries);
+    counter('batches_verified_total', 'immudb transactions written and verified.', (s) => s.verified_batches);
+    gauge('spool_entries', 'Entries in the spool not yet proven in immudb.', (s) => s.spool_entries);
+    gauge('spool_bytes', 'Bytes of the spool on disk.', (s) => s.spool_bytes);
+    gauge('queue_entries', 'Entries held in memory for the writer.', (s) => s.queued_memory);
+    gauge('oldest_unacked_seconds', 'Age of the oldest entry not yet proven in immudb (0 when none).', (s) => (s.oldest_unacked_ms ?? 0) / 1000);
+    gauge('last_tx_id', 'Last immudb transaction written and verified.', (s) => s.last_tx_id);
+    gauge('writer_halted', '1 when the writer stopped because a check failed (tampering or a lying server).', (s) => (s.halted ? 1 : 0));
+    this.writeSeconds = new Histogram({
+      name: P + 'immudb_write_seconds',
+      help: 'Latency of one verified batch write (VerifiableSet and proof checks).',
+      labelNames: ['destination'],
+      buckets: [0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5],
+      registers: [this.registry],
+    });
+  }
+
+  track(destination: string, pipeline: AuditPipeline) {
+    this.pipelines.set(destination, pipeline);
+  }
+
+  status(): Record<string, unknown> {
+    return {
+      pid: process.pid,
+      destinations: Object.fromEntries([...this.pipelines].map(([d, p]) => [d, p.snapshot()])),
+    };
+  }
+
+  /** Serves /metrics and /status; resolves with the server once listening. */
+  listen(port: number, host: string, logger: Logger): Promise<Server> {
+    const server = createServer((req, res) => {
+      if (req.url === '/metrics') {
+        this.registry.metrics().then((text) => {
+          res.writeHead(200, { 'content-type': this.registry.contentType });
+          res.end(text);
+        }, (e: Error) => {
+          res.writeHead(500).end(e.message);
+        });
+      } else if (req.url === '/status') {
+        res.writeHead(200, { 'content-type': 'application/json' });
+        res.end(JSON.stringify(this.status()));
+      } else {
+        res.writeHead(404, { 'content-type': 'text/plain' }).end('not found: try /metrics or /status\n');
+      }
+    });
+    server.unref();
+    return new Promise((resolve, reject) => {
+      server.once('error', (e) => {
+        logger.error(`metrics endpoint ${host}:${port} could not start: ${e.message}`);
+        reject(e);
+      });
+      server.listen(port, host, () => {
+        logger.info(`metrics on http://${host}:${port}/metrics, status on /status`);
+        resolve(server);
+      });
+    });
+  }
+}
