@@ -4,6 +4,9 @@
 #   bash scripts/test.sh dist/test/unit        # unit tests only
 # Ends with a line "N passed, N failed".
 source "$(dirname "$0")/env.sh"
+# `docker compose config` validates docker-compose.yml in the deployment test; Compose is built
+# from its Go module when the machine has none (cached, like immudb).
+bash kong/install-compose.sh >/dev/null
 npm run --silent build
 targets=("$@")
 [ ${#targets[@]} -gt 0 ] || targets=(dist/test)
