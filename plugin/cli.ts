@@ -118,6 +118,28 @@ program
   });
 
 program
+  .command('find')
+  .description("the entries of a trace, from the trace index written with each entry")
+  .requiredOption('--trace <trace-id>', 'W3C trace id (32 hex characters)')
+  .option('--verify', 'verified reads of the entries found (exit 3 if any check fails)')
+  .action(async (cmd: { trace: string; verify?: boolean }) => {
+    const o = program.opts<GlobalOptions>();
+    await withReader(o, async (reader) => {
+      const ids = await reader.findByTrace(cmd.trace);
+      if (!ids.length) throw new NotFoundError(`no audit entries for trace ${cmd.trace.toLowerCase()} in immudb database ${o.database}`);
+      for (const id of ids) {
+        const r = cmd.verify ? await reader.verify(id) : await reader.get(id);
+        const e = r.entry as { time?: string; what?: { method?: string; path?: string }; outcome?: { status?: number } } | null;
+        print(
+          o,
+          `${id}  tx ${r.txId}  ${e?.time ?? ''}  ${e?.what?.method ?? '-'} ${e?.what?.path ?? '-'} -> ${e?.outcome?.status ?? '-'}${cmd.verify ? '  verified' : ''}`,
+          { id, key: r.key, tx: r.txId, verified: Boolean(cmd.verify), entry: r.entry },
+        );
+      }
+    });
+  });
+
+program
   .command('status')
   .description("the plugin server's pipeline figures (from its metrics endpoint, IMMUDB_AUDIT_METRICS_PORT); exit 3 when a writer is halted")
   .option('--metrics-url <url>', 'base URL of the metrics endpoint', `http://127.0.0.1:${process.env.IMMUDB_AUDIT_METRICS_PORT ?? '9542'}`)
@@ -147,7 +169,7 @@ program
 program.parseAsync(process.argv).catch((err: unknown) => {
   const o = program.opts<GlobalOptions>();
   const e = err as Error;
-  const code = err instanceof VerificationError ? 3 : err instanceof InvalidArgumentError || /^not an audit id/.test(e.message) ? 2 : 1;
+  const code = err instanceof VerificationError ? 3 : err instanceof InvalidArgumentError || /^not an? (audit|trace) id/.test(e.message) ? 2 : 1;
   const prefix = err instanceof VerificationError ? 'VERIFICATION FAILED: ' : err instanceof NotFoundError ? '' : 'error: ';
   if (o.json) process.stdout.write(JSON.stringify({ error: e.message, kind: e.name, verified: false }) + '\n');
   process.stderr.write(`immudb-audit: ${prefix}${e.message}\n`);

@@ -8,8 +8,16 @@ import { configFields } from './config/schema.js';
 import { createLogger } from './log.js';
 import { sharedRegistry, type PipelineRegistry } from './pipeline/registry.js';
 import type { AuditPipeline } from './pipeline/audit-pipeline.js';
-import { encodeEntry } from './capture/encode.js';
+import { encodeEntry, entryKey } from './capture/encode.js';
+import { requestTraceOf } from './capture/request-trace.js';
+import type { EntrySpanRef } from './telemetry/tracing.js';
 import type { AuditEntry } from './capture/audit-entry.js';
+// Side effect at load, before kong-pdk creates its socket: a umask without group/other bits.
+import './capture/hardening.js';
+import { redactSecretFields, resolveSecretRefs, unresolvedVaultRefs } from './capture/secret-refs.js';
+import { compilePrivacy, reportRefused, type PrivacyPolicy } from './capture/privacy-policy.js';
+import { tlsProblems } from './config/fields/tls.js';
+import { ConfigError } from './config/kong-schema.js';
 
 export const Name = 'immudb-audit';
 export const Version = '0.1.0';
@@ -48,16 +56,27 @@ export class Plugin {
   private readonly config: PluginConfig;
   private readonly registry: PipelineRegistry;
   private readonly pipeline: AuditPipeline;
+  private readonly privacy: PrivacyPolicy;
 
   constructor(rawConfig: Record<string, unknown>, registry: PipelineRegistry = sharedRegistry()) {
-    this.config = parseConfig(rawConfig);
+    try {
+      const unresolved = unresolvedVaultRefs(rawConfig);
+      if (unresolved.length) throw new ConfigError(unresolved);
+      // env:/file: references resolved here; Kong resolved {vault://...} ones before sending.
+      this.config = resolveSecretRefs(parseConfig(rawConfig));
+    } finally {
+      // kong-pdk keeps this object and echoes it in StartInstance/InstanceStatus/CloseInstance
+      // replies: every secret field is overwritten (we hold our own parsed copy).
+      redactSecretFields(rawConfig);
+    }
+    const tls = tlsProblems(this.config);
+    if (tls.length) throw new ConfigError(tls);
+    this.privacy = compilePrivacy(this.config.privacy);
+    reportRefused(this.privacy);
     this.registry = registry;
     // Opening the destination's pipeline replays its spool; a spool that cannot be opened
     // fails StartInstance with the reason.
     this.pipeline = registry.get(this.config);
-    // kong-pdk echoes the config object back in StartInstance/InstanceStatus replies: keep the
-    // secret out of them (we hold our own parsed copy).
-    if (rawConfig && typeof rawConfig === 'object' && 'immudb_password' in rawConfig) rawConfig.immudb_password = '<redacted>';
   }
 
   async log(kong: KongLogPdk): Promise<void> {
@@ -68,16 +87,41 @@ export class Plugin {
     } catch (e) {
       problems.push(`kong.log.serialize failed: ${(e as Error).message.slice(0, 200)}`);
     }
-    const entry = this.capture(readSerialized(raw, problems), problems);
+    const log = readSerialized(raw, problems);
+    const entry = this.capture(log, problems);
     if (problems.length) {
       logger.once('warn', problems[0]!.split(':')[0]!, `request ${entry.request_id ?? '(no request id)'} audited as ${entry.id} with problems: ${problems.join('; ')}`);
     }
+    const span = this.traceEntry(log, entry);
     // Resolves once the entry is durable in the spool (never throws; refusals are counted).
-    await this.pipeline.submit(encodeEntry(this.config.key_prefix, entry));
+    await this.pipeline.submit(encodeEntry(this.config.key_prefix, entry), span);
+  }
+
+  /** The entry's audit span; its ids go into the entry (before it is encoded), both ways linked. */
+  private traceEntry(log: KongSerializedLog | null, entry: AuditEntry): EntrySpanRef | undefined {
+    const tracing = this.config.tracing.enabled ? this.registry.tracing() : null;
+    if (!tracing) return undefined;
+    try {
+      const span = tracing.entrySpan(entry, requestTraceOf(log, entry), entryKey(this.config.key_prefix, entry.id), this.config.tracing.record_client_address);
+      entry.trace_id = span.traceId;
+      entry.span_id = span.spanId;
+      return span;
+    } catch (e) {
+      logger.once('warn', 'tracing-span', `tracing: no audit span for entry ${entry.id}: ${(e as Error).message}; the entry is recorded anyway`);
+      return undefined;
+    }
   }
 
   private capture(log: KongSerializedLog | null, problems: string[]): AuditEntry {
     const s = this.registry.settings;
-    return buildAuditEntry(log, { id: uuidv7(), now: Date.now(), nodeId: s.nodeId, hostname: s.hostname }, problems);
+    const ctx = { id: uuidv7(), now: Date.now(), nodeId: s.nodeId, hostname: s.hostname };
+    try {
+      // Also makes the problems safe to store and log, in place (no quoted input).
+      return buildAuditEntry(log, ctx, problems, this.privacy);
+    } catch (e) {
+      // A bug must not cost the audit entry: record what is certain, say that capture failed.
+      problems.push(`capture failed: ${e instanceof Error ? e.name : typeof e}`);
+      return buildAuditEntry(null, ctx, problems, this.privacy);
+    }
   }
 }

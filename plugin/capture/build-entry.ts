@@ -1,10 +1,21 @@
 // Serialized log -> AuditEntry. Pure apart from the id and the fallback clock, which are
 // injected, so it is deterministic in tests. Never throws: whatever is missing is recorded as
-// null and noted in capture_problems.
-import type { AuditEntry, AuditEntityRef } from './audit-entry.js';
+// null and noted in capture_problems. Minimal by default: what goes beyond who/what/when/where/
+// outcome is decided by the privacy policy (allow-lists, pseudonyms, truncation), and the rules
+// of redaction.ts keep secrets out whatever the policy says.
+import type { AuditEntry, AuditEntityRef, PseudonymizedField, StoredHeaders, StoredQuery } from './audit-entry.js';
 import type { KongSerializedLog } from './kong-log.js';
-import { header, int, isRecord, str, MAX_PATH_LENGTH } from './safe-read.js';
+import { boundProblems, header, headerValues, int, isRecord, str, MAX_FIELD_LENGTH, MAX_PATH_LENGTH } from './safe-read.js';
 import { parseTraceparent } from './traceparent.js';
+import { formatIp, parseIp, truncatedIp, type IpAddress } from './ip-address.js';
+import { pseudonym, type PseudonymDomain } from './pseudonyms.js';
+import { DEFAULT_POLICY, type PrivacyPolicy } from './privacy-policy.js';
+import { isSecretParam, REDACTED_VALUE, scrubPath, scrubValue } from './redaction.js';
+
+/** Most addresses kept from X-Forwarded-For / Forwarded. */
+export const MAX_FORWARDED = 16;
+/** Most values kept of one repeated query parameter. */
+export const MAX_QUERY_VALUES = 16;
 
 export interface CaptureContext {
   /** A fresh audit id (UUIDv7). */
@@ -35,8 +46,94 @@ function pathOf(uri: string | null): string | null {
 
 function urlParts(url: string | null): { scheme: string | null; host: string | null } {
   if (!url) return { scheme: null, host: null };
-  const m = /^([a-z][a-z0-9+.-]*):\/\/([^/?#:]*)/i.exec(url);
+  // Userinfo (user:password@) is skipped: it never reaches the entry.
+  const m = /^([a-z][a-z0-9+.-]*):\/\/(?:[^/?#@]*@)?(\[[^\]/?#@]*\]|[^/?#:@]*)/i.exec(url);
   return m ? { scheme: str(m[1]!.toLowerCase()), host: str(m[2]) } : { scheme: null, host: null };
+}
+
+/**
+ * How much of a value is cleaned before it is bounded to its stored length: a secret whose
+ * recognisable shape (scheme, '?', '@', JWT header) lies within the window is removed even when
+ * truncation would have cut it in half; the window bounds the work on hostile input.
+ */
+export const SCRUB_WINDOW = 4096;
+
+/** A stored string value: cleaned of known secret shapes, then bounded. */
+function cleanValue(v: string, max = MAX_FIELD_LENGTH): string {
+  return str(scrubValue(v.length > SCRUB_WINDOW ? v.slice(0, SCRUB_WINDOW) : v), max) ?? '';
+}
+
+function allowedHeaders(headers: unknown, names: readonly string[]): StoredHeaders | null {
+  if (names.length === 0) return null;
+  const out: Array<[string, string]> = [];
+  for (const name of names) {
+    const values = headerValues(headers, name, 16, SCRUB_WINDOW);
+    if (values.length) out.push([name, cleanValue(values.join(', '))]);
+  }
+  // fromEntries defines own properties: a name like __proto__ cannot touch a prototype.
+  return Object.fromEntries(out);
+}
+
+function queryValue(v: unknown, secret: boolean): string | boolean | null {
+  if (v === true) return true;
+  if (typeof v !== 'string' && typeof v !== 'number') return null;
+  if (secret) return REDACTED_VALUE;
+  const s = str(v, SCRUB_WINDOW);
+  return s === null ? '' : cleanValue(s);
+}
+
+function allowedQuery(qs: unknown, policy: PrivacyPolicy): StoredQuery | null {
+  if (policy.queryParams.length === 0) return null;
+  const out: Array<[string, StoredQuery[string]]> = [];
+  if (!isRecord(qs)) return {};
+  for (const name of policy.queryParams) {
+    if (!Object.prototype.hasOwnProperty.call(qs, name)) continue;
+    const secret = isSecretParam(name, policy.keyNames);
+    const v = qs[name];
+    if (Array.isArray(v)) {
+      const list = v.slice(0, MAX_QUERY_VALUES).map((x) => queryValue(x, secret)).filter((x): x is string | boolean => x !== null);
+      if (list.length) out.push([name, list]);
+    } else {
+      const one = queryValue(v, secret);
+      if (one !== null) out.push([name, one]);
+    }
+  }
+  return Object.fromEntries(out);
+}
+
+/** Addresses of X-Forwarded-For and Forwarded (for=...), parsed strictly; others dropped. */
+function forwardedAddresses(headers: unknown): IpAddress[] {
+  const out: IpAddress[] = [];
+  const add = (token: string) => {
+    if (out.length >= MAX_FORWARDED) return;
+    let t = token.trim().replace(/^"|"$/g, '');
+    const v4port = /^(\d{1,3}(?:\.\d{1,3}){3}):\d{1,5}$/.exec(t);
+    if (v4port) t = v4port[1]!;
+    const v6port = /^\[([^\]]+)\](?::\d{1,5})?$/.exec(t);
+    if (v6port) t = v6port[1]!;
+    const ip = parseIp(t);
+    if (ip) out.push(ip);
+  };
+  for (const v of headerValues(headers, 'x-forwarded-for')) for (const t of v.split(',')) add(t);
+  for (const v of headerValues(headers, 'forwarded')) {
+    for (const part of v.split(/[,;]/)) {
+      const m = /^\s*for\s*=\s*(.*)$/i.exec(part);
+      if (m) add(m[1]!);
+    }
+  }
+  return out;
+}
+
+function pseudonymizedFields(policy: PrivacyPolicy): PseudonymizedField[] {
+  const out: PseudonymizedField[] = [];
+  if (!policy.key) return out;
+  const p = policy.pseudonymize;
+  if (p.has('consumer_username')) out.push('who.consumer.username');
+  if (p.has('consumer_custom_id')) out.push('who.consumer.custom_id');
+  if (p.has('client_ip')) out.push('who.client_ip', 'where.client_ip');
+  if (p.has('forwarded_for') && policy.recordForwardedFor) out.push('who.forwarded_for');
+  if (p.has('subject') && policy.subjectHeaders.length) out.push('who.subject.value');
+  return out;
 }
 
 function traceIdFromKong(v: unknown): string | null {
@@ -50,7 +147,21 @@ function traceIdFromKong(v: unknown): string | null {
   return null;
 }
 
-export function buildAuditEntry(log: KongSerializedLog | null, ctx: CaptureContext, problems: string[] = []): AuditEntry {
+export function buildAuditEntry(log: KongSerializedLog | null, ctx: CaptureContext, problems: string[] = [], policy: PrivacyPolicy = DEFAULT_POLICY): AuditEntry {
+  const key = policy.key;
+  const pseudo = (field: Parameters<PrivacyPolicy['pseudonymize']['has']>[0], domain: PseudonymDomain, v: string | null): string | null =>
+    v !== null && key && policy.pseudonymize.has(field) ? pseudonym(key, domain, v) : v;
+  /** An address as stored: truncated when configured, then pseudonymised when configured. */
+  const storedIp = (ip: IpAddress, field: 'client_ip' | 'forwarded_for', original: string | null): string => {
+    const truncated = policy.ipv4Prefix < 32 || policy.ipv6Prefix < 128;
+    // Kong's own text of the address is kept as it is when it is a plain address (no zone id,
+    // brackets or port: nothing but the address reaches the entry).
+    const plain = original !== null && /^[0-9A-Fa-f:.]+$/.test(original) ? original : formatIp(ip);
+    const text = truncated ? truncatedIp(ip, policy.ipv4Prefix, policy.ipv6Prefix) : plain;
+    // One address, one pseudonym, whatever its textual form.
+    return key && policy.pseudonymize.has(field) ? pseudonym(key, 'ip', truncated ? text : formatIp(ip)) : text;
+  };
+
   const l: KongSerializedLog = isRecord(log) ? log : {};
   const req = isRecord(l.request) ? l.request : {};
   const res = isRecord(l.response) ? l.response : {};
@@ -66,7 +177,28 @@ export function buildAuditEntry(log: KongSerializedLog | null, ctx: CaptureConte
 
   const consumer = isRecord(l.consumer) ? l.consumer : null;
   const authEntity = isRecord(l.authenticated_entity) ? l.authenticated_entity : null;
-  const clientIp = str(l.client_ip, 64);
+  const credentialId = authEntity ? str(authEntity.id) : null;
+
+  // Kong's resolved client address (nginx $remote_addr after real_ip processing).
+  const rawClientIp = str(l.client_ip, 64);
+  const parsedClientIp = rawClientIp === null ? null : parseIp(rawClientIp);
+  if (rawClientIp !== null && !parsedClientIp) problems.push('client_ip is not an IP address; not stored');
+  const clientIp = parsedClientIp ? storedIp(parsedClientIp, 'client_ip', rawClientIp) : null;
+
+  const forwardedFor = policy.recordForwardedFor ? forwardedAddresses(req.headers).map((ip) => storedIp(ip, 'forwarded_for', null)) : null;
+
+  // The subject only from a header the auth plugin sets, and only when Kong verified a credential.
+  let subject: AuditEntry['who']['subject'] = null;
+  if (credentialId && policy.subjectHeaders.length) {
+    for (const h of policy.subjectHeaders) {
+      const v = headerValues(req.headers, h, 1, SCRUB_WINDOW)[0];
+      if (v) {
+        subject = { value: pseudo('subject', 'subject', cleanValue(v, 256))!, source: `header:${h}` };
+        break;
+      }
+    }
+  }
+
   const url = str(req.url, MAX_PATH_LENGTH);
   const { scheme, host } = urlParts(url);
 
@@ -92,6 +224,11 @@ export function buildAuditEntry(log: KongSerializedLog | null, ctx: CaptureConte
     ? { id: str(l.workspace), name: str(l.workspace_name) }
     : null;
 
+  const path = pathOf(str(req.uri, MAX_PATH_LENGTH * 2) ?? url);
+  const pseudonymized = pseudonymizedFields(policy);
+  const truncation = policy.ipv4Prefix < 32 || policy.ipv6Prefix < 128;
+  boundProblems(problems);
+
   return {
     schema_version: 1,
     id: ctx.id,
@@ -104,29 +241,43 @@ export function buildAuditEntry(log: KongSerializedLog | null, ctx: CaptureConte
     trace_source: traceSource,
     who: {
       consumer: consumer
-        ? { id: str(consumer.id), username: str(consumer.username), custom_id: str(consumer.custom_id) }
+        ? {
+            id: str(consumer.id),
+            username: pseudo('consumer_username', 'username', str(consumer.username)),
+            custom_id: pseudo('consumer_custom_id', 'custom_id', str(consumer.custom_id)),
+          }
         : null,
-      credential_id: authEntity ? str(authEntity.id) : null,
-      authenticated: Boolean(consumer || (authEntity && str(authEntity.id))),
+      credential_id: credentialId,
+      authenticated: Boolean(consumer || credentialId),
       client_ip: clientIp,
+      forwarded_for: forwardedFor,
+      subject,
     },
     what: {
       method: str(req.method, 32),
       scheme,
       host,
-      path: pathOf(str(req.uri, MAX_PATH_LENGTH * 2) ?? url),
+      path: path === null ? null : scrubPath(path, policy.pathTemplates),
       route: entityRef(l.route),
       service: entityRef(l.service),
       upstream_status: int(typeof l.upstream_status === 'string' ? l.upstream_status.split(/[,:\s]+/).pop() : l.upstream_status),
+      query: allowedQuery(req.querystring, policy),
+      request_headers: allowedHeaders(req.headers, policy.requestHeaders),
     },
     outcome: {
       status,
       source,
       result: status === null ? 'unknown' : status < 400 ? 'success' : 'failure',
+      response_headers: allowedHeaders(res.headers, policy.responseHeaders),
     },
     latencies: { kong: int(lat.kong), proxy: int(lat.proxy), request: int(lat.request), receive: int(lat.receive) },
     sizes: { request: int(req.size), response: int(res.size) },
     where: { client_ip: clientIp, node_id: ctx.nodeId, hostname: ctx.hostname, workspace },
+    privacy: {
+      pseudonym_key_id: pseudonymized.length ? key!.id : null,
+      pseudonymized,
+      ip_prefix: truncation ? { v4: policy.ipv4Prefix, v6: policy.ipv6Prefix } : null,
+    },
     capture_problems: problems,
   };
 }

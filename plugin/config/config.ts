@@ -6,12 +6,14 @@ import type { ConnectionConfig } from './fields/connection.js';
 import type { QueueConfig } from './fields/queue.js';
 import type { SpoolConfig } from './fields/spool.js';
 import type { TracingConfig } from './fields/tracing.js';
+import type { PrivacyConfig } from './fields/privacy.js';
+import type { TlsConfig } from './fields/tls.js';
 
-export type { ConnectionConfig, QueueConfig, SpoolConfig, TracingConfig };
+export type { ConnectionConfig, QueueConfig, SpoolConfig, TracingConfig, PrivacyConfig, TlsConfig };
 import { validateRecord } from './kong-schema.js';
 
 /** The validated configuration: one type per group of fields (see fields/). */
-export type PluginConfig = ConnectionConfig & { queue: QueueConfig } & SpoolConfig & TracingConfig;
+export type PluginConfig = ConnectionConfig & { queue: QueueConfig } & SpoolConfig & TracingConfig & PrivacyConfig & TlsConfig;
 
 /** What Kong adds to a plugin's config when it starts an instance (plugins_iterator.lua). */
 export interface KongPluginMeta {

@@ -69,6 +69,9 @@ function checkField(path: string, f: KongField, v: unknown, problems: string[]):
   }
 }
 
+/** The key under which Kong keeps the original references of a record's resolved fields. */
+export const KONG_REFS = '$refs';
+
 function checkRecord(path: string, fields: KongFieldList, v: Record<string, unknown>, problems: string[]): Record<string, unknown> {
   const out: Record<string, unknown> = {};
   const known = new Set<string>();
@@ -79,6 +82,9 @@ function checkRecord(path: string, fields: KongFieldList, v: Record<string, unkn
     }
   }
   for (const name of Object.keys(v)) {
+    // "$refs": Kong's record of the vault references it resolved in this record
+    // (kong/db/schema/init.lua process_auto_fields); Kong's, not a field, so not validated.
+    if (name === KONG_REFS) continue;
     if (!known.has(name)) problems.push(`${path ? `${path}.` : ''}${name}: unknown field`);
   }
   return out;

@@ -6,5 +6,7 @@ import { connectionFields } from './fields/connection.js';
 import { queueFields } from './fields/queue.js';
 import { spoolFields } from './fields/spool.js';
 import { tracingFields } from './fields/tracing.js';
+import { privacyFields } from './fields/privacy.js';
+import { tlsFields } from './fields/tls.js';
 
-export const configFields: KongFieldList = [...connectionFields, ...queueFields, ...spoolFields, ...tracingFields];
+export const configFields: KongFieldList = [...connectionFields, ...queueFields, ...spoolFields, ...tracingFields, ...privacyFields, ...tlsFields];

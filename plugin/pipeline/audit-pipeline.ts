@@ -10,6 +10,17 @@ import { AuditWriter, TamperError, type WriteResult } from '../store/audit-write
 import { VerificationError } from '../store/proofs/index.js';
 import { Batcher } from './batcher.js';
 import { comparePos, Spool, SpoolFullError, type SpoolPosition, type SpooledRecord } from './spool.js';
+import type { AuditTracing, BatchSpan, EntrySpanRef } from '../telemetry/tracing.js';
+
+/** A record in memory: as spooled, plus the entry's span (for links) when it was traced. */
+export interface QueuedRecord extends SpooledRecord {
+  span?: EntrySpanRef;
+}
+
+export interface PipelineTracing {
+  tracing: AuditTracing;
+  destination: { host: string; port: number; database: string };
+}
 
 export interface PipelineStats {
   captured: number;
@@ -29,7 +40,9 @@ export interface PipelineStats {
 
 export class AuditPipeline {
   readonly stats = { captured: 0, spooled: 0, written: 0, duplicates: 0, refused: 0, retries: 0, batches: 0 };
-  private readonly batcher: Batcher<SpooledRecord>;
+  private readonly batcher: Batcher<QueuedRecord>;
+  /** The span of each batch in flight, across its retries. */
+  private readonly batchSpans = new WeakMap<readonly QueuedRecord[], BatchSpan>();
   /** Records up to this position are in memory (or written); later ones only on disk. */
   private inMemoryUntil: SpoolPosition | undefined;
   private overflow: boolean;
@@ -41,10 +54,11 @@ export class AuditPipeline {
     readonly writer: AuditWriter,
     private readonly logger: Logger,
     readonly onBatch?: (batch: readonly SpooledRecord[], result: WriteResult, ms: number) => void,
+    private readonly tracing?: PipelineTracing,
   ) {
     this.lowWater = Math.max(1, Math.floor(queue.max_entries / 2));
-    this.batcher = new Batcher<SpooledRecord>(
-      { write: (batch) => writer.write(batch) },
+    this.batcher = new Batcher<QueuedRecord>(
+      { write: (batch) => this.traced(batch) },
       {
         maxBatchSize: queue.max_batch_size,
         maxDelayMs: queue.max_coalescing_delay * 1000,
@@ -71,7 +85,7 @@ export class AuditPipeline {
    * Makes a record durable and queues it. Resolves true once it is in the spool; false when it
    * was refused (spool full or unwritable), which is logged and counted, never silent.
    */
-  async submit(record: AuditRecord): Promise<boolean> {
+  async submit(record: AuditRecord, span?: EntrySpanRef): Promise<boolean> {
     this.stats.captured++;
     let pos: SpoolPosition;
     const at = Date.now();
@@ -85,13 +99,36 @@ export class AuditPipeline {
     }
     this.stats.spooled++;
     if (this.inMemoryUntil && comparePos(pos, this.inMemoryUntil) <= 0) return true; // already read back from disk
-    if (!this.overflow && this.batcher.add({ key: record.key, value: record.value, at, pos })) {
+    if (!this.overflow && this.batcher.add({ key: record.key, value: record.value, at, pos, ...(span ? { span } : {}) })) {
       this.inMemoryUntil = pos;
     } else {
       this.overflow = true;
     }
     return true;
   }
+
+  /** One write attempt of a batch, inside the batch's `audit.write` span when it is traced. */
+  private async traced(batch: QueuedRecord[]): Promise<WriteResult> {
+    const t = this.tracing;
+    let span = this.batchSpans.get(batch);
+    if (!span && t && batch.some((r) => r.span)) {
+      span = t.tracing.batchSpan(t.destination, batch.map((r) => r.span));
+      this.batchSpans.set(batch, span);
+    }
+    const attempt = (this.attempts.get(batch) ?? 0) + 1;
+    this.attempts.set(batch, attempt);
+    try {
+      const res = await this.writer.write(batch);
+      span?.ok(res.txId, res.written, res.duplicates);
+      return res;
+    } catch (e) {
+      if (e instanceof VerificationError || e instanceof TamperError) span?.fail(e);
+      else span?.retry(e, attempt);
+      throw e;
+    }
+  }
+
+  private readonly attempts = new WeakMap<readonly QueuedRecord[], number>();
 
   private written(batch: readonly SpooledRecord[], res: WriteResult, ms: number) {
     this.stats.written += res.written;

@@ -7,9 +7,11 @@ import canonicalize from 'canonicalize';
 import type { PluginConfig } from '../config/config.js';
 import { createLogger, type Logger } from '../log.js';
 import { AuditWriter } from '../store/audit-writer.js';
+import { immudbTlsOptions } from '../config/fields/tls.js';
 import { AuditPipeline } from './audit-pipeline.js';
 import { Spool } from './spool.js';
 import { AuditMetrics } from '../telemetry/metrics.js';
+import { AuditTracing } from '../telemetry/tracing.js';
 
 export interface ProcessSettings {
   /** Where the writer's trusted state (and, by default, the spool) lives. */
@@ -44,6 +46,13 @@ export class PipelineRegistry {
   readonly logger: Logger = createLogger('pipeline');
   readonly metrics = new AuditMetrics();
   private metricsStarted = false;
+  private tracer: AuditTracing | null | undefined;
+
+  /** The process's tracing (created on first use; null when OTEL_SDK_DISABLED=true). */
+  tracing(): AuditTracing | null {
+    if (this.tracer === undefined) this.tracer = AuditTracing.fromEnv(process.env, createLogger('tracing'));
+    return this.tracer;
+  }
 
   constructor(readonly settings: ProcessSettings = readProcessSettings()) {}
 
@@ -77,6 +86,7 @@ export class PipelineRegistry {
         password: config.immudb_password,
         database: config.immudb_database,
         createDatabase: config.create_database,
+        tls: immudbTlsOptions(config),
       },
       stateDir: join(this.settings.dataDir, 'trusted-state'),
       serverPublicKey: config.server_public_key,
@@ -90,7 +100,15 @@ export class PipelineRegistry {
       logger,
     });
     const destination = describe(config);
-    return new AuditPipeline(config.queue, spool, writer, logger, (_batch, _res, ms) => this.metrics.writeSeconds.observe({ destination }, ms / 1000));
+    const tracing = this.tracing();
+    return new AuditPipeline(
+      config.queue,
+      spool,
+      writer,
+      logger,
+      (_batch, _res, ms) => this.metrics.writeSeconds.observe({ destination }, ms / 1000),
+      tracing ? { tracing, destination: { host: config.immudb_host, port: config.immudb_port, database: config.immudb_database } } : undefined,
+    );
   }
 
   all(): AuditPipeline[] {
@@ -104,6 +122,7 @@ export class PipelineRegistry {
   async shutdown(): Promise<number> {
     const left = await Promise.all(this.all().map((p) => p.shutdown(this.settings.shutdownTimeoutMs)));
     await Promise.all(this.all().map((p) => p.writer.close().catch(() => undefined)));
+    await this.tracer?.shutdown();
     return left.reduce((a, b) => a + b, 0);
   }
 

@@ -8,6 +8,7 @@ import { ServerBinding } from './server-binding.js';
 import { parseServerPublicKey, VerificationError, verifyStateSignature, verifyVerifiableSet } from './proofs/index.js';
 import type { KeyObject } from 'node:crypto';
 import { toSafeInt } from './longs.js';
+import { traceIndexOf } from '../capture/trace-index.js';
 import type { Logger } from '../log.js';
 
 /** What the writer stores: a key and its value (the audit record as encoded once). */
@@ -121,7 +122,14 @@ export class AuditWriter {
   }
 
   private async writeVerified(client: ImmudbClient, records: readonly KeyValue[]): Promise<WriteResult> {
-    const kvs = records.map((r) => ({ key: r.key, value: r.value }));
+    // Each entry with its trace index, in the same transaction; the index exists iff its entry
+    // does, so only entry keys carry the must-not-exist precondition.
+    const kvs: KeyValue[] = [];
+    for (const r of records) {
+      kvs.push({ key: r.key, value: r.value });
+      const idx = traceIndexOf(r.key, r.value);
+      if (idx) kvs.push(idx);
+    }
     const preconditions = records.map((r) => ({ keyMustNotExist: { key: r.key } }));
     const since = this.trusted?.txId ?? 0;
     let vtx;

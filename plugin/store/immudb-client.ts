@@ -316,12 +316,31 @@ export class ImmudbClient {
   }
 }
 
+/** What failed in a TLS handshake, from grpc-js / OpenSSL text (no material, no paths). */
+const TLS_FAILURE = /certificate|self[- ]signed|SSL routines|tlsv1 alert|sslv3 alert|handshake|wrong version number|unknown ca|ERR_TLS|ERR_SSL/i;
+
+export function tlsFailureReason(details: string): string | null {
+  if (!TLS_FAILURE.test(details)) return null;
+  const openssl = /SSL routines:[^:]*:([^:]+)/.exec(details);
+  const reason = openssl ? openssl[1]! : details.replace(/^No connection established\. Last error: (Error: )?/, '');
+  // Node's hint about --use-system-ca is beside the point: the plugin trusts tls.ca_cert only.
+  return reason.replace(/;\s*if the root CA is installed locally.*$/s, '').replace(/\s*\(\d{4}-\d\d-\d\dT[^)]*\)\.?\s*Resolution note:.*$/s, '').trim();
+}
+
 function toImmudbError(err: grpc.ServiceError | Error, what: string): Error {
   if (err instanceof ImmudbError) return err;
   // Not from gRPC (e.g. an identity refused by checkIdentity): keep it as it is.
   if (typeof (err as grpc.ServiceError).code !== 'number') return err;
   const se = err as grpc.ServiceError;
   const details = se.details ?? err.message;
+  const tls = tlsFailureReason(details);
+  if (tls !== null) {
+    return new ImmudbError(
+      `immudb ${what} failed: TLS handshake failed: ${tls} (check tls.ca_cert, the CA that signed immudb's certificate; tls.server_name; and for mutual TLS tls.client_cert / tls.client_key)`,
+      se.code,
+      details,
+    );
+  }
   return new ImmudbError(`immudb ${what} failed: ${details}`, se.code, details);
 }
 

@@ -10,6 +10,7 @@ import { mkdirSync, readFileSync, renameSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { toSafeInt } from '../store/longs.js';
 import { entryKey } from '../capture/encode.js';
+import { traceIndexPrefix } from '../capture/trace-index.js';
 
 export class NotFoundError extends Error {
   override readonly name = 'NotFoundError';
@@ -93,6 +94,24 @@ export class AuditReader {
     } catch (err) {
       if (isNotFound(err)) throw new NotFoundError(`audit entry ${auditId} not found in immudb database ${this.client.database} (key ${key})`);
       throw err;
+    }
+  }
+
+  /**
+   * The audit ids of a trace, from the trace index written with each entry (a prefix scan of
+   * `<prefix>:trace:<trace id>:`, not a scan of everything).
+   */
+  async findByTrace(traceId: string): Promise<string[]> {
+    const t = traceId.toLowerCase();
+    if (!/^[0-9a-f]{32}$/.test(t)) throw new Error(`not a trace id: ${JSON.stringify(traceId)} (expected 32 hex characters)`);
+    const prefix = Buffer.from(traceIndexPrefix(this.prefix, t));
+    const ids: string[] = [];
+    let seek: Buffer | undefined;
+    for (;;) {
+      const page = await this.client.scan(prefix, { limit: 500, ...(seek ? { seekKey: seek } : {}) });
+      for (const e of page) ids.push(e.key.subarray(prefix.length).toString());
+      if (page.length < 500) return ids;
+      seek = page[page.length - 1]!.key;
     }
   }
 

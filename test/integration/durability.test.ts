@@ -122,7 +122,7 @@ test.serial('100,000 entries pile up while immudb is down: memory stays flat, th
   const stack = await startAuditStack();
   t.teardown(() => stack.dispose());
   await stack.immudb.stop();
-  const workers: KongInstance[] = await simulateWorkers(stack.rpc, 4, PLUGIN_NAME, stack.config({ immudb_database: 'pileup', create_database: true, key_prefix: 'p', queue: { max_batch_size: 1024, max_entries: 10000, initial_retry_delay: 0.2, max_retry_delay: 1 } }));
+  const workers: KongInstance[] = await simulateWorkers(stack.rpc, 4, PLUGIN_NAME, stack.config({ immudb_database: 'pileup', create_database: true, key_prefix: 'p', queue: { max_batch_size: 512, max_entries: 10000, initial_retry_delay: 0.2, max_retry_delay: 1 } }));
   const total = 100_000;
   const pid = stack.server.pid!;
   const samples: Array<[number, number]> = [];

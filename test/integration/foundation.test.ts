@@ -48,7 +48,14 @@ function expectEntryMatches(t: import('ava').ExecutionContext, e: AuditEntry, f:
   t.is(e.who.credential_id ?? undefined, x.credentialId, where);
   t.is(e.who.client_ip, x.clientIp, where);
   t.is(e.where.client_ip, x.clientIp, where);
-  t.is(e.trace_id ?? undefined, x.trace?.traceId ?? x.serializedTraceId, where);
+  // Tracing is on by default: a request without trace context gets a new root trace.
+  const incoming = x.trace?.traceId ?? x.serializedTraceId;
+  if (incoming) t.is(e.trace_id, incoming, where);
+  else {
+    t.regex(e.trace_id ?? '', /^[0-9a-f]{32}$/, where);
+    t.is(e.trace_source, 'none', where);
+  }
+  t.regex(e.span_id ?? '', /^[0-9a-f]{16}$/, where);
   t.is(e.parent_span_id ?? undefined, x.trace?.parentSpanId, where);
   t.deepEqual(e.capture_problems, [], where);
 }

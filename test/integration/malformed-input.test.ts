@@ -65,7 +65,8 @@ const cases: Array<{ name: string; answer: unknown; check: (e: AuditEntry) => vo
     answer: JSON.stringify({ ...good, request: { ...good.request, headers: { traceparent: '00-00000000000000000000000000000000-00f067aa0ba902b7-01' } } }),
     problem: /^invalid traceparent: traceparent trace-id is all zeros/,
     check: (e) => {
-      if (e.trace_source !== 'invalid' || e.trace_id !== null) throw new Error('expected an invalid trace source');
+      // Recorded as invalid; the audit span starts a new root trace instead of the all-zero id.
+      if (e.trace_source !== 'invalid' || !/^[0-9a-f]{32}$/.test(e.trace_id ?? '') || e.trace_id === '0'.repeat(32)) throw new Error('expected an invalid trace source and a new trace');
     },
   },
   {

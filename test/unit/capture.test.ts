@@ -44,12 +44,14 @@ test('an authenticated request becomes a complete entry', (t) => {
   t.is(e.time, '2026-11-24T11:59:59.123Z');
   t.is(e.time_source, 'kong');
   t.is(e.request_id, 'b1c7d7a2f0b3a94e1c2d3e4f50617283');
-  t.deepEqual(e.who, { consumer: { id: 'cons-1', username: 'alice', custom_id: 'emp-7' }, credential_id: 'cred-123', authenticated: true, client_ip: '203.0.113.9' });
+  t.deepEqual(e.who, { consumer: { id: 'cons-1', username: 'alice', custom_id: 'emp-7' }, credential_id: 'cred-123', authenticated: true, client_ip: '203.0.113.9', forwarded_for: null, subject: null });
   t.deepEqual(e.what, {
     method: 'POST', scheme: 'https', host: 'api.example.com', path: '/orders/42',
     route: { id: 'route-1', name: 'orders' }, service: { id: 'svc-1', name: 'orders-svc' }, upstream_status: 201,
+    query: null, request_headers: null,
   });
-  t.deepEqual(e.outcome, { status: 201, source: 'upstream', result: 'success' });
+  t.deepEqual(e.outcome, { status: 201, source: 'upstream', result: 'success', response_headers: null });
+  t.deepEqual(e.privacy, { pseudonym_key_id: null, pseudonymized: [], ip_prefix: null });
   t.deepEqual(e.latencies, { kong: 3, proxy: 20, request: 25, receive: 2 });
   t.deepEqual(e.sizes, { request: 512, response: 1024 });
   t.deepEqual(e.where, { client_ip: '203.0.113.9', node_id: 'node-1', hostname: 'gw-1', workspace: { id: 'ws-0', name: 'default' } });
@@ -77,8 +79,8 @@ test('a 401 from Kong itself: anonymous, kong source, failure', (t) => {
     started_at: 1_795_000_000_000,
     source: 'kong',
   }, ctx);
-  t.deepEqual(e.who, { consumer: null, credential_id: null, authenticated: false, client_ip: '198.51.100.7' });
-  t.deepEqual(e.outcome, { status: 401, source: 'kong', result: 'failure' });
+  t.deepEqual(e.who, { consumer: null, credential_id: null, authenticated: false, client_ip: '198.51.100.7', forwarded_for: null, subject: null });
+  t.deepEqual(e.outcome, { status: 401, source: 'kong', result: 'failure', response_headers: null });
   t.is(e.what.upstream_status, null);
   t.is(e.latencies.proxy, null);
   t.is(e.trace_source, 'none');
@@ -88,7 +90,7 @@ test('a 401 from Kong itself: anonymous, kong source, failure', (t) => {
 test('an upstream 502 keeps the last upstream status of several tries', (t) => {
   const e = buildAuditEntry({ ...consumerLog, upstream_status: '503, 502', response: { status: 502, size: 10 } }, ctx);
   t.is(e.what.upstream_status, 502);
-  t.deepEqual(e.outcome, { status: 502, source: 'upstream', result: 'failure' });
+  t.deepEqual(e.outcome, { status: 502, source: 'upstream', result: 'failure', response_headers: null });
 });
 
 test('nothing usable still gives a valid entry that says what went wrong', (t) => {
@@ -161,4 +163,14 @@ test('encoding is canonical: same entry, same bytes, sorted keys', (t) => {
   t.true(a.value.equals(b.value));
   t.is(a.key.toString(), `audit:entry:${ctx.id}`);
   t.true(a.value.toString().startsWith('{"capture_problems":[],"id":'));
+});
+
+test('bounded strings never end in half a surrogate pair (canonical JSON refuses lone surrogates)', (t) => {
+  const emoji = '🙂'.repeat(1100); // 2,200 UTF-16 code units, more than a path keeps
+  for (const uri of [`/${emoji}`, `/x${emoji}`]) {
+    const e = buildAuditEntry({ request: { uri, headers: { 'user-agent': emoji } }, started_at: 1 }, ctx);
+    t.notThrows(() => encodeEntry('audit', e), uri.slice(0, 3));
+    t.false(/[\ud800-\udbff](?![\udc00-\udfff])/.test(e.what.path!));
+  }
+  t.notThrows(() => encodeEntry('audit', buildAuditEntry({ request: { id: 'a'.repeat(127) + '🙂' } }, ctx)));
 });

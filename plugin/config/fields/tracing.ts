@@ -5,6 +5,7 @@ import type { KongFieldList } from '../kong-schema.js';
 export interface TracingConfig {
   tracing: {
     enabled: boolean;
+    record_client_address: boolean;
   };
 }
 
@@ -15,6 +16,7 @@ export const tracingFields: KongFieldList = [
       description: 'OpenTelemetry spans linking each audit entry and its immudb transaction to the request trace.',
       fields: [
         { enabled: { type: 'boolean', required: true, default: true, description: 'Emit an audit span per entry and a span per immudb batch (exported over OTLP/HTTP as configured by OTEL_* variables).' } },
+        { record_client_address: { type: 'boolean', required: true, default: false, description: "Put the client address (as stored in the entry, after pseudonymisation) on the audit span as client.address. Off by default: traces are often kept with fewer safeguards than the audit trail." } },
       ],
     },
   },

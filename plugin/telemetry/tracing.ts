@@ -1,0 +1,199 @@
+// OpenTelemetry for audit entries, once per process and shared by every instance: an audit span
+// per entry (child of the request's trace) and an `audit.write` span per immudb batch linked to
+// its entries' spans. Configured by the standard OTEL_* variables (exporter endpoint and headers
+// are read by the OTLP/HTTP exporter itself; service name, sampler and SDK switch here). No
+// auto-instrumentation: the plugin server itself is not traced.
+import { ROOT_CONTEXT, SpanKind, SpanStatusCode, TraceFlags, diag, trace, createTraceState, type Link, type Span, type Tracer, type DiagLogger } from '@opentelemetry/api';
+import { setGlobalErrorHandler } from '@opentelemetry/core';
+import { OTLPTraceExporter } from '@opentelemetry/exporter-trace-otlp-http';
+import { resourceFromAttributes } from '@opentelemetry/resources';
+import {
+  AlwaysOffSampler, AlwaysOnSampler, BatchSpanProcessor, ParentBasedSampler, RandomIdGenerator, TraceIdRatioBasedSampler, TracerProvider,
+  type Sampler,
+} from '@opentelemetry/sdk-trace';
+import type { AuditEntry } from '../capture/audit-entry.js';
+import type { ParentContext } from '../capture/traceparent.js';
+import type { Logger } from '../log.js';
+
+/** What links a batch span to an entry's span. */
+export interface EntrySpanRef {
+  traceId: string;
+  spanId: string;
+  traceFlags: number;
+  auditId: string;
+}
+
+/** Where the request's trace context came from (see AuditEntry.trace_source). */
+export interface RequestTrace {
+  parent: (ParentContext & { traceState: string | null }) | null;
+  /** Kong's own trace id (tracing plugin) when there is no traceparent. */
+  kongTraceId: string | null;
+  /** Route template for http.route (Kong route path), when known. */
+  route: string | null;
+}
+
+/** Root spans in a known trace (Kong's trace id without a parent span id). */
+class SeededIdGenerator extends RandomIdGenerator {
+  next: string | undefined;
+  override generateTraceId = (): string => {
+    const id = this.next;
+    this.next = undefined;
+    return id ?? new RandomIdGenerator().generateTraceId();
+  };
+}
+
+export function samplerFromEnv(env: NodeJS.ProcessEnv): Sampler {
+  const arg = Number(env.OTEL_TRACES_SAMPLER_ARG ?? '1');
+  const ratio = Number.isFinite(arg) && arg >= 0 && arg <= 1 ? arg : 1;
+  switch ((env.OTEL_TRACES_SAMPLER ?? 'parentbased_always_on').trim().toLowerCase()) {
+    case 'always_on':
+      return new AlwaysOnSampler();
+    case 'always_off':
+      return new AlwaysOffSampler();
+    case 'traceidratio':
+      return new TraceIdRatioBasedSampler(ratio);
+    case 'parentbased_always_off':
+      return new ParentBasedSampler({ root: new AlwaysOffSampler() });
+    case 'parentbased_traceidratio':
+      return new ParentBasedSampler({ root: new TraceIdRatioBasedSampler(ratio) });
+    default:
+      return new ParentBasedSampler({ root: new AlwaysOnSampler() });
+  }
+}
+
+export class AuditTracing {
+  private readonly provider: TracerProvider;
+  private readonly tracer: Tracer;
+  private readonly ids = new SeededIdGenerator();
+
+  private constructor(env: NodeJS.ProcessEnv, private readonly logger: Logger) {
+    // Exporter problems (collector down, rejected payloads) are reported once, then counted.
+    const report = (msg: string) => logger.once('warn', 'otel-export', `tracing: ${msg}; audit entries are not affected`);
+    setGlobalErrorHandler((e) => report(e instanceof Error ? e.message : String(e)));
+    const diagLogger: DiagLogger = {
+      error: (m) => report(m),
+      warn: (m) => report(m),
+      info: () => {},
+      debug: () => {},
+      verbose: () => {},
+    };
+    diag.setLogger(diagLogger);
+    this.provider = new TracerProvider({
+      resource: resourceFromAttributes({ 'service.name': env.OTEL_SERVICE_NAME || 'kong-immudb-audit' }),
+      sampler: samplerFromEnv(env),
+      idGenerator: this.ids,
+      spanProcessors: [new BatchSpanProcessor({ exporter: new OTLPTraceExporter(), maxQueueSize: 8192, maxExportBatchSize: 512, scheduledDelayMillis: Number(env.OTEL_BSP_SCHEDULE_DELAY) || 1000 })],
+    });
+    this.tracer = this.provider.getTracer('kong-immudb-audit');
+  }
+
+  /** null when OTEL_SDK_DISABLED=true. */
+  static fromEnv(env: NodeJS.ProcessEnv, logger: Logger): AuditTracing | null {
+    if ((env.OTEL_SDK_DISABLED ?? '').trim().toLowerCase() === 'true') return null;
+    return new AuditTracing(env, logger);
+  }
+
+  /**
+   * The audit span of one entry, backdated to the request's start and end. Returns its ids
+   * (even when not sampled: the entry stores them either way).
+   */
+  entrySpan(entry: AuditEntry, req: RequestTrace, key: string, recordClientAddress: boolean): EntrySpanRef {
+    let ctx = ROOT_CONTEXT;
+    if (req.parent) {
+      ctx = trace.setSpanContext(ROOT_CONTEXT, {
+        traceId: req.parent.traceId,
+        spanId: req.parent.spanId,
+        traceFlags: req.parent.sampled ? TraceFlags.SAMPLED : TraceFlags.NONE,
+        isRemote: true,
+        ...(req.parent.traceState ? { traceState: safeTraceState(req.parent.traceState) } : {}),
+      });
+    } else if (req.kongTraceId) {
+      this.ids.next = req.kongTraceId;
+    }
+    const start = Date.parse(entry.time);
+    const duration = entry.latencies.request ?? entry.latencies.kong ?? 0;
+    const method = entry.what.method ?? 'UNKNOWN';
+    const route = entry.what.route?.name ?? req.route ?? 'unknown route';
+    const attributes: Record<string, string | number | boolean> = {
+      'http.request.method': method,
+      'audit.id': entry.id,
+      'audit.key': key,
+      'audit.trace_source': entry.trace_source,
+    };
+    if (req.route) attributes['http.route'] = req.route;
+    if (entry.what.path) attributes['url.path'] = entry.what.path;
+    if (entry.outcome.status !== null) attributes['http.response.status_code'] = entry.outcome.status;
+    if (entry.request_id) attributes['kong.request_id'] = entry.request_id;
+    if (entry.what.route?.name) attributes['kong.route.name'] = entry.what.route.name;
+    if (entry.what.service?.name) attributes['kong.service.name'] = entry.what.service.name;
+    if (recordClientAddress && entry.who.client_ip) attributes['client.address'] = entry.who.client_ip;
+    const span = this.tracer.startSpan(`audit ${method} ${route}`, { kind: SpanKind.INTERNAL, startTime: start, attributes }, ctx);
+    this.ids.next = undefined;
+    span.end(start + duration);
+    const sc = span.spanContext();
+    return { traceId: sc.traceId, spanId: sc.spanId, traceFlags: sc.traceFlags, auditId: entry.id };
+  }
+
+  /** A span for one immudb batch write, linked to its entries' (sampled) spans. */
+  batchSpan(destination: { host: string; port: number; database: string }, refs: readonly (EntrySpanRef | undefined)[]): BatchSpan {
+    const links: Link[] = [];
+    for (const r of refs) {
+      if (r && r.traceFlags & TraceFlags.SAMPLED) {
+        links.push({ context: { traceId: r.traceId, spanId: r.spanId, traceFlags: r.traceFlags }, attributes: { 'audit.id': r.auditId } });
+      }
+    }
+    const span = this.tracer.startSpan('audit.write', {
+      kind: SpanKind.CLIENT,
+      links,
+      attributes: {
+        'db.system.name': 'immudb',
+        'db.namespace': destination.database,
+        'db.operation.name': 'VerifiableSet',
+        'server.address': destination.host,
+        'server.port': destination.port,
+        'audit.write.entries': refs.length,
+      },
+    }, ROOT_CONTEXT);
+    return new BatchSpan(span);
+  }
+
+  async shutdown(): Promise<void> {
+    try {
+      await this.provider.shutdown();
+    } catch (e) {
+      this.logger.warn(`tracing: flushing spans on shutdown failed: ${(e as Error).message}`);
+    }
+  }
+
+  forceFlush(): Promise<void> {
+    return this.provider.forceFlush();
+  }
+}
+
+/** The life of one batch write: retries as events, the outcome as status. */
+export class BatchSpan {
+  constructor(private readonly span: Span) {}
+
+  retry(err: unknown, attempt: number) {
+    this.span.addEvent('retry', { 'audit.write.attempt': attempt, 'error.message': (err as Error).message ?? String(err) });
+  }
+
+  ok(txId: number, written: number, duplicates: number) {
+    this.span.setAttributes({ 'immudb.tx_id': txId, 'audit.write.written': written, 'audit.write.duplicates': duplicates, 'audit.write.verified': true });
+    this.span.end();
+  }
+
+  fail(err: unknown) {
+    this.span.setAttributes({ 'audit.write.verified': false });
+    this.span.setStatus({ code: SpanStatusCode.ERROR, message: (err as Error).message ?? String(err) });
+    this.span.end();
+  }
+}
+
+function safeTraceState(v: string) {
+  try {
+    return createTraceState(v);
+  } catch {
+    return undefined;
+  }
+}
