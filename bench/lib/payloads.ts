@@ -1,0 +1,98 @@
+// Benchmark payloads: realistic serialized logs (test/fixtures/serialized-logs.ts) and the audit
+// records the plugin makes of them (same capture and encoding code as the handler), plus padded
+// variants for the payload-size scaling runs.
+import { hostname } from 'node:os';
+import { v7 as uuidv7 } from 'uuid';
+import { buildAuditEntry } from '../../plugin/capture/build-entry.js';
+import { encodeEntry, type AuditRecord } from '../../plugin/capture/encode.js';
+import type { KongSerializedLog } from '../../plugin/capture/kong-log.js';
+import { generateFixtures, toKongJson, type LogFixture, type KongSerializedLog as FixtureLog } from '../../test/fixtures/serialized-logs.js';
+
+/** `count` distinct fixtures cycling through every scenario (consumers, headers, traces...). */
+export function fixturePool(count: number, seed = 7000): LogFixture[] {
+  return generateFixtures(count, { seed });
+}
+
+/** The serialized-log JSON strings (what kong.log.serialize() returns) of a pool. */
+export function serializedPool(count: number, seed = 7000): string[] {
+  return fixturePool(count, seed).map((f) => f.json);
+}
+
+/**
+ * `count` audit records as the plugin would write them: each fixture's log captured and encoded
+ * with a fresh UUIDv7, the pool cycled.
+ */
+export function auditRecords(count: number, prefix: string, pool: LogFixture[] = fixturePool(Math.min(count, 1000))): AuditRecord[] {
+  const host = hostname();
+  const out: AuditRecord[] = new Array(count);
+  for (let i = 0; i < count; i++) {
+    const f = pool[i % pool.length]!;
+    const entry = buildAuditEntry(JSON.parse(f.json) as KongSerializedLog, { id: uuidv7(), now: Date.now(), nodeId: 'bench-node', hostname: host });
+    out[i] = encodeEntry(prefix, entry);
+  }
+  return out;
+}
+
+/** Records whose values are `valueBytes` long (a canonical audit entry padded with a field). */
+export function paddedRecords(count: number, prefix: string, valueBytes: number): AuditRecord[] {
+  const base = auditRecords(count, prefix);
+  return base.map((r) => {
+    const json = r.value.toString('utf8');
+    if (json.length >= valueBytes - 12) return { ...r, value: Buffer.from(json.slice(0, Math.max(2, valueBytes))) };
+    const pad = 'x'.repeat(valueBytes - json.length - 10);
+    return { ...r, value: Buffer.from(`${json.slice(0, -1)},"~pad":"${pad}"}`) };
+  });
+}
+
+/** A serialized log grown to about `bytes` by adding request headers (as a big client would send). */
+export function grownSerialized(f: LogFixture, bytes: number): string {
+  const log: FixtureLog = structuredClone(f.log);
+  let json = toKongJson(log);
+  for (let i = 0; json.length < bytes; i++) {
+    const missing = bytes - json.length;
+    log.request.headers[`x-bench-header-${i}`] = 'v'.repeat(Math.max(1, Math.min(200, missing - 30)));
+    json = toKongJson(log);
+  }
+  return json;
+}
+
+type TraceIndexFn = (key: Buffer, value: Buffer) => { key: Buffer; value: Buffer } | undefined;
+let traceIndexOf: TraceIndexFn | null | undefined;
+
+/**
+ * What the plugin's writer sends for these records: each entry, plus its trace-index key when
+ * the plugin has one (plugin/capture/trace-index.ts, loaded if present), so that direct writes
+ * carry the same payload as the plugin's.
+ */
+export async function writerKvs(records: readonly AuditRecord[]): Promise<Array<{ key: Buffer; value: Buffer }>> {
+  if (traceIndexOf === undefined) {
+    try {
+      const mod = (await import(String(new URL('../../plugin/capture/trace-index.js', import.meta.url)))) as { traceIndexOf?: TraceIndexFn };
+      traceIndexOf = mod.traceIndexOf ?? null;
+    } catch {
+      traceIndexOf = null;
+    }
+  }
+  const out: Array<{ key: Buffer; value: Buffer }> = [];
+  for (const r of records) {
+    out.push({ key: r.key, value: r.value });
+    const idx = traceIndexOf?.(r.key, r.value);
+    if (idx) out.push(idx);
+  }
+  return out;
+}
+
+/** A serialized log without request headers and with only the ids of route and service (about 1 KB). */
+export function shrunkSerialized(f: LogFixture): string {
+  const log = structuredClone(f.log) as FixtureLog & Record<string, unknown>;
+  log.request.headers = { host: 'api.example.com' };
+  log.response.headers = {};
+  if (log.route) log.route = { id: log.route.id, name: log.route.name } as FixtureLog['route'];
+  if (log.service) log.service = { id: log.service.id, name: log.service.name } as FixtureLog['service'];
+  delete log.tries;
+  return toKongJson(log);
+}
+
+export function meanLength(xs: ReadonlyArray<{ length: number }>): number {
+  return xs.reduce((a, x) => a + x.length, 0) / Math.max(1, xs.length);
+}
