@@ -1,6 +1,4 @@
 // The plugin configuration as the code uses it, and its derivation from what Kong sends.
-import { createHash } from 'node:crypto';
-import canonicalize from 'canonicalize';
 import { configFields } from './schema.js';
 import type { ConnectionConfig } from './fields/connection.js';
 import type { QueueConfig } from './fields/queue.js';
@@ -50,14 +48,4 @@ export function splitKongMeta(raw: unknown): { config: unknown; meta: KongPlugin
 /** Validates and fills defaults; throws ConfigError with every problem found. */
 export function parseConfig(raw: unknown): PluginConfig {
   return validateRecord(configFields, splitKongMeta(raw).config) as unknown as PluginConfig;
-}
-
-/** Identity of a configuration: instances with the same key share one pipeline. */
-export function configKey(config: PluginConfig): string {
-  return createHash('sha256').update(canonicalize(config) ?? '').digest('hex').slice(0, 16);
-}
-
-/** The config without secrets, for logs and status output. */
-export function redactedConfig(config: PluginConfig): Record<string, unknown> {
-  return { ...config, immudb_password: '<redacted>' };
 }

@@ -42,6 +42,7 @@ export function readProcessSettings(env: NodeJS.ProcessEnv = process.env): Proce
 
 export class PipelineRegistry {
   private readonly pipelines = new Map<string, AuditPipeline>();
+  private readonly firstConfigs = new Map<string, PluginConfig>();
   private hooked = false;
   readonly logger: Logger = createLogger('pipeline');
   readonly metrics = new AuditMetrics();
@@ -66,11 +67,23 @@ export class PipelineRegistry {
     if (!p) {
       p = this.create(config);
       this.pipelines.set(key, p);
+      this.firstConfigs.set(key, config);
       this.metrics.track(describe(config), p);
       this.hookShutdown();
       this.startMetrics();
-    } else if (canonicalize(p.queue) !== canonicalize(config.queue)) {
-      this.logger.once('warn', `queue-settings-${key}`, `configurations writing to ${describe(config)} differ in their queue settings; the first one's apply to all of them`);
+    } else {
+      // Settings of the pipeline itself come from the first configuration of a destination.
+      const first = this.firstConfigs.get(key)!;
+      for (const [what, a, b] of [
+        ['queue', first.queue, config.queue],
+        ['spool', [first.spool_dir, first.spool_max_bytes, first.spool_fsync], [config.spool_dir, config.spool_max_bytes, config.spool_fsync]],
+        ['tls', first.tls, config.tls],
+        ['server_public_key', first.server_public_key, config.server_public_key],
+      ] as const) {
+        if (canonicalize(a) !== canonicalize(b)) {
+          this.logger.once('warn', `${what}-settings-${key}`, `configurations writing to ${describe(config)} differ in their ${what} settings; the first one's apply to all of them`);
+        }
+      }
     }
     return p;
   }

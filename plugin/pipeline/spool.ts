@@ -14,6 +14,7 @@ import {
 import { join } from 'node:path';
 import { crc32 } from 'node:zlib';
 import type { Logger } from '../log.js';
+import { ownedKeyValue } from '../capture/encode.js';
 
 const MAGIC = 0xa0d1;
 const HEADER = 18;
@@ -88,8 +89,8 @@ function scan(buf: Buffer, from: number, segment: number, onRecord: (r: SpooledR
     const end = off + HEADER + len;
     const rec: SpooledRecord = {
       at: Number(buf.readBigUInt64BE(off + 10)),
-      key: Buffer.from(payload.subarray(2, 2 + keyLen)),
-      value: Buffer.from(payload.subarray(2 + keyLen)),
+      // Copied out of the file buffer: a record read back must not keep the whole read alive.
+      ...ownedKeyValue(payload.subarray(2, 2 + keyLen), payload.subarray(2 + keyLen)),
       pos: { segment, offset: end },
     };
     off = end;

@@ -82,7 +82,14 @@ export class AuditTracing {
       resource: resourceFromAttributes({ 'service.name': env.OTEL_SERVICE_NAME || 'kong-immudb-audit' }),
       sampler: samplerFromEnv(env),
       idGenerator: this.ids,
-      spanProcessors: [new BatchSpanProcessor({ exporter: new OTLPTraceExporter(), maxQueueSize: 8192, maxExportBatchSize: 512, scheduledDelayMillis: Number(env.OTEL_BSP_SCHEDULE_DELAY) || 1000 })],
+      // Bounded memory when the collector is down: at most 2,048 spans queued and two exports
+      // (of at most 512 spans) in flight; beyond that spans are dropped, never entries.
+      spanProcessors: [new BatchSpanProcessor({
+        exporter: new OTLPTraceExporter({ concurrencyLimit: 2 }),
+        maxQueueSize: 2048,
+        maxExportBatchSize: 512,
+        scheduledDelayMillis: Number(env.OTEL_BSP_SCHEDULE_DELAY) || 1000,
+      })],
     });
     this.tracer = this.provider.getTracer('kong-immudb-audit');
   }

@@ -119,7 +119,9 @@ test.serial('plugin server killed with SIGKILL under load: every event whose Han
 });
 
 test.serial('100,000 entries pile up while immudb is down: memory stays flat, then all of them land', async (t) => {
-  const stack = await startAuditStack();
+  // The heap is capped well below what 100,000 entries would need in memory: a leak per
+  // queued entry ends the plugin server (out of memory) instead of passing unnoticed.
+  const stack = await startAuditStack({ env: { NODE_OPTIONS: `${process.env.KIA_PILEUP_NODE_OPTIONS ?? '--max-old-space-size=160'}` } });
   t.teardown(() => stack.dispose());
   await stack.immudb.stop();
   const workers: KongInstance[] = await simulateWorkers(stack.rpc, 4, PLUGIN_NAME, stack.config({ immudb_database: 'pileup', create_database: true, key_prefix: 'p', queue: { max_batch_size: 512, max_entries: 10000, initial_retry_delay: 0.2, max_retry_delay: 1 } }));
@@ -136,12 +138,13 @@ test.serial('100,000 entries pile up while immudb is down: memory stays flat, th
   });
   samples.push([total, rssMiB(pid)]);
   t.log(`plugin server RSS (entries queued -> MiB): ${samples.map(([k, m]) => `${k}: ${m.toFixed(0)}`).join(', ')}`);
-  // The memory queue is full from 10,000 entries on; after the heap settles, the other 60,000
-  // entries live only in the spool and must not grow memory.
-  const at40k = samples.find(([k]) => k >= 40_000)![1];
+  // The memory queue is full from 10,000 entries on; the rest live only in the spool. With the
+  // heap capped, memory must level off: the last 30,000 entries may not grow it.
+  t.true(stack.server.isRunning(), 'the plugin server survived with its heap capped');
+  const at70k = samples.find(([k]) => k >= 70_000)![1];
   const peak = Math.max(...samples.map(([, m]) => m));
-  t.true(peak - at40k < 48, `RSS grew ${(peak - at40k).toFixed(0)} MiB from 40,000 to 100,000 queued entries`);
-  t.true(peak < 512, `peak RSS ${peak.toFixed(0)} MiB`);
+  t.true(peak - at70k < 32, `RSS grew ${(peak - at70k).toFixed(0)} MiB from 70,000 to 100,000 queued entries`);
+  t.true(peak < 400, `peak RSS ${peak.toFixed(0)} MiB`);
 
   await stack.immudb.restart();
   const client = await stack.client('pileup');

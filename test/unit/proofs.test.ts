@@ -10,7 +10,7 @@ import {
   VerificationError, entriesHash, entryDigest, kvMetadataBytes, leafHash, nodeHash, sha256, storedKeyOf, storedValueOf,
   txAlh, txEntryDigest, txInnerHash, txMetadataBytes, verifyAhtConsistency, verifyAhtInclusion, verifyAhtLastInclusion,
   verifyDualProof, verifyEntryInclusion, verifyTxEntries, verifyVerifiableEntry, verifyVerifiableSet, verifyVerifiableTx,
-  linearAdvanceRange, type TrustedState,
+  linearAdvanceRange, verifyListedEntries, parseTxHeader, type TrustedState,
 } from '../../plugin/store/proofs/index.js';
 
 // ---------------------------------------------------------------------------------------------
@@ -641,4 +641,13 @@ test('Alh tree: inclusion, last inclusion and consistency paths for all sizes up
     if (j > 1) throwsVE(t, () => verifyAhtConsistency([], j - 1, j, root(j - 1), root(j)), /consistency proof/);
   }
   t.pass();
+});
+
+test('a null entry in a tampered answer is a VerificationError, not a crash (the writer halts instead of retrying)', (t) => {
+  const c = firstCase(v1, (x) => x.kind === 'verifiableSet' && x.request.kvs!.length === 3);
+  const tx = clone((c.response as VerifiableTx).tx!);
+  (tx.entries as unknown[])[1] = null;
+  throwsVE(t, () => verifyTxEntries(tx, c.request.kvs!), /tx \d+ entry 1 is missing/);
+  const header = parseTxHeader(tx.header);
+  throwsVE(t, () => verifyListedEntries(tx, header), /tx \d+ entry 1 is missing/);
 });

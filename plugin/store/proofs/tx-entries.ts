@@ -31,6 +31,7 @@ export function verifyListedEntries(tx: Tx, header: ParsedTxHeader, what = `tx $
   }
   const digests = entries.map((e, i) => {
     const ew = `${what} entry ${i}`;
+    if (!e) throw new VerificationError(`${ew} is missing`);
     const value = e.value === null || e.value === undefined ? Buffer.alloc(0) : requireBytes(e.value, `${ew}.value`);
     if (value.length > 0) {
       if (!sha256(value).equals(requireBytes(e.hValue, `${ew}.hValue`))) throw new VerificationError(`${ew}: value does not hash to hValue`);
@@ -67,6 +68,7 @@ export function verifyTxEntries(tx: Tx | null | undefined, expected: ExpectedEnt
   }
   const digests = entries.map((e, i) => {
     const ew = `${what} entry ${i}`;
+    if (!e) throw new VerificationError(`${ew} is missing`);
     const key = requireBytes(e.key, `${ew}.key`);
     const kv = wanted.get(key.toString('hex'));
     if (!kv) throw new VerificationError(`${ew}: key ${key.toString('hex')} is not one of the expected keys (or is listed twice)`);
