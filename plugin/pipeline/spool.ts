@@ -14,7 +14,7 @@ import {
 import { join } from 'node:path';
 import { crc32 } from 'node:zlib';
 import type { Logger } from '../log.js';
-import { ownedKeyValue } from '../capture/encode.js';
+import { ownedKeyValue } from '../capture/owned-buffers.js';
 
 const MAGIC = 0xa0d1;
 const HEADER = 18;
