@@ -2,7 +2,7 @@
 // batch), accepted only when our own proof checks pass: the transaction holds exactly the
 // entries we sent and extends the state we trusted before. Only then does the trusted state
 // advance. A failed check halts the writer (entries stay queued) and says so loudly.
-import { ImmudbClient, ImmudbError, isKeyExistsError, type ImmudbConnectionOptions } from './immudb-client.js';
+import { ImmudbClient, ImmudbError, isKeyExistsError, isKeyNotFoundError, type ImmudbConnectionOptions } from './immudb-client.js';
 import { TrustedStateStore, type TrustedState } from './trusted-state.js';
 import { ServerBinding } from './server-binding.js';
 import { parseServerPublicKey, VerificationError, verifyStateSignature, verifyVerifiableSet } from './proofs/index.js';
@@ -185,7 +185,7 @@ export class AuditWriter {
       try {
         stored = await client.get(r.key);
       } catch (e) {
-        if (e instanceof ImmudbError && /key not found/i.test(e.details ?? e.message)) {
+        if (isKeyNotFoundError(e)) {
           missing.push(r);
           continue;
         }

@@ -303,6 +303,18 @@ export class ImmudbClient {
     return res.entries;
   }
 
+  /** Every entry under a prefix, read in pages of `pageSize`. */
+  async scanPrefix(prefix: Buffer, pageSize = 500): Promise<Entry[]> {
+    const out: Entry[] = [];
+    let seek: Buffer | undefined;
+    for (;;) {
+      const page = await this.scan(prefix, { limit: pageSize, ...(seek ? { seekKey: seek } : {}) });
+      out.push(...page);
+      if (page.length < pageSize) return out;
+      seek = page[page.length - 1]!.key;
+    }
+  }
+
   currentState(): Promise<ImmutableState> {
     return this.call('CurrentState', {});
   }
@@ -342,6 +354,11 @@ function toImmudbError(err: grpc.ServiceError | Error, what: string): Error {
     );
   }
   return new ImmudbError(`immudb ${what} failed: ${details}`, se.code, details);
+}
+
+/** Whether an error says the key does not exist. */
+export function isKeyNotFoundError(err: unknown): boolean {
+  return err instanceof ImmudbError && /key not found/i.test(err.details ?? err.message);
 }
 
 /** Whether an error is a precondition failure (the key already exists). */

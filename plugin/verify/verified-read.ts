@@ -1,6 +1,6 @@
 // Verified reads for auditors: read an entry with its proofs and check them against the
 // auditor's own trusted state, which advances only when every check passed.
-import { ImmudbClient, ImmudbError, type ImmudbConnectionOptions } from '../store/immudb-client.js';
+import { ImmudbClient, ImmudbError, isKeyNotFoundError, type ImmudbConnectionOptions } from '../store/immudb-client.js';
 import { TrustedStateStore, type TrustedState } from '../store/trusted-state.js';
 import { ServerBinding } from '../store/server-binding.js';
 import { parseServerPublicKey, verifyStateSignature, verifyVerifiableEntry, verifyVerifiableTx, VerificationError } from '../store/proofs/index.js';
@@ -42,6 +42,10 @@ export interface VerifyAllResult {
   trustedTxId: number;
 }
 
+function rolledBack(database: string, current: number, trustedTx: number): VerificationError {
+  return new VerificationError(`immudb database ${database} reports tx ${current}, but this auditor verified tx ${trustedTx} before: its history was rolled back or replaced`);
+}
+
 const UUID = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/i;
 
 export function checkAuditId(id: string): string {
@@ -57,9 +61,6 @@ function parseValue(value: Buffer): unknown {
   }
 }
 
-function isNotFound(e: unknown): boolean {
-  return e instanceof ImmudbError && /key not found/i.test(e.details ?? e.message);
-}
 
 export class AuditReader {
   private constructor(
@@ -92,7 +93,7 @@ export class AuditReader {
       const e = await this.client.get(Buffer.from(key));
       return { key, txId: toSafeInt(e.tx, 'tx id'), value: e.value, entry: parseValue(e.value) };
     } catch (err) {
-      if (isNotFound(err)) throw new NotFoundError(`audit entry ${auditId} not found in immudb database ${this.client.database} (key ${key})`);
+      if (isKeyNotFoundError(err)) throw new NotFoundError(`audit entry ${auditId} not found in immudb database ${this.client.database} (key ${key})`);
       throw err;
     }
   }
@@ -105,13 +106,16 @@ export class AuditReader {
     const t = traceId.toLowerCase();
     if (!/^[0-9a-f]{32}$/.test(t)) throw new Error(`not a trace id: ${JSON.stringify(traceId)} (expected 32 hex characters)`);
     const prefix = Buffer.from(traceIndexPrefix(this.prefix, t));
-    const ids: string[] = [];
-    let seek: Buffer | undefined;
-    for (;;) {
-      const page = await this.client.scan(prefix, { limit: 500, ...(seek ? { seekKey: seek } : {}) });
-      for (const e of page) ids.push(e.key.subarray(prefix.length).toString());
-      if (page.length < 500) return ids;
-      seek = page[page.length - 1]!.key;
+    return (await this.client.scanPrefix(prefix)).map((e) => e.key.subarray(prefix.length).toString());
+  }
+
+  /** The server behind this address and database must be the one this auditor verified before. */
+  private checkIdentity() {
+    const uuid = this.client.serverUuid;
+    const { host, port, database } = this.client.options;
+    const bound = new ServerBinding(this.stateDir).check(host, port, database, uuid);
+    if (bound.mismatch) {
+      throw new VerificationError(`immudb at ${host}:${port} database ${database} has identity ${uuid}, but this auditor verified entries on ${bound.expected}: a different server or data directory is behind this address`);
     }
   }
 
@@ -120,21 +124,18 @@ export class AuditReader {
     const key = entryKey(this.prefix, checkAuditId(auditId));
     const states = new TrustedStateStore(this.stateDir);
     const uuid = this.client.serverUuid;
-    const { host, port, database } = this.client.options;
-    const bound = new ServerBinding(this.stateDir).check(host, port, database, uuid);
-    if (bound.mismatch) {
-      throw new VerificationError(`immudb at ${host}:${port} database ${database} has identity ${uuid}, but this auditor verified entries on ${bound.expected}: a different server or data directory is behind this address`);
-    }
+    const { database } = this.client.options;
+    this.checkIdentity();
     const trusted = states.load(uuid, database);
     let ve;
     try {
       ve = await this.client.verifiableGet(Buffer.from(key), trusted?.txId ?? 0);
     } catch (err) {
-      if (isNotFound(err)) throw new NotFoundError(`audit entry ${auditId} not found in immudb database ${database} (key ${key})`);
+      if (isKeyNotFoundError(err)) throw new NotFoundError(`audit entry ${auditId} not found in immudb database ${database} (key ${key})`);
       if (trusted) {
         const current = await this.client.currentState().then((s) => toSafeInt(s.txId, 'tx id')).catch(() => undefined);
         if (current !== undefined && current < trusted.txId) {
-          throw new VerificationError(`immudb database ${database} reports tx ${current}, but this auditor verified tx ${trusted.txId} before: its history was rolled back or replaced`);
+          throw rolledBack(database, current, trusted.txId);
         }
       }
       throw err;
@@ -165,12 +166,8 @@ export class AuditReader {
    */
   async verifyAll(opts: { fromTx?: number; onTx?: (txId: number, entries: number) => void } = {}): Promise<VerifyAllResult> {
     const uuid = this.client.serverUuid;
-    const { host, port, database } = this.client.options;
-    const binding = new ServerBinding(this.stateDir);
-    const bound = binding.check(host, port, database, uuid);
-    if (bound.mismatch) {
-      throw new VerificationError(`immudb at ${host}:${port} database ${database} has identity ${uuid}, but this auditor verified entries on ${bound.expected}: a different server or data directory is behind this address`);
-    }
+    const { database } = this.client.options;
+    this.checkIdentity();
     const states = new TrustedStateStore(this.stateDir);
     let trusted = states.load(uuid, database);
     const checkpointFile = join(this.stateDir, uuid, `${database}.audited.json`);
@@ -183,7 +180,7 @@ export class AuditReader {
     const from = opts.fromTx ?? lastAudited + 1;
     const current = toSafeInt((await this.client.currentState()).txId, 'current tx id');
     if (trusted && current < trusted.txId) {
-      throw new VerificationError(`immudb database ${database} reports tx ${current}, but this auditor verified tx ${trusted.txId} before: its history was rolled back or replaced`);
+      throw rolledBack(database, current, trusted.txId);
     }
     const entryPrefix = Buffer.from(`${this.prefix}:entry:`);
     let entries = 0;

@@ -77,15 +77,8 @@ export async function startAuditStack(opts: { env?: NodeJS.ProcessEnv; immudbArg
 }
 
 /** Every entry under a key prefix (paged scan). */
-export async function scanAll(client: ImmudbClient, prefix: string): Promise<Entry[]> {
-  const out: Entry[] = [];
-  let seek: Buffer | undefined;
-  for (;;) {
-    const page = await client.scan(Buffer.from(prefix), { limit: 500, ...(seek ? { seekKey: seek } : {}) });
-    out.push(...page);
-    if (page.length < 500) return out;
-    seek = page[page.length - 1]!.key;
-  }
+export function scanAll(client: ImmudbClient, prefix: string): Promise<Entry[]> {
+  return client.scanPrefix(Buffer.from(prefix));
 }
 
 /** Polls until `count` entries exist under the prefix (or fails after timeoutMs). */
