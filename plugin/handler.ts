@@ -4,7 +4,6 @@ import { v7 as uuidv7 } from 'uuid';
 import { buildAuditEntry } from './capture/build-entry.js';
 import type { KongSerializedLog } from './capture/kong-log.js';
 import { parseConfig, type PluginConfig } from './config/config.js';
-import { configFields } from './config/schema.js';
 import { createLogger } from './log.js';
 import { sharedRegistry, type PipelineRegistry } from './pipeline/registry.js';
 import type { AuditPipeline } from './pipeline/audit-pipeline.js';
@@ -19,11 +18,7 @@ import { compilePrivacy, reportRefused, type PrivacyPolicy } from './capture/pri
 import { tlsProblems } from './config/fields/tls.js';
 import { ConfigError } from './config/kong-schema.js';
 
-export const Name = 'immudb-audit';
-export const Version = '0.1.0';
-/** Runs after Kong's bundled loggers (http-log is 12): auditing sees the final outcome. */
-export const Priority = 10;
-export const Schema = configFields;
+export { Name, Version, Priority, Schema } from './plugin-info.js';
 
 const logger = createLogger('handler');
 
@@ -80,12 +75,25 @@ export class Plugin {
   }
 
   async log(kong: KongLogPdk): Promise<void> {
-    const problems: string[] = [];
     let raw: unknown = null;
+    let failure: string | undefined;
     try {
       raw = await kong.log.serialize();
     } catch (e) {
-      problems.push(`kong.log.serialize failed: ${(e as Error).message.slice(0, 200)}`);
+      failure = (e as Error).message;
+    }
+    await this.record(raw, failure);
+  }
+
+  /**
+   * Audits one request from what kong.log.serialize() returned (or the reason it failed).
+   * Resolves once the entry is durable in the spool; never throws.
+   */
+  async record(raw: unknown, serializeFailure?: string): Promise<void> {
+    const problems: string[] = [];
+    if (serializeFailure !== undefined) {
+      raw = null;
+      problems.push(`kong.log.serialize failed: ${serializeFailure.slice(0, 200)}`);
     }
     const log = readSerialized(raw, problems);
     const entry = this.capture(log, problems);

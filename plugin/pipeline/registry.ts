@@ -1,11 +1,12 @@
 // Process-wide sharing: one pipeline per configuration and one writer per immudb target
 // (host, port, database, user), so all pipelines that write to one database chain their proofs
 // through one trusted state. Also the process shutdown hook that flushes everything.
-import { homedir, hostname } from 'node:os';
 import { join } from 'node:path';
+import { isMainThread } from 'node:worker_threads';
 import canonicalize from 'canonicalize';
 import type { PluginConfig } from '../config/config.js';
 import { createLogger, type Logger } from '../log.js';
+import { readProcessSettings, type ProcessSettings } from './process-settings.js';
 import { AuditWriter } from '../store/audit-writer.js';
 import { immudbTlsOptions } from '../config/fields/tls.js';
 import { AuditPipeline } from './audit-pipeline.js';
@@ -13,32 +14,7 @@ import { Spool } from './spool.js';
 import { AuditMetrics } from '../telemetry/metrics.js';
 import { AuditTracing } from '../telemetry/tracing.js';
 
-export interface ProcessSettings {
-  /** Where the writer's trusted state (and, by default, the spool) lives. */
-  dataDir: string;
-  /** Default spool root when a configuration sets no spool_dir. */
-  spoolDir: string;
-  nodeId: string | null;
-  hostname: string;
-  /** Opt-in Prometheus endpoint. */
-  metricsPort: number | null;
-  metricsHost: string;
-  shutdownTimeoutMs: number;
-}
-
-/** Process-wide settings come from the environment, read once. */
-export function readProcessSettings(env: NodeJS.ProcessEnv = process.env): ProcessSettings {
-  const dataDir = env.IMMUDB_AUDIT_DATA_DIR || join(homedir(), '.kong-immudb-audit');
-  return {
-    dataDir,
-    spoolDir: env.IMMUDB_AUDIT_SPOOL_DIR || join(dataDir, 'spool'),
-    nodeId: env.IMMUDB_AUDIT_NODE_ID || env.KONG_NODE_ID || null,
-    metricsPort: env.IMMUDB_AUDIT_METRICS_PORT ? Number(env.IMMUDB_AUDIT_METRICS_PORT) : null,
-    metricsHost: env.IMMUDB_AUDIT_METRICS_HOST || '127.0.0.1',
-    hostname: hostname(),
-    shutdownTimeoutMs: Number(env.IMMUDB_AUDIT_SHUTDOWN_TIMEOUT_MS || 10_000),
-  };
-}
+export { readProcessSettings, type ProcessSettings } from './process-settings.js';
 
 export class PipelineRegistry {
   private readonly pipelines = new Map<string, AuditPipeline>();
@@ -150,9 +126,13 @@ export class PipelineRegistry {
     this.metrics.listen(port, this.settings.metricsHost, this.logger).catch(() => undefined);
   }
 
-  /** Kong stops the plugin server with SIGTERM (or SIGINT when run by hand): flush first. */
+  /**
+   * Kong stops the plugin server with SIGTERM (or SIGINT when run by hand): flush first.
+   * Signals reach the main thread only; in the audit thread the main thread asks for
+   * shutdown() instead (plugin/thread/audit-thread-client.ts).
+   */
   private hookShutdown() {
-    if (this.hooked) return;
+    if (this.hooked || !isMainThread) return;
     this.hooked = true;
     let stopping = false;
     const onSignal = (sig: NodeJS.Signals) => {

@@ -130,7 +130,14 @@ export class Spool {
   /** Opens (creating) the spool directory: lock, recovery scan, new segment for appends. */
   static open(opts: SpoolOptions): Spool {
     const s = new Spool(opts);
-    s.openSync();
+    try {
+      s.openSync();
+    } catch (e) {
+      // StartInstance reports this to Kong: say which spool, keep the cause.
+      const err = e instanceof Error ? e : new Error(String(e));
+      err.message = `the spool in ${opts.dir} cannot be opened: ${err.message}`;
+      throw err;
+    }
     return s;
   }
 
@@ -207,7 +214,7 @@ export class Spool {
         } catch {
           alive = false;
         }
-        if (alive) throw new Error(`spool ${this.opts.dir} is in use by process ${pid}`);
+        if (alive) throw new Error(`it is in use by process ${pid}`);
         unlinkSync(file);
       }
     }

@@ -114,7 +114,7 @@ test('files are private, and a live process holds the lock', async (t) => {
   // Another live process's lock is respected (pid 1 is always alive).
   await s.close();
   writeFileSync(join(dir, 'LOCK'), '1');
-  t.throws(() => open(), { message: `spool ${dir} is in use by process 1` });
+  t.throws(() => open(), { message: `the spool in ${dir} cannot be opened: it is in use by process 1` });
   // A stale lock of a dead process is taken over.
   writeFileSync(join(dir, 'LOCK'), '999999999');
   const again = open();

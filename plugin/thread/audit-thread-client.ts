@@ -1,0 +1,158 @@
+// The main thread's side of the audit thread (plugin/thread/audit-thread.ts): starts it on the
+// first plugin instance, hands it each log event, settles the calls it reports, restarts it if
+// it fails, and turns Kong's SIGTERM into a flush in the thread before the process exits.
+import { MessageChannel, Worker, receiveMessageOnPort, type TransferListItem } from 'node:worker_threads';
+import { createLogger } from '../log.js';
+import { readProcessSettings } from '../pipeline/process-settings.js';
+import type { FromAuditThread, StartResult, ToAuditThread } from './protocol.js';
+
+const logger = createLogger('audit-thread');
+
+/** How long StartInstance waits for the thread (its first start loads gRPC and OpenTelemetry). */
+const START_TIMEOUT_MS = 60_000;
+
+interface Pending {
+  resolve(): void;
+  reject(e: Error): void;
+}
+
+export class AuditThreadClient {
+  private worker: Worker | undefined;
+  private nextCall = 0;
+  private readonly pending = new Map<number, Pending>();
+  /** Configurations of the live instances, to start them again in a new thread after a failure. */
+  private readonly configs = new Map<number, Record<string, unknown>>();
+  private readonly shutdowns = new Map<number, (left: number) => void>();
+  private hooked = false;
+
+  constructor(private readonly script = new URL('./audit-thread.js', import.meta.url)) {}
+
+  /** Starts an instance in the thread and waits for it: a bad configuration throws its reason. */
+  startInstance(instance: number, config: Record<string, unknown>): void {
+    const w = this.thread();
+    const { port1, port2 } = new MessageChannel();
+    const signal = new SharedArrayBuffer(4);
+    this.post(w, { op: 'start', instance, config, reply: port2, signal }, [port2]);
+    // Kong's StartInstance is synchronous in kong-pdk (the constructor): block until answered.
+    const waited = Atomics.wait(new Int32Array(signal), 0, 0, START_TIMEOUT_MS);
+    const answer = receiveMessageOnPort(port1)?.message as StartResult | undefined;
+    port1.close();
+    if (waited === 'timed-out' || !answer) {
+      this.post(w, { op: 'close', instance });
+      throw new Error(`the audit thread did not start instance ${instance} within ${START_TIMEOUT_MS / 1000} s`);
+    }
+    if (answer.error) {
+      const e = new Error(answer.error.message);
+      e.name = answer.error.name;
+      throw e;
+    }
+    this.configs.set(instance, config);
+    this.hookShutdown();
+  }
+
+  /** Resolves once the thread has the event's entry durable in the spool. */
+  log(instance: number, raw: unknown, failure: string | undefined): Promise<void> {
+    const w = this.thread();
+    const call = ++this.nextCall;
+    return new Promise<void>((resolve, reject) => {
+      this.pending.set(call, { resolve, reject });
+      this.post(w, failure === undefined ? { op: 'log', instance, call, raw } : { op: 'log', instance, call, raw: null, failure });
+    });
+  }
+
+  closeInstance(instance: number): void {
+    if (!this.configs.delete(instance)) return;
+    if (this.worker) this.post(this.worker, { op: 'close', instance });
+  }
+
+  /** Asks the thread to flush and stop its writers; resolves with the entries left in the spool. */
+  shutdown(timeoutMs: number): Promise<number | undefined> {
+    const w = this.worker;
+    if (!w) return Promise.resolve(0);
+    const call = ++this.nextCall;
+    return new Promise((resolve) => {
+      const timer = setTimeout(() => {
+        this.shutdowns.delete(call);
+        resolve(undefined);
+      }, timeoutMs);
+      this.shutdowns.set(call, (left) => {
+        clearTimeout(timer);
+        resolve(left);
+      });
+      this.post(w, { op: 'shutdown', call });
+    });
+  }
+
+  private post(w: Worker, m: ToAuditThread, transfer?: TransferListItem[]) {
+    w.postMessage(m, transfer);
+  }
+
+  private thread(): Worker {
+    if (this.worker) return this.worker;
+    const w = new Worker(this.script);
+    // The plugin server lives as long as Kong's socket; the thread must not keep it alive.
+    w.unref();
+    w.on('message', (m: FromAuditThread) => this.onMessage(m));
+    w.on('error', (e) => this.failed(w, e));
+    w.on('exit', (code) => this.failed(w, new Error(`the audit thread exited with code ${code}`)));
+    this.worker = w;
+    // After a failure: the instances Kong started are started again; their spool is replayed.
+    for (const [instance, config] of this.configs) this.post(w, { op: 'start', instance, config });
+    return w;
+  }
+
+  private onMessage(m: FromAuditThread) {
+    if (m.op === 'settled') {
+      for (const call of m.done) {
+        const p = this.pending.get(call);
+        this.pending.delete(call);
+        p?.resolve();
+      }
+      for (const [call, message] of m.failed) {
+        const p = this.pending.get(call);
+        this.pending.delete(call);
+        p?.reject(new Error(message));
+      }
+    } else if (m.op === 'shutdown-done') {
+      this.shutdowns.get(m.call)?.(m.left);
+      this.shutdowns.delete(m.call);
+    }
+  }
+
+  /** The thread failed: the events in flight fail (Kong logs them); the next event restarts it. */
+  private failed(w: Worker, e: Error) {
+    if (this.worker !== w) return;
+    this.worker = undefined;
+    if (this.pending.size || this.configs.size) logger.error(`audit thread failed (${e.message}); ${this.pending.size} event(s) in flight fail, the next event starts a new thread and its spool is replayed`);
+    const err = new Error(`audit thread failed: ${e.message}`);
+    for (const p of this.pending.values()) p.reject(err);
+    this.pending.clear();
+    for (const done of this.shutdowns.values()) done(-1);
+    this.shutdowns.clear();
+  }
+
+  /** Kong stops the plugin server with SIGTERM (SIGINT by hand): flush in the thread, then exit. */
+  private hookShutdown() {
+    if (this.hooked) return;
+    this.hooked = true;
+    const timeoutMs = readProcessSettings().shutdownTimeoutMs;
+    let stopping = false;
+    const onSignal = (sig: NodeJS.Signals) => {
+      if (stopping) return;
+      stopping = true;
+      logger.info(`${sig}: flushing audit entries before exit`);
+      // The thread stops writing after timeoutMs itself; the margin covers closing its writers.
+      void this.shutdown(timeoutMs + 5_000).finally(() => process.exit(0));
+    };
+    process.once('SIGTERM', onSignal);
+    process.once('SIGINT', onSignal);
+  }
+}
+
+let shared: AuditThreadClient | undefined;
+
+/** The process's audit thread (created on first use). */
+export function auditThread(): AuditThreadClient {
+  shared ??= new AuditThreadClient();
+  return shared;
+}

@@ -1,0 +1,80 @@
+// The audit thread: a worker thread of the plugin server that runs the plugin's real handler
+// (plugin/handler.ts: capture, encode, spool, batching, verified writes, tracing, metrics) for
+// the instances the main thread started. The main thread only makes the PDK call and posts what
+// Kong returned here; a log call settles once its entry is durable in the spool, as in process.
+import { parentPort } from 'node:worker_threads';
+import { Plugin } from '../handler.js';
+import { sharedRegistry } from '../pipeline/registry.js';
+import type { FromAuditThread, StartResult, ToAuditThread } from './protocol.js';
+
+if (!parentPort) throw new Error('plugin/thread/audit-thread.js runs as a worker thread of the plugin server');
+const port = parentPort;
+
+const plugins = new Map<number, Plugin>();
+
+// Settled calls go back in one message per turn of the event loop: the spool's group commit
+// settles many entries at once, and each message costs the main thread a wake-up.
+let done: number[] = [];
+let failed: Array<[number, string]> = [];
+let flushScheduled = false;
+
+function settle(call: number, error?: unknown) {
+  if (error === undefined) done.push(call);
+  else failed.push([call, error instanceof Error ? error.message : String(error)]);
+  if (flushScheduled) return;
+  flushScheduled = true;
+  setImmediate(() => {
+    flushScheduled = false;
+    const msg: FromAuditThread = { op: 'settled', done, failed };
+    done = [];
+    failed = [];
+    port.postMessage(msg);
+  });
+}
+
+function start(m: Extract<ToAuditThread, { op: 'start' }>) {
+  const result: StartResult = {};
+  try {
+    plugins.set(m.instance, new Plugin(m.config));
+  } catch (e) {
+    const err = e instanceof Error ? e : new Error(String(e));
+    result.error = { name: err.name, message: err.message };
+  }
+  if (m.reply && m.signal) {
+    m.reply.postMessage(result);
+    m.reply.close();
+    const flag = new Int32Array(m.signal);
+    Atomics.store(flag, 0, 1);
+    Atomics.notify(flag, 0);
+  } else if (result.error) {
+    // A restart of an instance that started before (after this thread failed): log calls for
+    // it will fail with "no plugin instance" until Kong starts it again.
+    process.stderr.write(`${new Date().toISOString()} [immudb-audit] error audit-thread: instance ${m.instance} did not restart: ${result.error.message}\n`);
+  }
+}
+
+port.on('message', (m: ToAuditThread) => {
+  switch (m.op) {
+    case 'log': {
+      const p = plugins.get(m.instance);
+      if (!p) {
+        settle(m.call, new Error(`no plugin instance ${m.instance} in the audit thread`));
+        return;
+      }
+      p.record(m.raw, m.failure).then(() => settle(m.call), (e: unknown) => settle(m.call, e ?? 'failed'));
+      return;
+    }
+    case 'start':
+      start(m);
+      return;
+    case 'close':
+      plugins.delete(m.instance);
+      return;
+    case 'shutdown':
+      sharedRegistry()
+        .shutdown()
+        .catch(() => -1)
+        .then((left) => port.postMessage({ op: 'shutdown-done', call: m.call, left } satisfies FromAuditThread));
+      return;
+  }
+});

@@ -1,0 +1,67 @@
+// The Plugin class kong-js-pluginserver instantiates. By default it makes the one PDK call on
+// the thread that answers Kong and hands the rest to the audit thread (docs/decisions.md #12):
+// that thread is where capture, the spool, proofs and spans cost CPU, not the event loop that
+// serves Kong's RPCs. IMMUDB_AUDIT_THREAD=off runs the handler in process instead.
+import { createRequire } from 'node:module';
+import { redactSecretFields } from '../capture/secret-refs.js';
+import type { KongLogPdk } from '../handler.js';
+import { auditThread } from './audit-thread-client.js';
+
+interface Handler {
+  log(kong: KongLogPdk): Promise<void>;
+}
+
+/** Whether instances run in the audit thread: IMMUDB_AUDIT_THREAD on (default) or off. */
+export function auditThreadEnabled(env: NodeJS.ProcessEnv = process.env): boolean {
+  const v = (env.IMMUDB_AUDIT_THREAD ?? '').trim().toLowerCase();
+  if (v === '' || v === 'on' || v === 'true' || v === '1') return true;
+  if (v === 'off' || v === 'false' || v === '0') return false;
+  throw new Error(`IMMUDB_AUDIT_THREAD must be "on" or "off", got ${JSON.stringify(env.IMMUDB_AUDIT_THREAD)}`);
+}
+
+let nextInstance = 0;
+// An instance Kong dropped (CloseInstance, expiry) is dropped in the thread too.
+const closed = new FinalizationRegistry<number>((instance) => auditThread().closeInstance(instance));
+
+/** One plugin instance whose handler lives in the audit thread. */
+class ThreadedInstance implements Handler {
+  private readonly instance = ++nextInstance;
+
+  constructor(rawConfig: Record<string, unknown>) {
+    try {
+      auditThread().startInstance(this.instance, structuredClone(rawConfig));
+    } finally {
+      // kong-pdk echoes this object back to Kong: no secret in it, as in process.
+      redactSecretFields(rawConfig);
+    }
+    closed.register(this, this.instance);
+  }
+
+  async log(kong: KongLogPdk): Promise<void> {
+    let raw: unknown;
+    let failure: string | undefined;
+    try {
+      raw = await kong.log.serialize();
+    } catch (e) {
+      failure = (e as Error).message;
+    }
+    await auditThread().log(this.instance, raw, failure);
+  }
+}
+
+/** The in-process handler, loaded only when asked for (it pulls in gRPC and OpenTelemetry). */
+function inProcessPlugin(): new (config: Record<string, unknown>) => Handler {
+  return (createRequire(import.meta.url)('../handler.js') as { Plugin: new (config: Record<string, unknown>) => Handler }).Plugin;
+}
+
+export class Plugin {
+  private readonly handler: Handler;
+
+  constructor(rawConfig: Record<string, unknown>) {
+    this.handler = auditThreadEnabled() ? new ThreadedInstance(rawConfig) : new (inProcessPlugin())(rawConfig);
+  }
+
+  log(kong: KongLogPdk): Promise<void> {
+    return this.handler.log(kong);
+  }
+}

@@ -1,0 +1,53 @@
+// The main thread's side of the audit thread, against a stand-in thread speaking the same
+// protocol: synchronous starts with the thread's refusal as the error, settled and failed log
+// calls, a thread that dies (its calls fail, the next call starts a new thread and restarts the
+// live instances, not the closed ones), and shutdown.
+import test from 'ava';
+import { AuditThreadClient } from '../../plugin/thread/audit-thread-client.js';
+import { auditThreadEnabled } from '../../plugin/thread/plugin-front.js';
+
+const fake = new URL('../fixtures/threads/fake-audit-thread.js', import.meta.url);
+
+test('a start the thread refuses throws its reason, synchronously', (t) => {
+  const c = new AuditThreadClient(fake);
+  t.notThrows(() => c.startInstance(1, { ok: true }));
+  const e = t.throws(() => c.startInstance(2, { bad: 'no host' }));
+  t.is(e.message, 'bad config: no host');
+  t.is(e.name, 'ConfigError');
+});
+
+test('log calls settle as the thread reports them', async (t) => {
+  const c = new AuditThreadClient(fake);
+  c.startInstance(1, {});
+  await t.notThrowsAsync(c.log(1, '{"a":1}', undefined));
+  await t.throwsAsync(c.log(1, 'fail:disk full', undefined), { message: 'disk full' });
+  await t.throwsAsync(c.log(9, '{}', undefined), { message: 'no plugin instance 9 in the audit thread' });
+  // Many at once, each settled once.
+  await t.notThrowsAsync(Promise.all(Array.from({ length: 500 }, (_, i) => c.log(1, `{"i":${i}}`, undefined))));
+});
+
+test('a thread that dies fails its calls in flight; the next call restarts it with the live instances', async (t) => {
+  const c = new AuditThreadClient(fake);
+  c.startInstance(1, {});
+  c.startInstance(2, {});
+  c.startInstance(3, {});
+  c.closeInstance(2);
+  await t.throwsAsync(c.log(1, 'crash', undefined), { message: 'audit thread failed: thread crashed on purpose' });
+  // The new thread was given instances 1 and 3 again (not the closed 2), before this call.
+  await t.throwsAsync(c.log(3, 'starts', undefined), { message: 'starts 1,3' });
+  await t.notThrowsAsync(c.log(1, '{}', undefined));
+});
+
+test('shutdown asks the thread and resolves with what it left; without a thread there is nothing to do', async (t) => {
+  const c = new AuditThreadClient(fake);
+  t.is(await c.shutdown(1000), 0);
+  c.startInstance(1, {});
+  t.is(await c.shutdown(5000), 7);
+});
+
+test('IMMUDB_AUDIT_THREAD: on by default, off when asked, anything else is an error', (t) => {
+  t.true(auditThreadEnabled({}));
+  for (const v of ['on', 'ON', 'true', '1', ' on ']) t.true(auditThreadEnabled({ IMMUDB_AUDIT_THREAD: v }), v);
+  for (const v of ['off', 'false', '0']) t.false(auditThreadEnabled({ IMMUDB_AUDIT_THREAD: v }), v);
+  t.throws(() => auditThreadEnabled({ IMMUDB_AUDIT_THREAD: 'yes' }), { message: 'IMMUDB_AUDIT_THREAD must be "on" or "off", got "yes"' });
+});
