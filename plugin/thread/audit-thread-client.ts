@@ -4,7 +4,7 @@
 import { MessageChannel, Worker, receiveMessageOnPort, type TransferListItem } from 'node:worker_threads';
 import { createLogger } from '../log.js';
 import { readProcessSettings } from '../pipeline/process-settings.js';
-import type { FromAuditThread, StartResult, ToAuditThread } from './protocol.js';
+import type { FromAuditThread, LogEvent, StartResult, ToAuditThread } from './protocol.js';
 
 const logger = createLogger('audit-thread');
 
@@ -24,6 +24,14 @@ export class AuditThreadClient {
   private readonly configs = new Map<number, Record<string, unknown>>();
   private readonly shutdowns = new Map<number, (left: number) => void>();
   private hooked = false;
+  /** Events of this turn of the event loop, posted together (one wake-up of the thread). */
+  private outbox: LogEvent[] = [];
+  private readonly flushOutbox = () => {
+    const events = this.outbox;
+    this.outbox = [];
+    if (this.worker) this.post(this.worker, { op: 'log', events });
+    else for (const [, call] of events) this.settle(call, new Error('audit thread failed before the event was handed over'));
+  };
 
   constructor(private readonly script = new URL('./audit-thread.js', import.meta.url)) {}
 
@@ -52,11 +60,12 @@ export class AuditThreadClient {
 
   /** Resolves once the thread has the event's entry durable in the spool. */
   log(instance: number, raw: unknown, failure: string | undefined): Promise<void> {
-    const w = this.thread();
+    this.thread();
     const call = ++this.nextCall;
     return new Promise<void>((resolve, reject) => {
       this.pending.set(call, { resolve, reject });
-      this.post(w, failure === undefined ? { op: 'log', instance, call, raw } : { op: 'log', instance, call, raw: null, failure });
+      if (this.outbox.length === 0) setImmediate(this.flushOutbox);
+      this.outbox.push(failure === undefined ? [instance, call, raw] : [instance, call, null, failure]);
     });
   }
 
@@ -103,20 +112,20 @@ export class AuditThreadClient {
 
   private onMessage(m: FromAuditThread) {
     if (m.op === 'settled') {
-      for (const call of m.done) {
-        const p = this.pending.get(call);
-        this.pending.delete(call);
-        p?.resolve();
-      }
-      for (const [call, message] of m.failed) {
-        const p = this.pending.get(call);
-        this.pending.delete(call);
-        p?.reject(new Error(message));
-      }
+      for (const call of m.done) this.settle(call);
+      for (const [call, message] of m.failed) this.settle(call, new Error(message));
     } else if (m.op === 'shutdown-done') {
       this.shutdowns.get(m.call)?.(m.left);
       this.shutdowns.delete(m.call);
     }
+  }
+
+  private settle(call: number, error?: Error) {
+    const p = this.pending.get(call);
+    if (!p) return;
+    this.pending.delete(call);
+    if (error) p.reject(error);
+    else p.resolve();
   }
 
   /** The thread failed: the events in flight fail (Kong logs them); the next event restarts it. */

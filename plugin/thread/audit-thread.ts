@@ -55,15 +55,13 @@ function start(m: Extract<ToAuditThread, { op: 'start' }>) {
 
 port.on('message', (m: ToAuditThread) => {
   switch (m.op) {
-    case 'log': {
-      const p = plugins.get(m.instance);
-      if (!p) {
-        settle(m.call, new Error(`no plugin instance ${m.instance} in the audit thread`));
-        return;
+    case 'log':
+      for (const [instance, call, raw, failure] of m.events) {
+        const p = plugins.get(instance);
+        if (!p) settle(call, new Error(`no plugin instance ${instance} in the audit thread`));
+        else p.record(raw, failure).then(() => settle(call), (e: unknown) => settle(call, e ?? 'failed'));
       }
-      p.record(m.raw, m.failure).then(() => settle(m.call), (e: unknown) => settle(m.call, e ?? 'failed'));
       return;
-    }
     case 'start':
       start(m);
       return;

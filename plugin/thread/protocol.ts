@@ -9,11 +9,14 @@ export type ToAuditThread =
    * until the result is posted on `reply` (StartInstance must fail with the reason).
    */
   | { op: 'start'; instance: number; config: Record<string, unknown>; reply?: MessagePort; signal?: SharedArrayBuffer }
-  /** One log event: what kong.log.serialize() returned, or why it failed. */
-  | { op: 'log'; instance: number; call: number; raw: unknown; failure?: string }
+  /** Log events received in one turn of the main thread's event loop, in one message. */
+  | { op: 'log'; events: LogEvent[] }
   | { op: 'close'; instance: number }
   /** Flush everything (bounded by IMMUDB_AUDIT_SHUTDOWN_TIMEOUT_MS) and answer. */
   | { op: 'shutdown'; call: number };
+
+/** One log event: what kong.log.serialize() returned, or why it failed (then raw is null). */
+export type LogEvent = [instance: number, call: number, raw: unknown, failure?: string];
 
 /** Audit thread -> main: log calls settled since the last message, in one message. */
 export interface Settled {
