@@ -1,6 +1,6 @@
 // The Kong plugin: log phase only. One PDK call (kong.log.serialize), build the entry, hand it
 // to the shared pipeline, return. Never awaits immudb: Kong holds a timer until we settle.
-import { v7 as uuidv7 } from 'uuid';
+import { auditId } from './capture/audit-id.js';
 import { buildAuditEntry } from './capture/build-entry.js';
 import type { KongSerializedLog } from './capture/kong-log.js';
 import { parseConfig, type PluginConfig } from './config/config.js';
@@ -122,7 +122,8 @@ export class Plugin {
 
   private capture(log: KongSerializedLog | null, problems: string[]): AuditEntry {
     const s = this.registry.settings;
-    const ctx = { id: uuidv7(), now: Date.now(), nodeId: s.nodeId, hostname: s.hostname };
+    const now = Date.now();
+    const ctx = { id: auditId(now), now, nodeId: s.nodeId, hostname: s.hostname };
     try {
       // Also makes the problems safe to store and log, in place (no quoted input).
       return buildAuditEntry(log, ctx, problems, this.privacy);

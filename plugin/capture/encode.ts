@@ -1,7 +1,7 @@
 // The immudb record of an entry: a readable key and the canonical JSON (RFC 8785) of the entry,
 // encoded once. Canonical bytes let anyone re-derive the value digest from the JSON alone.
-import canonicalize from 'canonicalize';
 import type { AuditEntry } from './audit-entry.js';
+import { canonicalJson } from './canonical-json.js';
 import { ownedKeyValue } from './owned-buffers.js';
 
 export interface AuditRecord {
@@ -15,7 +15,7 @@ export function entryKey(prefix: string, id: string): string {
 }
 
 export function encodeEntry(prefix: string, entry: AuditEntry): AuditRecord {
-  const json = canonicalize(entry);
+  const json = canonicalJson(entry);
   if (json === undefined) throw new Error('audit entry could not be encoded');
   return { id: entry.id, ...ownedKeyValue(entryKey(prefix, entry.id), json) };
 }

@@ -3,7 +3,7 @@
 // through one trusted state. Also the process shutdown hook that flushes everything.
 import { join } from 'node:path';
 import { isMainThread } from 'node:worker_threads';
-import canonicalize from 'canonicalize';
+import { canonicalJson } from '../capture/canonical-json.js';
 import type { PluginConfig } from '../config/config.js';
 import { createLogger, type Logger } from '../log.js';
 import { readProcessSettings, type ProcessSettings } from './process-settings.js';
@@ -56,7 +56,7 @@ export class PipelineRegistry {
         ['tls', first.tls, config.tls],
         ['server_public_key', first.server_public_key, config.server_public_key],
       ] as const) {
-        if (canonicalize(a) !== canonicalize(b)) {
+        if (canonicalJson(a) !== canonicalJson(b)) {
           this.logger.once('warn', `${what}-settings-${key}`, `configurations writing to ${describe(config)} differ in their ${what} settings; the first one's apply to all of them`);
         }
       }
