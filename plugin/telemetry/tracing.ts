@@ -164,11 +164,23 @@ export class AuditTracing {
     return new BatchSpan(span);
   }
 
-  async shutdown(): Promise<void> {
+  /**
+   * Flushes the spans still queued, for at most `timeoutMs`: with the trace backend down the
+   * exporter would retry for its whole timeout (10 s by default) and hold up Kong's shutdown.
+   * Spans are best effort; the audit entries keep their trace and span ids either way.
+   */
+  async shutdown(timeoutMs = 2_000): Promise<void> {
+    let timer: NodeJS.Timeout | undefined;
+    const timedOut = new Promise<'timeout'>((r) => {
+      timer = setTimeout(() => r('timeout'), timeoutMs);
+    });
     try {
-      await this.provider.shutdown();
+      const r = await Promise.race([this.provider.shutdown(), timedOut]);
+      if (r === 'timeout') this.logger.warn(`tracing: spans not exported within ${timeoutMs} ms of shutdown were dropped (the audit entries keep their trace ids)`);
     } catch (e) {
       this.logger.warn(`tracing: flushing spans on shutdown failed: ${(e as Error).message}`);
+    } finally {
+      clearTimeout(timer);
     }
   }
 
