@@ -63,6 +63,8 @@ export class AuditThreadClient {
     this.thread();
     const call = ++this.nextCall;
     return new Promise<void>((resolve, reject) => {
+      // Calls in flight keep the process alive; an idle thread does not.
+      if (this.pending.size === 0) this.worker?.ref();
       this.pending.set(call, { resolve, reject });
       if (this.outbox.length === 0) setImmediate(this.flushOutbox);
       this.outbox.push(failure === undefined ? [instance, call, raw] : [instance, call, null, failure]);
@@ -99,11 +101,12 @@ export class AuditThreadClient {
   private thread(): Worker {
     if (this.worker) return this.worker;
     const w = new Worker(this.script);
-    // The plugin server lives as long as Kong's socket; the thread must not keep it alive.
-    w.unref();
     w.on('message', (m: FromAuditThread) => this.onMessage(m));
     w.on('error', (e) => this.failed(w, e));
     w.on('exit', (code) => this.failed(w, new Error(`the audit thread exited with code ${code}`)));
+    // The plugin server lives as long as Kong's socket; the thread must not keep it alive.
+    // (After the listeners: adding a 'message' listener refs the worker's port again.)
+    w.unref();
     this.worker = w;
     // After a failure: the instances Kong started are started again; their spool is replayed.
     for (const [instance, config] of this.configs) this.post(w, { op: 'start', instance, config });
@@ -124,6 +127,7 @@ export class AuditThreadClient {
     const p = this.pending.get(call);
     if (!p) return;
     this.pending.delete(call);
+    if (this.pending.size === 0) this.worker?.unref();
     if (error) p.reject(error);
     else p.resolve();
   }

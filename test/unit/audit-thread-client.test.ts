@@ -3,6 +3,10 @@
 // calls, a thread that dies (its calls fail, the next call starts a new thread and restarts the
 // live instances, not the closed ones), and shutdown.
 import test from 'ava';
+import { spawnSync } from 'node:child_process';
+import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
 import { AuditThreadClient } from '../../plugin/thread/audit-thread-client.js';
 import { auditThreadEnabled } from '../../plugin/thread/plugin-front.js';
 
@@ -50,4 +54,22 @@ test('IMMUDB_AUDIT_THREAD: on by default, off when asked, anything else is an er
   for (const v of ['on', 'ON', 'true', '1', ' on ']) t.true(auditThreadEnabled({ IMMUDB_AUDIT_THREAD: v }), v);
   for (const v of ['off', 'false', '0']) t.false(auditThreadEnabled({ IMMUDB_AUDIT_THREAD: v }), v);
   t.throws(() => auditThreadEnabled({ IMMUDB_AUDIT_THREAD: 'yes' }), { message: 'IMMUDB_AUDIT_THREAD must be "on" or "off", got "yes"' });
+});
+
+test('a call in flight keeps the process alive; an idle thread does not', (t) => {
+  const client = new URL('../../plugin/thread/audit-thread-client.js', import.meta.url).href;
+  // A script file, not -e: a worker inherits execArgv, and would evaluate an -e script again.
+  const dir = mkdtempSync(join(tmpdir(), 'kia-thread-exit-'));
+  t.teardown(() => rmSync(dir, { recursive: true, force: true }));
+  const script = join(dir, 'run.mjs');
+  writeFileSync(script, `
+    const { AuditThreadClient } = await import(${JSON.stringify(client)});
+    const c = new AuditThreadClient(new URL(${JSON.stringify(fake.href)}));
+    c.startInstance(1, {});
+    c.log(1, '{}', undefined).then(() => console.log('settled'));
+  `);
+  const r = spawnSync(process.execPath, [script], { encoding: 'utf8', timeout: 20_000 });
+  t.is(r.signal, null, 'exited by itself, not killed by the timeout');
+  t.is(r.status, 0, r.stderr);
+  t.is(r.stdout.trim(), 'settled');
 });
