@@ -443,6 +443,21 @@ test('verifyTxEntries: an extra, a missing or a wrong entry is refused', (t) => 
   throwsVE(t, () => verifyTxEntries(reordered, kvs), /entries do not hash to the header's eH/);
   // Expected metadata must match too.
   throwsVE(t, () => verifyTxEntries(tx, [kvs[0]!, kvs[1]!, { ...kvs[2]!, metadata: { deleted: true, expiration: null, nonIndexable: false } }]), /metadata differs/);
+  // The listed value, when sent, must be the stored form of what we wrote (prefix byte + value).
+  const mine = kvs.find((kv) => storedKeyOf(kv.key).equals(tx.entries[0]!.key))!;
+  const listed = clone(tx);
+  listed.entries[0]!.value = storedValueOf(mine.value);
+  t.is(verifyTxEntries(listed, kvs).id, Number(tx.header!.id));
+  listed.entries[0]!.value = mine.value;
+  throwsVE(t, () => verifyTxEntries(listed, kvs), /value differs from the expected value/);
+  // A key without the plain-key prefix byte is not one of ours, even if the rest matches.
+  const unprefixed = clone(tx);
+  unprefixed.entries[0]!.key = Buffer.concat([Buffer.from([1]), unprefixed.entries[0]!.key.subarray(1)]);
+  throwsVE(t, () => verifyTxEntries(unprefixed, kvs), /is not one of the expected keys/);
+  // The one-pass write check refuses resolved entries itself (it no longer goes through verifyListedEntries).
+  const resolved = clone(c.response as VerifiableTx);
+  resolved.tx!.kvEntries = [{ tx: '3', key: Buffer.from('k'), value: Buffer.from('v'), referencedBy: null, metadata: null, expired: false, revision: '1' }];
+  throwsVE(t, () => verifyVerifiableSet(resolved, kvs, c.trusted), /resolved kvEntries/);
 });
 
 test('a write that claims a tx not after the trusted one is refused', (t) => {

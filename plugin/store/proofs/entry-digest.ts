@@ -6,7 +6,7 @@
 // while the key/value of a KeyValue we send or of an Entry we read do not.
 import type { KVMetadata, TxEntry } from '../immudb-types.js';
 import { VerificationError } from './errors.js';
-import { sha256, uint16be } from './hashing.js';
+import { sha256 } from './hashing.js';
 import { kvMetadataBytes } from './metadata.js';
 import { requireBytes, requireHash } from './shape.js';
 
@@ -14,13 +14,14 @@ import { requireBytes, requireHash } from './shape.js';
 export const PLAIN_KEY_PREFIX = 0x00;
 /** Prefix of plain values in the store (immudb's PlainValuePrefix). */
 export const PLAIN_VALUE_PREFIX = 0x00;
+const STORED_PLAIN_VALUE_PREFIX = Buffer.from([PLAIN_VALUE_PREFIX]);
 
 export function storedKeyOf(userKey: Buffer): Buffer {
   return Buffer.concat([Buffer.from([PLAIN_KEY_PREFIX]), userKey]);
 }
 
 export function storedValueOf(userValue: Buffer): Buffer {
-  return Buffer.concat([Buffer.from([PLAIN_VALUE_PREFIX]), userValue]);
+  return Buffer.concat([STORED_PLAIN_VALUE_PREFIX, userValue]);
 }
 
 /**
@@ -43,18 +44,34 @@ export function entryDigest(version: number, entry: EntryDigestInput, what = 'en
   let hValue: Buffer;
   if (entry.hValue !== undefined) hValue = requireHash(entry.hValue, `${what}.hValue`);
   else if (entry.storedValue !== undefined) hValue = sha256(requireBytes(entry.storedValue, `${what}.value`));
-  else hValue = sha256(storedValueOf(requireBytes(entry.userValue, `${what}.value`)));
-  const md = kvMetadataBytes(entry.metadata, `${what}.metadata`);
+  else hValue = sha256(STORED_PLAIN_VALUE_PREFIX, requireBytes(entry.userValue, `${what}.value`));
+  return digestOf(version, key, hValue, kvMetadataBytes(entry.metadata, `${what}.metadata`), what);
+}
 
+/**
+ * The digest from its validated parts: the stored key (with its prefix byte), the 32-byte
+ * hValue and the encoded KV metadata. `what` names the entry in errors (a function, so that
+ * callers checking many entries build the text only when a check fails).
+ */
+export function digestOf(version: number, storedKey: Buffer, hValue: Buffer, md: Buffer, what: string | (() => string)): Buffer {
+  const name = () => (typeof what === 'string' ? what : what());
   switch (version) {
     case 0:
-      if (md.length > 0) throw new VerificationError(`${what} carries metadata, which version 0 tx headers cannot have`);
-      return sha256(key, hValue);
-    case 1:
-      if (key.length > 0xffff) throw new VerificationError(`${what}.key is too long (${key.length} bytes)`);
-      return sha256(uint16be(md.length), md, uint16be(key.length), key, hValue);
+      if (md.length > 0) throw new VerificationError(`${name()} carries metadata, which version 0 tx headers cannot have`);
+      return sha256(storedKey, hValue);
+    case 1: {
+      if (storedKey.length > 0xffff) throw new VerificationError(`${name()}.key is too long (${storedKey.length} bytes)`);
+      // uint16 mdLen ‖ md ‖ uint16 kLen ‖ key ‖ hValue, in one buffer
+      const buf = Buffer.allocUnsafe(2 + md.length + 2 + storedKey.length + hValue.length);
+      let o = buf.writeUInt16BE(md.length, 0);
+      o += md.copy(buf, o);
+      o = buf.writeUInt16BE(storedKey.length, o);
+      o += storedKey.copy(buf, o);
+      hValue.copy(buf, o);
+      return sha256(buf);
+    }
     default:
-      throw new VerificationError(`${what}: unsupported tx header version ${version}`);
+      throw new VerificationError(`${name()}: unsupported tx header version ${version}`);
   }
 }
 

@@ -2,18 +2,23 @@
 // order. Odd nodes at the end of a level move up unchanged.
 import type { InclusionProof } from '../immudb-types.js';
 import { VerificationError } from './errors.js';
-import { leafHash, nodeHash, sha256 } from './hashing.js';
+import { HASH_SIZE, leafHash, nodeHash, sha256 } from './hashing.js';
 import { rootFromInclusionPath } from './merkle-path.js';
 import { requireHash, requireHashList, requireInt, requirePresent } from './shape.js';
 
 /** eH of a tx from its entry digests (sha256 of nothing for no entries, as immudb). */
-export function entriesHash(digests: Buffer[]): Buffer {
+export function entriesHash(digests: readonly Buffer[]): Buffer {
   if (digests.length === 0) return sha256();
-  let level = digests.map((d, i) => leafHash(requireHash(d, `entry digest ${i}`)));
+  let level: Buffer[] = new Array(digests.length);
+  for (let i = 0; i < digests.length; i++) {
+    const d = digests[i]!;
+    level[i] = leafHash(Buffer.isBuffer(d) && d.length === HASH_SIZE ? d : requireHash(d, `entry digest ${i}`));
+  }
   while (level.length > 1) {
-    const next: Buffer[] = [];
-    for (let i = 0; i + 1 < level.length; i += 2) next.push(nodeHash(level[i]!, level[i + 1]!));
-    if (level.length % 2 === 1) next.push(level[level.length - 1]!);
+    const next: Buffer[] = new Array((level.length + 1) >> 1);
+    let j = 0;
+    for (let i = 0; i + 1 < level.length; i += 2) next[j++] = nodeHash(level[i]!, level[i + 1]!);
+    if (level.length % 2 === 1) next[j] = level[level.length - 1]!;
     level = next;
   }
   return level[0]!;
