@@ -143,13 +143,14 @@ export class AuditWriter {
     this.checkIdentity(client.serverUuid);
     const next = verifyVerifiableSet(vtx, kvs, this.trusted ? { txId: this.trusted.txId, alh: this.trusted.alh } : undefined);
     if (this.signingKey) verifyStateSignature(vtx.signature, this.signingKey, client.database, next.txId, next.alh);
-    this.advance(client, next);
+    await this.advance(client, next);
     return { txId: next.txId, written: records.length, duplicates: 0 };
   }
 
-  private advance(client: ImmudbClient, next: { txId: number; alh: Buffer }) {
+  /** The new state, once durable (the batch counts as written only then). */
+  private async advance(client: ImmudbClient, next: { txId: number; alh: Buffer }) {
     const state: TrustedState = { serverUuid: client.serverUuid, database: client.database, txId: next.txId, alh: next.alh };
-    this.states.save(state);
+    await this.states.save(state);
     this.trusted = state;
     this.lastTxId = next.txId;
   }

@@ -3,7 +3,9 @@
 import { ImmudbClient, ImmudbError, isKeyNotFoundError, type ImmudbConnectionOptions } from '../store/immudb-client.js';
 import { TrustedStateStore, type TrustedState } from '../store/trusted-state.js';
 import { ServerBinding } from '../store/server-binding.js';
-import { parseServerPublicKey, verifyStateSignature, verifyVerifiableEntry, verifyVerifiableTx, VerificationError } from '../store/proofs/index.js';
+import {
+  INITIAL_ALH, parseServerPublicKey, TxChain, verifyStateSignature, verifyVerifiableEntry, verifyVerifiableTx, VerificationError,
+} from '../store/proofs/index.js';
 import type { KeyObject } from 'node:crypto';
 import { EntryTypeAction } from '../store/immudb-types.js';
 import { mkdirSync, readFileSync, renameSync, writeFileSync } from 'node:fs';
@@ -45,6 +47,11 @@ export interface VerifyAllResult {
 function rolledBack(database: string, current: number, trustedTx: number): VerificationError {
   return new VerificationError(`immudb database ${database} reports tx ${current}, but this auditor verified tx ${trustedTx} before: its history was rolled back or replaced`);
 }
+
+/** Transactions per TxScan call of `verifyAll` (halved while a page is too large for one message). */
+const SCAN_PAGE_TXS = 8;
+/** gRPC status of a message over the size limit. */
+const GRPC_RESOURCE_EXHAUSTED = 8;
 
 const UUID = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/i;
 
@@ -145,7 +152,7 @@ export class AuditReader {
     const entry = ve.entry!;
     if (!entry.key.equals(Buffer.from(key))) throw new VerificationError(`immudb answered for key ${entry.key.toString()} instead of ${key}`);
     const after: TrustedState = { serverUuid: uuid, database, txId: next.txId, alh: next.alh };
-    if (!trusted || after.txId >= trusted.txId) states.save(after);
+    if (!trusted || after.txId >= trusted.txId) await states.save(after);
     return {
       key,
       txId: toSafeInt(entry.tx, 'tx id'),
@@ -160,16 +167,21 @@ export class AuditReader {
 
   /**
    * Audits history: verifies every transaction after the last audited one (or `fromTx`) up to
-   * the server's current state, each against this auditor's trusted state (dual proof) and its
-   * listed entries against the header (eH). Stops at the first inconsistency with a
-   * VerificationError naming the transaction. Counts the audit entries found under the prefix.
+   * the server's current state, and stops at the first inconsistency with a VerificationError
+   * naming the transaction. One dual proof links the last transaction to this auditor's trusted
+   * state (and carries the server's signature when a key is configured); the transactions are
+   * read with TxScan, their entries (values included) checked against their headers' eH, and
+   * their headers checked as one Alh chain that must end in the proven Alh (TxChain). The
+   * trusted state and the checkpoint advance only when everything held. Counts the audit
+   * entries found under the prefix; `onTx` sees each transaction once its entries and its link
+   * to the one before are checked (the range as a whole holds only when this returns).
    */
   async verifyAll(opts: { fromTx?: number; onTx?: (txId: number, entries: number) => void } = {}): Promise<VerifyAllResult> {
     const uuid = this.client.serverUuid;
     const { database } = this.client.options;
     this.checkIdentity();
     const states = new TrustedStateStore(this.stateDir);
-    let trusted = states.load(uuid, database);
+    const trusted = states.load(uuid, database);
     const checkpointFile = join(this.stateDir, uuid, `${database}.audited.json`);
     let lastAudited = 0;
     try {
@@ -182,37 +194,69 @@ export class AuditReader {
     if (trusted && current < trusted.txId) {
       throw rolledBack(database, current, trusted.txId);
     }
+    const first = Math.max(1, from);
+    if (first > current) {
+      return { serverUuid: uuid, database, fromTx: from, toTx: current, transactions: 0, entries: 0, trustedTxId: trusted?.txId ?? 0 };
+    }
+
+    // 1. The end of the range, proven against the trusted state (on first contact: against
+    //    itself, as every first verified read is).
+    const t = trusted ? { txId: trusted.txId, alh: trusted.alh } : undefined;
+    const vtx = await this.client.verifiableTxById(current, t?.txId ?? 0, EntryTypeAction.EXCLUDE);
+    let end;
+    try {
+      end = verifyVerifiableTx(vtx, t, { listedEntries: 'none' });
+      if (end.txId !== current) throw new VerificationError(`asked for tx ${current}, immudb proved tx ${end.txId}`);
+      if (this.signingKey) verifyStateSignature(vtx.signature, this.signingKey, database, end.txId, end.alh);
+    } catch (e) {
+      throw new VerificationError(`tx ${current}: ${(e as Error).message}`);
+    }
+
+    // 2. Every transaction of the range, as one Alh chain: anchored at its start when the Alh
+    //    before it is known (tx 1, or the trusted tx right before the range), checked against
+    //    the trusted Alh where it passes the trusted tx, and ending in the proven Alh.
+    const anchor = first === 1 ? INITIAL_ALH : trusted?.txId === first - 1 ? trusted.alh : undefined;
+    const chain = new TxChain(first, anchor);
+    if (trusted && trusted.txId >= first) chain.expectAlh(trusted.txId, trusted.alh);
     const entryPrefix = Buffer.from(`${this.prefix}:entry:`);
     let entries = 0;
-    let transactions = 0;
-    for (let tx = Math.max(1, from); tx <= current; tx++) {
-      const vtx = await this.client.verifiableTxById(tx, trusted?.txId ?? 0, EntryTypeAction.RAW_VALUE);
-      let next;
+    let page = SCAN_PAGE_TXS;
+    while (chain.nextTxId <= current) {
+      const start = chain.nextTxId;
+      const limit = Math.min(page, current - start + 1);
+      let txs;
       try {
-        next = verifyVerifiableTx(vtx, trusted ? { txId: trusted.txId, alh: trusted.alh } : undefined, { listedEntries: 'all' });
-        if (this.signingKey) verifyStateSignature(vtx.signature, this.signingKey, database, next.txId, next.alh);
+        txs = await this.client.txScan(start, limit, EntryTypeAction.RAW_VALUE);
       } catch (e) {
-        throw new VerificationError(`tx ${tx}: ${(e as Error).message}`);
+        // A page too large for one message: fewer transactions per call.
+        if (limit > 1 && e instanceof ImmudbError && e.code === GRPC_RESOURCE_EXHAUSTED) {
+          page = limit >> 1;
+          continue;
+        }
+        throw e;
       }
-      if (toSafeInt(vtx.tx!.header!.id, 'tx id') !== tx) throw new VerificationError(`asked for tx ${tx}, immudb proved tx ${vtx.tx!.header!.id}`);
-      let n = 0;
-      for (const e of vtx.tx!.entries) {
-        if (e.key.subarray(1).subarray(0, entryPrefix.length).equals(entryPrefix)) n++;
+      if (!txs?.length) throw new VerificationError(`tx ${start}: the scan returned no transactions, but the server reports tx ${current}`);
+      for (const tx of txs.slice(0, limit)) {
+        const { header } = chain.append(tx);
+        let n = 0;
+        tx.entries.forEach((e, i) => {
+          if (!e.key.subarray(1).subarray(0, entryPrefix.length).equals(entryPrefix)) return;
+          // Audit entries are checked by their values (the chain checked the values it got).
+          if (!e.value?.length) throw new VerificationError(`tx ${header.id} entry ${i} (${e.key.subarray(1).toString()}): its value was not sent`);
+          n++;
+        });
+        entries += n;
+        opts.onTx?.(header.id, n);
       }
-      entries += n;
-      transactions++;
-      if (!trusted || next.txId > trusted.txId) {
-        trusted = { serverUuid: uuid, database, txId: next.txId, alh: next.alh };
-        states.save(trusted);
-      }
-      opts.onTx?.(tx, n);
     }
-    if (current >= from) {
-      mkdirSync(join(this.stateDir, uuid), { recursive: true, mode: 0o700 });
-      writeFileSync(`${checkpointFile}.tmp`, JSON.stringify({ last_tx: current, at: new Date().toISOString() }) + '\n', { mode: 0o600 });
-      renameSync(`${checkpointFile}.tmp`, checkpointFile);
-    }
-    return { serverUuid: uuid, database, fromTx: from, toTx: current, transactions, entries, trustedTxId: trusted?.txId ?? 0 };
+    chain.finish(current, end.alh);
+
+    // 3. Everything held: the trusted state and the checkpoint advance.
+    if (!trusted || end.txId > trusted.txId) await states.save({ serverUuid: uuid, database, txId: end.txId, alh: end.alh });
+    mkdirSync(join(this.stateDir, uuid), { recursive: true, mode: 0o700 });
+    writeFileSync(`${checkpointFile}.tmp`, JSON.stringify({ last_tx: current, at: new Date().toISOString() }) + '\n', { mode: 0o600 });
+    renameSync(`${checkpointFile}.tmp`, checkpointFile);
+    return { serverUuid: uuid, database, fromTx: from, toTx: current, transactions: current - first + 1, entries, trustedTxId: end.txId };
   }
 
   close(): Promise<void> {

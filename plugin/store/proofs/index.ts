@@ -15,3 +15,4 @@ export {
   verifyVerifiableTx, verifyVerifiableSet, verifyVerifiableEntry, type VerifyTxOptions, type TrustedState,
 } from './verifiable.js';
 export { stateBytes, parseServerPublicKey, verifyStateSignature } from './signature.js';
+export { TxChain, INITIAL_ALH, type ChainedTx } from './tx-chain.js';
