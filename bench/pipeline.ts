@@ -7,7 +7,7 @@
 // else running, which isolates spool -> write -> verify from capture.
 import { join } from 'node:path';
 import { auditRecords, fixturePool, serializedPool } from './lib/payloads.js';
-import { profileWhile } from './lib/profile.js';
+import { profileThreadsWhile } from './lib/profile.js';
 import { CpuMeter } from './lib/proc.js';
 import type { BenchContext, BenchResult, Table } from './lib/report.js';
 import { auditConfig, drive, startBenchImmudb, startBenchServer, startWorkers, WriteCounter, type BenchServer } from './lib/stack.js';
@@ -54,7 +54,7 @@ export async function run(ctx: BenchContext): Promise<BenchResult> {
     const counter = await WriteCounter.open(immudb, db, server.dataDir);
     await counter.waitVerified(sent, 30_000);
 
-    const meter = new CpuMeter({ server: server.pid, immudb: immudb.pid, driver: process.pid });
+    const meter = new CpuMeter({ server: server.pid, serverMain: { mainThread: server.pid }, immudb: immudb.pid, driver: process.pid });
     const e2eRun = async () => {
       const t0 = performance.now();
       const d = await drive(workers, serialized, { concurrency: CONCURRENCY, count: nE2e });
@@ -65,11 +65,13 @@ export async function run(ctx: BenchContext): Promise<BenchResult> {
       return { d, ms: p.at - t0, captureMs: d.ms };
     };
     let profile: ProfileSummary | undefined;
+    let threadProfile: ProfileSummary | undefined;
     let e2e: Awaited<ReturnType<typeof e2eRun>>;
     if (ctx.profile) {
-      const r = await profileWhile(server.probeSock, join(ctx.outDir, 'pipeline-e2e.cpuprofile'), e2eRun);
+      const r = await profileThreadsWhile(server.probeSock, join(ctx.outDir, 'pipeline-e2e'), e2eRun);
       e2e = r.result;
-      profile = r.summary;
+      profile = r.main;
+      threadProfile = r.thread;
     } else {
       e2e = await e2eRun();
     }
@@ -100,12 +102,13 @@ export async function run(ctx: BenchContext): Promise<BenchResult> {
     const rows = [
       { path: '(a) raw ceiling: Set of 256, no proofs, 1 in flight', 'entries/s': rawRate, 'vs raw': 1, 'client CPU µs/entry': raw.cpuUsPerEntry, 'batch call p50 ms': median(raw.batchMs) },
       { path: '(b) naive: VerifiableSet + proof per entry', 'entries/s': naiveRate, 'vs raw': ratio(naiveRate, rawRate), 'client CPU µs/entry': naive.cpuUsPerEntry, 'batch call p50 ms': median(naive.batchMs) },
-      { path: 'plugin end to end: capture+spool+write+verify', 'entries/s': e2eRate, 'vs raw': ratio(e2eRate, rawRate), 'server CPU µs/entry': per(e2eCpu, nE2e, 'server'), 'immudb CPU µs/entry': per(e2eCpu, nE2e, 'immudb'), 'driver CPU µs/entry': per(e2eCpu, nE2e, 'driver') },
+      { path: 'plugin end to end: capture+spool+write+verify', 'entries/s': e2eRate, 'vs raw': ratio(e2eRate, rawRate), 'server CPU µs/entry': per(e2eCpu, nE2e, 'server'), 'of which main thread': per(e2eCpu, nE2e, 'serverMain'), 'immudb CPU µs/entry': per(e2eCpu, nE2e, 'immudb'), 'driver CPU µs/entry': per(e2eCpu, nE2e, 'driver') },
       { path: '  of which capture alone (events answered)', 'entries/s': captureRate, 'vs raw': ratio(captureRate, rawRate) },
       { path: 'plugin drain: spooled backlog -> written+verified', 'entries/s': drainRate, 'vs raw': ratio(drainRate, rawRate), 'server CPU µs/entry': per(drainCpu, drained, 'server'), 'immudb CPU µs/entry': per(drainCpu, drained, 'immudb') },
     ];
     const tables: Table[] = [{ title: `Throughput, batch ${BATCH}, realistic entries (${(raw.entries ? auditRecords(50, 'x', pool).reduce((a, r) => a + r.value.length, 0) / 50 : 0).toFixed(0)} B canonical JSON); ${CONCURRENCY} events in flight`, rows }];
-    if (profile) tables.push(...profileTables('Plugin server during the end-to-end run', profile));
+    if (profile) tables.push(...profileTables(threadProfile ? 'Plugin server main thread (answers Kong) during the end-to-end run' : 'Plugin server during the end-to-end run', profile));
+    if (threadProfile) tables.push(...profileTables('Plugin server audit thread during the end-to-end run', threadProfile));
     return {
       name: 'pipeline',
       title: '2. Pipeline throughput: captured, spooled, written and verified',
@@ -123,6 +126,7 @@ export async function run(ctx: BenchContext): Promise<BenchResult> {
         drainCpuMs: drainCpu,
         spoolActive: true,
         ...(profile ? { profileCategories: profile.categories } : {}),
+        ...(threadProfile ? { auditThreadProfileCategories: threadProfile.categories } : {}),
       },
       targets: [
         checkTarget('end-to-end / raw ceiling', ratio(e2eRate, rawRate), '>=', 0.8),

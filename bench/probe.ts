@@ -10,8 +10,10 @@ import { Session } from 'node:inspector';
 import { monitorEventLoopDelay } from 'node:perf_hooks';
 import { isMainThread } from 'node:worker_threads';
 
-// --import preloads run in worker threads too: the probe belongs to the main thread only.
-const sockPath = isMainThread ? process.env.BENCH_PROBE_SOCK : undefined;
+// --import preloads run in worker threads too: the main thread answers on $BENCH_PROBE_SOCK,
+// the plugin's audit thread (its only worker) on $BENCH_PROBE_SOCK.thread, each about its own
+// isolate (heap, event loop, CPU profile; rss and cpu time are the process's).
+const sockPath = process.env.BENCH_PROBE_SOCK ? (isMainThread ? process.env.BENCH_PROBE_SOCK : `${process.env.BENCH_PROBE_SOCK}.thread`) : undefined;
 
 function post<T>(session: Session, method: string, params?: object): Promise<T> {
   return new Promise((resolve, reject) => {

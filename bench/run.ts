@@ -16,7 +16,6 @@ const BENCHES: Array<[string, () => Promise<BenchModule>]> = [
   ['verify', () => import('./verify.js')],
   ['memory', () => import('./memory.js')],
   ['scaling', () => import('./scaling.js')],
-  ['improvements', () => import('./improvements.js')],
 ];
 
 async function main() {

@@ -1,13 +1,13 @@
 // Benchmark 5: how the figures move with batch size and payload size, and where the time goes.
 //  A. Write ladder by batch size, in this process through our client: Set, + preconditions,
-//     VerifiableSet, + our proof check (as built, and the proposed one-pass check), + trusted
-//     state saved (= the plugin's AuditWriter). Each rung's loss is one cost, measured.
+//     VerifiableSet, + our proof check (one pass over the entries), + trusted state saved
+//     (= the plugin's AuditWriter). Each rung's loss is one cost, measured.
 //  B. The plugin end to end by batch size: drain rate of a spooled backlog (immudb paused while
 //     the events arrive, then written and verified by the plugin server alone).
 //  C. Payload size: handler rate and plugin-server CPU per event for serialized logs of 1-32 KB
 //     (noop and our plugin); verified and raw write rates for values of 256 B to 16 KB.
 //  D. Capture stages, in-process: parse, build, id, canonical JSON, record, proof check per
-//     entry, each next to its proposed replacement.
+//     entry; the id and canonical JSON next to the library calls they replaced.
 //  E. Single-entry verified reads by transaction size.
 //  F. Several writers at once (several Kong nodes): one shared database or one database each.
 import { mkdtempSync, rmSync } from 'node:fs';
@@ -21,10 +21,8 @@ import type { KongSerializedLog } from '../plugin/capture/kong-log.js';
 import { queueFields } from '../plugin/config/fields/queue.js';
 import { parseTxHeader, verifyListedEntries, verifyVerifiableEntry, verifyVerifiableSet, type TrustedState } from '../plugin/store/proofs/index.js';
 import { EntryTypeAction, type Tx, type VerifiableTx } from '../plugin/store/immudb-types.js';
-import { canonicalJson, inCanonicalOrder } from './experiments/canonical-json.js';
-import { encodeEntry as encodeFast } from './experiments/encode-fast.js';
-import { v7 as fastV7 } from './experiments/uuid7.js';
-import { verifyListedEntriesOnce, verifyVerifiableSet as verifyOnce } from './experiments/verify-set-fast.js';
+import { canonicalJson, inCanonicalOrder } from '../plugin/capture/canonical-json.js';
+import { auditId } from '../plugin/capture/audit-id.js';
 import { micro } from './lib/micro.js';
 import { auditRecords, fixturePool, grownSerialized, meanLength, paddedRecords, shrunkSerialized, writerKvs } from './lib/payloads.js';
 import { CpuMeter } from './lib/proc.js';
@@ -44,7 +42,7 @@ export function pluginMaxBatch(): number {
   return 256;
 }
 
-type Rung = 'set' | 'set+preconditions' | 'verifiableSet' | 'verify (as built)' | 'verify (one pass)' | 'verify + state saved (AuditWriter)';
+type Rung = 'set' | 'set+preconditions' | 'verifiableSet' | 'verify (as built)' | 'verify + state saved (AuditWriter)';
 
 interface RungResult {
   entries: number;
@@ -77,9 +75,8 @@ async function rung(client: ImmudbClient, records: AuditRecord[], batch: number,
       else {
         const vtx: VerifiableTx = await client.verifiableSet(kvs, trusted!.txId, pre);
         if (mode === 'verifiableSet') trusted = { txId: Number(vtx.tx!.header!.id), alh: trusted!.alh };
-        else if (mode === 'verify (one pass)') trusted = verifyOnce(vtx, kvs, trusted);
         else trusted = verifyVerifiableSet(vtx, kvs, trusted);
-        if (mode === 'verify + state saved (AuditWriter)') states.save({ serverUuid: client.serverUuid, database: client.database, txId: trusted.txId, alh: trusted.alh });
+        if (mode === 'verify + state saved (AuditWriter)') await states.save({ serverUuid: client.serverUuid, database: client.database, txId: trusted.txId, alh: trusted.alh });
       }
       callMs.push(performance.now() - tb);
       done += slice.length;
@@ -95,7 +92,7 @@ async function ladder(immudb: BenchImmudb, sizes: number[], rungMs: number, ctx:
   const client = await immudb.connect('bench_ladder');
   const pool = fixturePool(500);
   const stateDir = mkdtempSync(join(tmpdir(), 'kia-bench-ladder-'));
-  const rungs: Rung[] = ['set', 'set+preconditions', 'verifiableSet', 'verify (as built)', 'verify (one pass)', 'verify + state saved (AuditWriter)'];
+  const rungs: Rung[] = ['set', 'set+preconditions', 'verifiableSet', 'verify (as built)', 'verify + state saved (AuditWriter)'];
   const rows: Array<Record<string, unknown>> = [];
   try {
     await rung(client, auditRecords(2000, 'warm', pool), 256, 'verify (as built)', 3000, stateDir);
@@ -240,36 +237,21 @@ function captureStages(ctx: BenchContext, vtx: { vtx: VerifiableTx; kvs: Array<{
   const sorted = entries.map((e) => inCanonicalOrder(e));
   const n = entries.length;
   const m = (name: string, fn: (i: number) => unknown) => micro(name, fn, { minMs });
-  const rows: Array<{ stage: string; 'as built µs': number; 'proposed µs'?: number; proposal?: string }> = [
-    { stage: 'JSON.parse of kong.log.serialize() (2 KB)', 'as built µs': m('parse', (i) => JSON.parse(jsons[i % n]!)).usPerOp },
-    { stage: 'buildAuditEntry', 'as built µs': m('build', (i) => buildAuditEntry(logs[i % n]!, { id: 'x', now: 1, nodeId: 'n', hostname: 'h' }, [])).usPerOp },
-    { stage: 'UUIDv7', 'as built µs': m('uuid', () => uuidv7()).usPerOp, 'proposed µs': m('uuid7', () => fastV7()).usPerOp, proposal: 'pooled random bytes' },
-    {
-      stage: 'canonical JSON of the entry',
-      'as built µs': m('canonicalize', (i) => canonicalize(entries[i % n])).usPerOp,
-      'proposed µs': m('canonicalJson', (i) => canonicalJson(entries[i % n])).usPerOp,
-      proposal: 'canonicalJson (sort, then JSON.stringify)',
-    },
-    {
-      stage: 'canonical JSON, entry built in canonical key order',
-      'as built µs': m('canonicalize sorted', (i) => canonicalize(sorted[i % n])).usPerOp,
-      'proposed µs': m('canonicalJson sorted', (i) => canonicalJson(sorted[i % n])).usPerOp,
-      proposal: 'one JSON.stringify (build-entry emitting sorted keys)',
-    },
-    {
-      stage: 'encodeEntry (canonical JSON + key/value Buffers)',
-      'as built µs': m('encode', (i) => encodeEntry('audit', entries[i % n]!)).usPerOp,
-      'proposed µs': m('encode fast', (i) => encodeFast('audit', entries[i % n]!)).usPerOp,
-      proposal: 'canonicalJson + one exact-size Buffer',
-    },
+  // 'µs' is the plugin's code; 'replaced µs' the library call it replaced (decisions #14), or
+  // what an entry built in canonical key order would cost (not done: build-entry keeps its order).
+  const rows: Array<{ stage: string; 'µs': number; 'replaced µs'?: number; note?: string }> = [
+    { stage: 'JSON.parse of kong.log.serialize() (2 KB)', 'µs': m('parse', (i) => JSON.parse(jsons[i % n]!)).usPerOp },
+    { stage: 'buildAuditEntry', 'µs': m('build', (i) => buildAuditEntry(logs[i % n]!, { id: 'x', now: 1, nodeId: 'n', hostname: 'h' }, [])).usPerOp },
+    { stage: 'audit id (UUIDv7)', 'µs': m('auditId', () => auditId()).usPerOp, 'replaced µs': m('uuid v7', () => uuidv7()).usPerOp, note: "uuid's v7() with pooled random bytes, replacing v7() without options" },
+    { stage: 'canonical JSON of the entry', 'µs': m('canonicalJson', (i) => canonicalJson(entries[i % n])).usPerOp, 'replaced µs': m('canonicalize', (i) => canonicalize(entries[i % n])).usPerOp, note: 'canonicalJson (sorted copy, JSON.stringify), replacing canonicalize' },
+    { stage: 'canonical JSON, entry built in canonical key order', 'µs': m('canonicalJson sorted', (i) => canonicalJson(sorted[i % n])).usPerOp, note: 'one JSON.stringify; not adopted (build-entry would lose its reading order)' },
+    { stage: 'encodeEntry (canonical JSON + key/value in one Buffer)', 'µs': m('encode', (i) => encodeEntry('audit', entries[i % n]!)).usPerOp },
   ];
   if (vtx) {
     const per = vtx.kvs.length;
     rows.push({
       stage: `proof check of a ${per}-kv VerifiableSet answer, per kv`,
-      'as built µs': m('verify', () => verifyVerifiableSet(vtx.vtx, vtx.kvs, vtx.trusted)).usPerOp / per,
-      'proposed µs': m('verify once', () => verifyOnce(vtx.vtx, vtx.kvs, vtx.trusted)).usPerOp / per,
-      proposal: 'one pass, one-shot hashes',
+      'µs': m('verify', () => verifyVerifiableSet(vtx.vtx, vtx.kvs, vtx.trusted)).usPerOp / per,
     });
   }
   if (vtx?.rawTx) {
@@ -277,12 +259,10 @@ function captureStages(ctx: BenchContext, vtx: { vtx: VerifiableTx; kvs: Array<{
     const h = parseTxHeader(tx.header);
     rows.push({
       stage: `listed-entries check of a ${h.nentries}-kv tx with values (verify --all, VerifiableGet), per kv`,
-      'as built µs': m('listed', () => verifyListedEntries(tx, h)).usPerOp / h.nentries,
-      'proposed µs': m('listed once', () => verifyListedEntriesOnce(tx, h)).usPerOp / h.nentries,
-      proposal: 'one-shot hashes, no per-entry strings',
+      'µs': m('listed', () => verifyListedEntries(tx, h)).usPerOp / h.nentries,
     });
   }
-  return { title: 'D. Capture and check stages in-process, µs per call (median of 3 timed runs; same inputs for both columns)', rows };
+  return { title: 'D. Capture and check stages in-process, µs per call (median of 3 timed runs; same inputs in both columns)', rows };
 }
 
 async function singleEntryReads(immudb: BenchImmudb, ctx: BenchContext): Promise<Table> {

@@ -1,10 +1,10 @@
 // Benchmark 3: verification throughput over 100,000 audit entries, written directly with our
 // client in 1024-entry transactions (realistic entries, as the plugin encodes them). Compared,
 // in one run against the same entries:
-//  - whole history: `verify --all` (AuditReader.verifyAll: one VerifiableTxById + dual proof +
-//    entry check per transaction, trusted state saved per transaction), and the proposed chain
-//    verification (bench/experiments/verify-chain.ts: TxScan + local Alh chain + ONE dual proof),
-//    against plain reads of the same transactions (TxScan, values included) and a key scan;
+//  - whole history: `verify --all` (AuditReader.verifyAll: TxScan with values, every entry
+//    checked against its header's eH, the headers checked as one local Alh chain, ONE dual proof
+//    of the last transaction against the trusted state), against plain reads of the same
+//    transactions (TxScan, values included) and a key scan;
 //  - single entries: `verify <id>` (AuditReader.verify: VerifiableGet + proofs + state file),
 //    VerifiableGet + proofs with the state in memory, against plain Get; sampled, time-bounded.
 import { mkdtempSync, rmSync } from 'node:fs';
@@ -12,8 +12,8 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { EntryTypeAction } from '../plugin/store/immudb-types.js';
 import { verifyVerifiableEntry, type TrustedState } from '../plugin/store/proofs/index.js';
+import { TrustedStateStore } from '../plugin/store/trusted-state.js';
 import { AuditReader } from '../plugin/verify/verified-read.js';
-import { verifyChain } from './experiments/verify-chain.js';
 import { auditRecords, fixturePool } from './lib/payloads.js';
 import { CpuMeter } from './lib/proc.js';
 import type { BenchContext, BenchResult } from './lib/report.js';
@@ -96,24 +96,16 @@ export async function run(ctx: BenchContext): Promise<BenchResult> {
 
     // Whole history, verified.
     const conn = { host: immudb.host, port: immudb.port, username: immudb.username, password: immudb.password, database: DB };
-    const reader = await AuditReader.open(conn, PREFIX, newStateDir());
+    const auditorDir = newStateDir();
+    const reader = await AuditReader.open(conn, PREFIX, auditorDir);
     let verifyAllResult: { entries: number; transactions: number } | undefined;
-    const verifyAll = await measure('verified: verify --all (AuditReader.verifyAll: dual proof per tx)', async () => {
+    const verifyAll = await measure('verified: verify --all (AuditReader.verifyAll: TxScan + Alh chain + 1 dual proof)', async () => {
       const r = await reader.verifyAll({ fromTx: 1 });
       verifyAllResult = r;
       return r.entries;
     });
     await reader.close();
-    let chainTrusted: TrustedState | undefined;
-    const chain = await measure('verified: proposed chain check (TxScan + Alh chain + 1 dual proof)', async () => {
-      const r = await verifyChain(client, undefined, { pageTxs: 8 });
-      chainTrusted = r.trusted;
-      return r.entries;
-    });
-    const chainFast = await measure('verified: chain check + one-shot hashing (verifyListedEntriesOnce)', async () => {
-      const r = await verifyChain(client, undefined, { pageTxs: 8, fastHashing: true });
-      return r.entries;
-    });
+    const allTrusted = new TrustedStateStore(auditorDir).load(client.serverUuid, DB);
 
     // Single entries, sampled.
     const sample = Array.from({ length: 20_000 }, (_, i) => ids[(i * 7919) % ids.length]!);
@@ -126,7 +118,7 @@ export async function run(ctx: BenchContext): Promise<BenchResult> {
     const get = await measure('plain: Get per entry', () => timed(async (id) => {
       await client.get(Buffer.from(`${PREFIX}:entry:${id}`));
     }));
-    let trusted = chainTrusted;
+    let trusted: TrustedState | undefined = allTrusted;
     const vget = await measure('verified: VerifiableGet + proofs per entry (state in memory)', () => timed(async (id) => {
       const key = Buffer.from(`${PREFIX}:entry:${id}`);
       const ve = await client.verifiableGet(key, trusted?.txId ?? 0);
@@ -153,7 +145,7 @@ export async function run(ctx: BenchContext): Promise<BenchResult> {
       name: 'verify',
       title: `3. Verification throughput over ${total.toLocaleString('en-US')} entries (${Math.ceil(total / TX_SIZE)} transactions of up to ${TX_SIZE})`,
       tables: [
-        { title: 'Whole history (every entry of every transaction)', rows: [row(write), row(txScan), row(keyScan), row(verifyAll, txScan), row(chain, txScan), row(chainFast, txScan)] },
+        { title: 'Whole history (every entry of every transaction)', rows: [row(write), row(txScan), row(keyScan), row(verifyAll, txScan)] },
         { title: `Single entries, sampled for ${sampleMs / 1000} s each (entries spread over all transactions)`, rows: [row(get), row(vget, get), row(cliVerify, get)] },
       ],
       figures: {
@@ -161,11 +153,6 @@ export async function run(ctx: BenchContext): Promise<BenchResult> {
         transactions: lastTx,
         verifyAllEntriesPerSec: rate(verifyAll),
         verifyAllVsTxScan: ratio(rate(verifyAll), rate(txScan)),
-        chainEntriesPerSec: rate(chain),
-        chainVsTxScan: ratio(rate(chain), rate(txScan)),
-        chainVsVerifyAll: ratio(rate(chain), rate(verifyAll)),
-        chainFastEntriesPerSec: rate(chainFast),
-        chainFastVsTxScan: ratio(rate(chainFast), rate(txScan)),
         verifiedGetPerSec: rate(vget),
         verifiedGetVsGet: ratio(rate(vget), rate(get)),
         cliVerifyPerSec: rate(cliVerify),

@@ -17,7 +17,8 @@ export interface ArmSpec {
   /** Plugin config overrides (audit arms). */
   config?: Record<string, unknown>;
   queue?: Record<string, unknown>;
-  variant?: string;
+  /** Extra environment of the plugin server (e.g. IMMUDB_AUDIT_THREAD=off). */
+  env?: Record<string, string>;
 }
 
 export interface ArmRound {
@@ -44,7 +45,7 @@ export async function startArms(immudb: BenchImmudb, specs: ArmSpec[], workers: 
   const arms: Arm[] = [];
   try {
     for (const spec of specs) {
-      const server = await startBenchServer(spec.kind, spec.variant ? { variant: spec.variant } : {});
+      const server = await startBenchServer(spec.kind, spec.env ? { env: spec.env } : {});
       const db = `bench_${spec.key.replace(/[^a-z0-9]/gi, '_')}`.toLowerCase();
       const config = auditConfig(immudb, db, spec.config ?? {}, spec.queue ?? {});
       const arm: Arm = {

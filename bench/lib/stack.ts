@@ -23,8 +23,6 @@ export const NOOP_PLUGIN = NOOP_PLUGIN_NAME;
 const here = dirname(fileURLToPath(import.meta.url));
 /** dist/bench/probe.js, next to this file's directory. */
 export const PROBE_PATH = join(here, '..', 'probe.js');
-/** dist/bench/variant-hooks.js: swaps plugin modules for the proposals in bench/experiments/. */
-export const VARIANT_HOOKS_PATH = join(here, '..', 'variant-hooks.js');
 
 export interface BenchImmudb extends ImmudbServer {
   pid: number | undefined;
@@ -69,8 +67,6 @@ export interface ServerOptions {
   /** Extra node options for the plugin server (e.g. --expose-gc). */
   nodeOptions?: string[];
   env?: NodeJS.ProcessEnv;
-  /** Proposed changes to load instead of the built plugin's modules (see bench/variant-hooks.ts). */
-  variant?: string;
 }
 
 /** A plugin server with either the noop baseline plugin or ours (dist/kong-plugins), probe preloaded. */
@@ -79,7 +75,6 @@ export async function startBenchServer(kind: 'noop' | 'audit', opts: ServerOptio
   const probeSock = join(dataDir, 'probe.sock');
   const nodeOptions = [
     `--import=${pathToFileURL(PROBE_PATH).href}`,
-    ...(opts.variant ? [`--import=${pathToFileURL(VARIANT_HOOKS_PATH).href}`] : []),
     ...(opts.nodeOptions ?? []),
   ].join(' ');
   // The plugin's tracing is on by default: give its OTLP exporter a receiver that keeps up.
@@ -92,7 +87,6 @@ export async function startBenchServer(kind: 'noop' | 'audit', opts: ServerOptio
       IMMUDB_AUDIT_DATA_DIR: dataDir,
       IMMUDB_AUDIT_LOG_LEVEL: 'warn',
       ...(otlp ? { OTEL_EXPORTER_OTLP_ENDPOINT: otlp.endpoint } : {}),
-      ...(opts.variant ? { BENCH_VARIANT: opts.variant } : {}),
       ...opts.env,
     },
   });
