@@ -19,13 +19,24 @@ function rssMiB(pid: number): number {
 /** Every request id once, and nothing else. */
 async function expectExactlyOnce(t: import('ava').ExecutionContext, stack: AuditStack, db: string, prefix: string, requestIds: Set<string>) {
   const client = await stack.client(db);
-  const stored = await waitForEntries(client, `${prefix}:entry:`, requestIds.size, 180_000);
-  const seen = new Map<string, number>();
-  for (const s of stored) {
-    const rid = (JSON.parse(s.value.toString()) as { request_id: string }).request_id;
-    seen.set(rid, (seen.get(rid) ?? 0) + 1);
+  // Wait for the ids themselves, not a count: entries written but not acknowledged before a
+  // kill are stored too, so the count can be reached while acknowledged ones are still queued.
+  const deadline = Date.now() + 180_000;
+  let stored: Awaited<ReturnType<typeof scanAll>>;
+  let seen: Map<string, number>;
+  let missing: string[];
+  for (;;) {
+    stored = await waitForEntries(client, `${prefix}:entry:`, requestIds.size, 180_000);
+    seen = new Map<string, number>();
+    for (const s of stored) {
+      const rid = (JSON.parse(s.value.toString()) as { request_id: string }).request_id;
+      seen.set(rid, (seen.get(rid) ?? 0) + 1);
+    }
+    missing = [...requestIds].filter((r) => !seen.has(r));
+    if (!missing.length || Date.now() > deadline) break;
+    await new Promise((r) => setTimeout(r, 250));
   }
-  const missing = [...requestIds].filter((r) => !seen.has(r));
+  if (missing.length) t.log(`plugin server log (end):\n${stack.server.logs().slice(-6000)}`);
   const dupes = [...seen].filter(([, n]) => n > 1);
   t.deepEqual(missing, [], 'every acknowledged request is in immudb');
   t.deepEqual(dupes, [], 'no request is in immudb twice');
@@ -118,14 +129,14 @@ test.serial('plugin server killed with SIGKILL under load: every event whose Han
   t.is((await verifyAll(t, stack, 'killed', 'k')).entries, stored);
 });
 
-test.serial('100,000 entries pile up while immudb is down: memory stays flat, then all of them land', async (t) => {
-  // The heap is capped well below what 100,000 entries would need in memory: a leak per
+test.serial('120,000 entries pile up while immudb is down: memory levels off, then all of them land', async (t) => {
+  // The heap is capped well below what 120,000 entries would need in memory: a leak per
   // queued entry ends the plugin server (out of memory) instead of passing unnoticed.
   const stack = await startAuditStack({ env: { NODE_OPTIONS: `${process.env.KIA_PILEUP_NODE_OPTIONS ?? '--max-old-space-size=160'}` } });
   t.teardown(() => stack.dispose());
   await stack.immudb.stop();
   const workers: KongInstance[] = await simulateWorkers(stack.rpc, 4, PLUGIN_NAME, stack.config({ immudb_database: 'pileup', create_database: true, key_prefix: 'p', queue: { max_batch_size: 512, max_entries: 10000, initial_retry_delay: 0.2, max_retry_delay: 1 } }));
-  const total = 100_000;
+  const total = 120_000;
   const pid = stack.server.pid!;
   const samples: Array<[number, number]> = [];
   const ids = new Set<string>();
@@ -139,11 +150,13 @@ test.serial('100,000 entries pile up while immudb is down: memory stays flat, th
   samples.push([total, rssMiB(pid)]);
   t.log(`plugin server RSS (entries queued -> MiB): ${samples.map(([k, m]) => `${k}: ${m.toFixed(0)}`).join(', ')}`);
   // The memory queue is full from 10,000 entries on; the rest live only in the spool. With the
-  // heap capped, memory must level off: the last 30,000 entries may not grow it.
+  // heaps capped, memory must level off: the last 30,000 entries may not grow it. (With the
+  // audit thread there are two V8 heaps, each growing in steps towards the cap until ~90,000
+  // entries here; measured plateau ~360 MiB, ~300 MiB in process.)
   t.true(stack.server.isRunning(), 'the plugin server survived with its heap capped');
-  const at70k = samples.find(([k]) => k >= 70_000)![1];
+  const at90k = samples.find(([k]) => k >= 90_000)![1];
   const peak = Math.max(...samples.map(([, m]) => m));
-  t.true(peak - at70k < 32, `RSS grew ${(peak - at70k).toFixed(0)} MiB from 70,000 to 100,000 queued entries`);
+  t.true(peak - at90k < 32, `RSS grew ${(peak - at90k).toFixed(0)} MiB from 90,000 to 120,000 queued entries`);
   t.true(peak < 400, `peak RSS ${peak.toFixed(0)} MiB`);
 
   await stack.immudb.restart();
