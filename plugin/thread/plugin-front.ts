@@ -1,5 +1,5 @@
 // The Plugin class kong-js-pluginserver instantiates. By default it makes the one PDK call on
-// the thread that answers Kong and hands the rest to the audit thread (docs/decisions.md #12):
+// the thread that answers Kong and hands the rest to the audit thread (docs/decisions.md #13):
 // that thread is where capture, the spool, proofs and spans cost CPU, not the event loop that
 // serves Kong's RPCs. IMMUDB_AUDIT_THREAD=off runs the handler in process instead.
 import { createRequire } from 'node:module';

@@ -2,9 +2,10 @@
 // directory rolled back to an older copy, make the plugin's writer and `immudb-audit verify`
 // report tampering; neither the writer's nor the auditor's trusted state moves.
 import test from 'ava';
-import { cpSync, mkdtempSync, readdirSync, readFileSync, rmSync, statSync } from 'node:fs';
+import { cpSync, mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import { dirSnapshot } from '../helpers/dir-snapshot.js';
 import { simulateWorkers, type KongInstance } from '../helpers/kong-driver.js';
 import { generateFixtures } from '../fixtures/serialized-logs.js';
 import { PLUGIN_NAME, startAuditStack, waitForEntries, type AuditStack } from '../helpers/audit-stack.js';
@@ -12,19 +13,6 @@ import { cliTarget, runCli } from '../helpers/cli.js';
 import { startImmudb } from '../../scripts/lib/immudb-server.js';
 import { ImmudbClient } from '../../plugin/store/immudb-client.js';
 
-/** Every file under a directory with its content, to prove nothing changed. */
-function snapshot(dir: string): Record<string, string> {
-  const out: Record<string, string> = {};
-  const walk = (d: string) => {
-    for (const name of readdirSync(d)) {
-      const p = join(d, name);
-      if (statSync(p).isDirectory()) walk(p);
-      else out[p] = readFileSync(p, 'utf8');
-    }
-  };
-  walk(dir);
-  return out;
-}
 
 async function waitForLog(stack: AuditStack, re: RegExp, timeoutMs = 30_000): Promise<string> {
   const deadline = Date.now() + timeoutMs;
@@ -70,8 +58,8 @@ test.serial('another server behind the same address: writer halts, verify fails,
     const ok = await runCli([...c.target, 'verify', ...written], c.env);
     t.is(ok.code, 0, ok.stderr);
 
-    const pluginState = snapshot(join(c.stack.dataDir, 'trusted-state'));
-    const auditorState = snapshot(c.auditor);
+    const pluginState = dirSnapshot(join(c.stack.dataDir, 'trusted-state'));
+    const auditorState = dirSnapshot(c.auditor);
     const port = c.stack.immudb.port;
     await c.stack.immudb.stop();
     const impostor = await startImmudb({ port });
@@ -92,8 +80,8 @@ test.serial('another server behind the same address: writer halts, verify fails,
       t.is(bad2.code, 3);
       t.regex(bad2.stderr, /^immudb-audit: VERIFICATION FAILED: immudb at 127\.0\.0\.1:\d+ database swap has identity \S+, but this auditor verified entries on \S+: a different server or data directory is behind this address/);
 
-      t.deepEqual(snapshot(join(c.stack.dataDir, 'trusted-state')), pluginState, "the writer's trusted state did not move");
-      t.deepEqual(snapshot(c.auditor), auditorState, "the auditor's trusted state did not move");
+      t.deepEqual(dirSnapshot(join(c.stack.dataDir, 'trusted-state')), pluginState, "the writer's trusted state did not move");
+      t.deepEqual(dirSnapshot(c.auditor), auditorState, "the auditor's trusted state did not move");
       t.true(c.stack.server.isRunning());
     } finally {
       await impostor.dispose();
@@ -123,8 +111,8 @@ test.serial('data directory rolled back to an older copy: writer halts, verify f
     const v = await runCli([...c.target, 'verify', ...late], c.env);
     t.is(v.code, 0, v.stderr);
 
-    const pluginState = snapshot(join(c.stack.dataDir, 'trusted-state'));
-    const auditorState = snapshot(c.auditor);
+    const pluginState = dirSnapshot(join(c.stack.dataDir, 'trusted-state'));
+    const auditorState = dirSnapshot(c.auditor);
 
     // Roll back: the older copy replaces the data directory.
     await c.stack.immudb.stop();
@@ -143,8 +131,8 @@ test.serial('data directory rolled back to an older copy: writer halts, verify f
     t.is(audit.code, 3, audit.stderr);
     t.regex(audit.stderr, /its history was rolled back or replaced/);
 
-    t.deepEqual(snapshot(join(c.stack.dataDir, 'trusted-state')), pluginState, "the writer's trusted state did not move");
-    t.deepEqual(snapshot(c.auditor), auditorState, "the auditor's trusted state did not move");
+    t.deepEqual(dirSnapshot(join(c.stack.dataDir, 'trusted-state')), pluginState, "the writer's trusted state did not move");
+    t.deepEqual(dirSnapshot(c.auditor), auditorState, "the auditor's trusted state did not move");
   } finally {
     await c.stack.dispose();
     rmSync(c.auditor, { recursive: true, force: true });

@@ -7,9 +7,10 @@
 // and the auditor's trusted state and checkpoint do not move.
 import test, { type ExecutionContext } from 'ava';
 import { generateKeyPairSync, randomUUID } from 'node:crypto';
-import { cpSync, mkdtempSync, readdirSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs';
+import { cpSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import { dirSnapshot } from '../helpers/dir-snapshot.js';
 import { startImmudb, type ImmudbServer } from '../../scripts/lib/immudb-server.js';
 import { ImmudbClient } from '../../plugin/store/immudb-client.js';
 import type { KVMetadata, KeyValueInput, Tx, VerifiableTx } from '../../plugin/store/immudb-types.js';
@@ -120,18 +121,6 @@ async function verifyAll(db: string, stateDir: string, o: { tamper?: Tamper; fro
   }
 }
 
-function snapshot(d: string): Record<string, string> {
-  const out: Record<string, string> = {};
-  const walk = (p: string) => {
-    for (const name of readdirSync(p)) {
-      const f = join(p, name);
-      if (statSync(f).isDirectory()) walk(f);
-      else out[f] = readFileSync(f, 'utf8');
-    }
-  };
-  walk(d);
-  return out;
-}
 
 /** A copy of the auditor that verified phase 1. */
 function auditorAt1(db: Db): string {
@@ -143,7 +132,7 @@ function auditorAt1(db: Db): string {
 /** The tampered audit must fail with a VerificationError matching `re`, and leave the auditor's files alone. */
 async function refused(t: ExecutionContext, db: Db, stateDir: string, tamper: Tamper, re: RegExp, o: { fromTx?: number; key?: string } = {}) {
   // (The server binding, made on first contact before any check, is not part of what is verified.)
-  const states = () => Object.fromEntries(Object.entries(snapshot(stateDir)).filter(([f]) => !f.includes('/bindings/')));
+  const states = () => Object.fromEntries(Object.entries(dirSnapshot(stateDir)).filter(([f]) => !f.includes('/bindings/')));
   const before = states();
   const err = await t.throwsAsync(verifyAll(db.name, stateDir, { tamper, ...o }));
   t.true(err instanceof VerificationError, `${err?.name}: ${err?.message}`);
