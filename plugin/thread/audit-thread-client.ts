@@ -5,6 +5,7 @@ import { MessageChannel, Worker, receiveMessageOnPort, type TransferListItem } f
 import { createLogger } from '../log.js';
 import { readProcessSettings } from '../pipeline/process-settings.js';
 import type { FromAuditThread, LogEvent, StartResult, ToAuditThread } from './protocol.js';
+import { bootFailure, newBootStatus } from './boot-status.js';
 
 const logger = createLogger('audit-thread');
 
@@ -18,6 +19,8 @@ interface Pending {
 
 export class AuditThreadClient {
   private worker: Worker | undefined;
+  /** Load status of the current thread (written by audit-thread-boot.ts). */
+  private bootStatus = newBootStatus();
   private nextCall = 0;
   private readonly pending = new Map<number, Pending>();
   /** Configurations of the live instances, to start them again in a new thread after a failure. */
@@ -33,6 +36,7 @@ export class AuditThreadClient {
     else for (const [, call] of events) this.settle(call, new Error('audit thread failed before the event was handed over'));
   };
 
+  /** `script`: the thread's module (tests give a stand-in speaking the same protocol). */
   constructor(private readonly script = new URL('./audit-thread.js', import.meta.url)) {}
 
   /** Starts an instance in the thread and waits for it: a bad configuration throws its reason. */
@@ -41,11 +45,24 @@ export class AuditThreadClient {
     const { port1, port2 } = new MessageChannel();
     const signal = new SharedArrayBuffer(4);
     this.post(w, { op: 'start', instance, config, reply: port2, signal }, [port2]);
-    // Kong's StartInstance is synchronous in kong-pdk (the constructor): block until answered.
-    const waited = Atomics.wait(new Int32Array(signal), 0, 0, START_TIMEOUT_MS);
+    // Kong's StartInstance is synchronous in kong-pdk (the constructor): block until answered,
+    // looking every 50 ms whether the thread failed to load (its error event cannot reach us).
+    const deadline = Date.now() + START_TIMEOUT_MS;
+    const flag = new Int32Array(signal);
+    let answered = false;
+    for (;;) {
+      answered = Atomics.wait(flag, 0, 0, 50) !== 'timed-out';
+      if (answered) break;
+      const failure = bootFailure(this.bootStatus);
+      if (failure !== undefined) {
+        port1.close();
+        throw new Error(`the audit thread could not load: ${failure}`);
+      }
+      if (Date.now() > deadline) break;
+    }
     const answer = receiveMessageOnPort(port1)?.message as StartResult | undefined;
     port1.close();
-    if (waited === 'timed-out' || !answer) {
+    if (!answered || !answer) {
       this.post(w, { op: 'close', instance });
       throw new Error(`the audit thread did not start instance ${instance} within ${START_TIMEOUT_MS / 1000} s`);
     }
@@ -100,7 +117,8 @@ export class AuditThreadClient {
 
   private thread(): Worker {
     if (this.worker) return this.worker;
-    const w = new Worker(this.script);
+    this.bootStatus = newBootStatus();
+    const w = new Worker(new URL('./audit-thread-boot.js', import.meta.url), { workerData: { script: this.script.href, status: this.bootStatus } });
     w.on('message', (m: FromAuditThread) => this.onMessage(m));
     w.on('error', (e) => this.failed(w, e));
     w.on('exit', (code) => this.failed(w, new Error(`the audit thread exited with code ${code}`)));

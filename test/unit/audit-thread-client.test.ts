@@ -73,3 +73,11 @@ test('a call in flight keeps the process alive; an idle thread does not', (t) =>
   t.is(r.status, 0, r.stderr);
   t.is(r.stdout.trim(), 'settled');
 });
+
+test('a thread that cannot load fails StartInstance with the reason at once, not after the start timeout', (t) => {
+  const c = new AuditThreadClient(new URL('../fixtures/threads/broken-audit-thread.js', import.meta.url));
+  const t0 = Date.now();
+  const e = t.throws(() => c.startInstance(1, {}));
+  t.is(e.message, "the audit thread could not load: Error: Cannot find package '@grpc/grpc-js'");
+  t.true(Date.now() - t0 < 30_000, 'well before the 60 s start timeout');
+});
