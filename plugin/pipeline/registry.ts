@@ -6,6 +6,7 @@ import { isMainThread } from 'node:worker_threads';
 import { canonicalJson } from '../capture/canonical-json.js';
 import type { PluginConfig } from '../config/config.js';
 import { createLogger, type Logger } from '../log.js';
+import { flushThenExitOnSignal } from '../exit-on-signal.js';
 import { readProcessSettings, type ProcessSettings } from './process-settings.js';
 import { AuditWriter } from '../store/audit-writer.js';
 import { immudbTlsOptions } from '../config/fields/tls.js';
@@ -127,22 +128,13 @@ export class PipelineRegistry {
   }
 
   /**
-   * Kong stops the plugin server with SIGTERM (or SIGINT when run by hand): flush first.
-   * Signals reach the main thread only; in the audit thread the main thread asks for
-   * shutdown() instead (plugin/thread/audit-thread-client.ts).
+   * Flush before exit on SIGTERM/SIGINT. Signals reach the main thread only; in the audit
+   * thread the main thread asks for shutdown() instead (plugin/thread/audit-thread-client.ts).
    */
   private hookShutdown() {
     if (this.hooked || !isMainThread) return;
     this.hooked = true;
-    let stopping = false;
-    const onSignal = (sig: NodeJS.Signals) => {
-      if (stopping) return;
-      stopping = true;
-      this.logger.info(`${sig}: flushing audit entries before exit`);
-      this.shutdown().finally(() => process.exit(0));
-    };
-    process.once('SIGTERM', onSignal);
-    process.once('SIGINT', onSignal);
+    flushThenExitOnSignal(this.logger, () => this.shutdown());
   }
 }
 

@@ -3,6 +3,7 @@
 // it fails, and turns Kong's SIGTERM into a flush in the thread before the process exits.
 import { MessageChannel, Worker, receiveMessageOnPort, type TransferListItem } from 'node:worker_threads';
 import { createLogger } from '../log.js';
+import { flushThenExitOnSignal } from '../exit-on-signal.js';
 import { readProcessSettings } from '../pipeline/process-settings.js';
 import type { FromAuditThread, LogEvent, StartResult, ToAuditThread } from './protocol.js';
 import { bootFailure, newBootStatus } from './boot-status.js';
@@ -32,8 +33,8 @@ export class AuditThreadClient {
   private readonly flushOutbox = () => {
     const events = this.outbox;
     this.outbox = [];
+    // Without a thread (it failed since), failed() has already failed these calls.
     if (this.worker) this.post(this.worker, { op: 'log', events });
-    else for (const [, call] of events) this.settle(call, new Error('audit thread failed before the event was handed over'));
   };
 
   /** `script`: the thread's module (tests give a stand-in speaking the same protocol). */
@@ -84,7 +85,7 @@ export class AuditThreadClient {
       if (this.pending.size === 0) this.worker?.ref();
       this.pending.set(call, { resolve, reject });
       if (this.outbox.length === 0) setImmediate(this.flushOutbox);
-      this.outbox.push(failure === undefined ? [instance, call, raw] : [instance, call, null, failure]);
+      this.outbox.push([instance, call, raw, failure]);
     });
   }
 
@@ -166,17 +167,9 @@ export class AuditThreadClient {
   private hookShutdown() {
     if (this.hooked) return;
     this.hooked = true;
-    const timeoutMs = readProcessSettings().shutdownTimeoutMs;
-    let stopping = false;
-    const onSignal = (sig: NodeJS.Signals) => {
-      if (stopping) return;
-      stopping = true;
-      logger.info(`${sig}: flushing audit entries before exit`);
-      // The thread stops writing after timeoutMs itself; the margin covers closing its writers.
-      void this.shutdown(timeoutMs + 5_000).finally(() => process.exit(0));
-    };
-    process.once('SIGTERM', onSignal);
-    process.once('SIGINT', onSignal);
+    // The thread stops writing after timeoutMs itself; the margin covers closing its writers.
+    const timeoutMs = readProcessSettings().shutdownTimeoutMs + 5_000;
+    flushThenExitOnSignal(logger, () => this.shutdown(timeoutMs));
   }
 }
 
