@@ -1,0 +1,33 @@
+// Reads V8's --trace-gc lines (see test/fixtures/preload/trace-gc.ts) from a process's output:
+// the heap that is still live after each full collection, per isolate. Unlike RSS, which follows
+// the heap V8 has reserved (it grows in steps towards --max-old-space-size however little is
+// live), this is what a leak makes grow.
+import { fileURLToPath } from 'node:url';
+
+/** NODE_OPTIONS fragment that turns GC tracing on in a Node process and all its threads. */
+export function traceGcOption(): string {
+  return `--import=${fileURLToPath(new URL('../fixtures/preload/trace-gc.js', import.meta.url))}`;
+}
+
+export interface FullGc {
+  /** V8 isolate address: one per thread. */
+  isolate: string;
+  /** Offset of the line in the text it was read from. */
+  offset: number;
+  /** Heap in use after the collection, MB. */
+  liveMb: number;
+}
+
+//   [20793:0x84ed000]    20400 ms: Mark-Compact 58.8 (153.8) -> 22.5 (154.0) MB, ...
+const MARK_COMPACT = /\[\d+:(0x[0-9a-f]+)\]\s+[\d.]+ ms: Mark-Compact(?: \(reduce\))? [\d.]+ \([\d.]+\) -> ([\d.]+) \([\d.]+\) MB/g;
+
+export function fullGcs(text: string): FullGc[] {
+  const out: FullGc[] = [];
+  for (const m of text.matchAll(MARK_COMPACT)) out.push({ isolate: m[1]!, offset: m.index, liveMb: Number(m[2]) });
+  return out;
+}
+
+export function median(xs: number[]): number {
+  const s = [...xs].sort((a, b) => a - b);
+  return s.length % 2 ? s[(s.length - 1) / 2]! : (s[s.length / 2 - 1]! + s[s.length / 2]!) / 2;
+}
