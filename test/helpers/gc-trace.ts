@@ -1,12 +1,12 @@
-// Reads V8's --trace-gc lines (see test/fixtures/preload/trace-gc.ts) from a process's output:
+// Reads V8's --trace-gc lines (see test/fixtures/preload/sample-gc.cts) from a process's output:
 // the heap that is still live after each full collection, per isolate. Unlike RSS, which follows
 // the heap V8 has reserved (it grows in steps towards --max-old-space-size however little is
 // live), this is what a leak makes grow.
 import { fileURLToPath } from 'node:url';
 
-/** NODE_OPTIONS fragment that turns GC tracing on in a Node process and all its threads. */
-export function traceGcOption(): string {
-  return `--import=${fileURLToPath(new URL('../fixtures/preload/trace-gc.js', import.meta.url))}`;
+/** NODE_OPTIONS fragment: GC traced, and a full collection every 250 ms, in every thread. */
+export function sampleGcOption(): string {
+  return `--require=${fileURLToPath(new URL('../fixtures/preload/sample-gc.cjs', import.meta.url))}`;
 }
 
 export interface FullGc {
