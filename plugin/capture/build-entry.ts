@@ -63,6 +63,9 @@ function cleanValue(v: string, max = MAX_FIELD_LENGTH): string {
   return str(scrubValue(v.length > SCRUB_WINDOW ? v.slice(0, SCRUB_WINDOW) : v), max) ?? '';
 }
 
+/** Canonical member order (UTF-16 code units, as RFC 8785 sorts). */
+const byName = (a: [string, unknown], b: [string, unknown]): number => (a[0] < b[0] ? -1 : a[0] > b[0] ? 1 : 0);
+
 function allowedHeaders(headers: unknown, names: readonly string[]): StoredHeaders | null {
   if (names.length === 0) return null;
   const out: Array<[string, string]> = [];
@@ -71,7 +74,7 @@ function allowedHeaders(headers: unknown, names: readonly string[]): StoredHeade
     if (values.length) out.push([name, cleanValue(values.join(', '))]);
   }
   // fromEntries defines own properties: a name like __proto__ cannot touch a prototype.
-  return Object.fromEntries(out);
+  return Object.fromEntries(out.sort(byName));
 }
 
 function queryValue(v: unknown, secret: boolean): string | boolean | null {
@@ -98,7 +101,7 @@ function allowedQuery(qs: unknown, policy: PrivacyPolicy): StoredQuery | null {
       if (one !== null) out.push([name, one]);
     }
   }
-  return Object.fromEntries(out);
+  return Object.fromEntries(out.sort(byName));
 }
 
 /** Addresses of X-Forwarded-For and Forwarded (for=...), parsed strictly; others dropped. */
@@ -193,7 +196,7 @@ export function buildAuditEntry(log: KongSerializedLog | null, ctx: CaptureConte
     for (const h of policy.subjectHeaders) {
       const v = headerValues(req.headers, h, 1, SCRUB_WINDOW)[0];
       if (v) {
-        subject = { value: pseudo('subject', 'subject', cleanValue(v, 256))!, source: `header:${h}` };
+        subject = { source: `header:${h}`, value: pseudo('subject', 'subject', cleanValue(v, 256))! };
         break;
       }
     }
@@ -229,55 +232,58 @@ export function buildAuditEntry(log: KongSerializedLog | null, ctx: CaptureConte
   const truncation = policy.ipv4Prefix < 32 || policy.ipv6Prefix < 128;
   boundProblems(problems);
 
+  // Members in canonical (RFC 8785: UTF-16 code unit) order at every level, so canonicalJson
+  // takes its one-call path (JSON.stringify, no sorted copy; decisions #14). The unit tests
+  // check the order on every fixture kind and policy.
   return {
-    schema_version: 1,
+    capture_problems: problems,
     id: ctx.id,
+    latencies: { kong: int(lat.kong), proxy: int(lat.proxy), receive: int(lat.receive), request: int(lat.request) },
+    outcome: {
+      response_headers: allowedHeaders(res.headers, policy.responseHeaders),
+      result: status === null ? 'unknown' : status < 400 ? 'success' : 'failure',
+      source,
+      status,
+    },
+    parent_span_id: parentSpanId,
+    privacy: {
+      ip_prefix: truncation ? { v4: policy.ipv4Prefix, v6: policy.ipv6Prefix } : null,
+      pseudonym_key_id: pseudonymized.length ? key!.id : null,
+      pseudonymized,
+    },
+    request_id: str(req.id, 128),
+    schema_version: 1,
+    sizes: { request: int(req.size), response: int(res.size) },
+    span_id: null,
     time: new Date(startedAt).toISOString(),
     time_source: timeSource,
-    request_id: str(req.id, 128),
     trace_id: traceId,
-    parent_span_id: parentSpanId,
-    span_id: null,
     trace_source: traceSource,
+    what: {
+      host,
+      method: str(req.method, 32),
+      path: path === null ? null : scrubPath(path, policy.pathTemplates),
+      query: allowedQuery(req.querystring, policy),
+      request_headers: allowedHeaders(req.headers, policy.requestHeaders),
+      route: entityRef(l.route),
+      scheme,
+      service: entityRef(l.service),
+      upstream_status: int(typeof l.upstream_status === 'string' ? l.upstream_status.split(/[,:\s]+/).pop() : l.upstream_status),
+    },
+    where: { client_ip: clientIp, hostname: ctx.hostname, node_id: ctx.nodeId, workspace },
     who: {
+      authenticated: Boolean(consumer || credentialId),
+      client_ip: clientIp,
       consumer: consumer
         ? {
+            custom_id: pseudo('consumer_custom_id', 'custom_id', str(consumer.custom_id)),
             id: str(consumer.id),
             username: pseudo('consumer_username', 'username', str(consumer.username)),
-            custom_id: pseudo('consumer_custom_id', 'custom_id', str(consumer.custom_id)),
           }
         : null,
       credential_id: credentialId,
-      authenticated: Boolean(consumer || credentialId),
-      client_ip: clientIp,
       forwarded_for: forwardedFor,
       subject,
     },
-    what: {
-      method: str(req.method, 32),
-      scheme,
-      host,
-      path: path === null ? null : scrubPath(path, policy.pathTemplates),
-      route: entityRef(l.route),
-      service: entityRef(l.service),
-      upstream_status: int(typeof l.upstream_status === 'string' ? l.upstream_status.split(/[,:\s]+/).pop() : l.upstream_status),
-      query: allowedQuery(req.querystring, policy),
-      request_headers: allowedHeaders(req.headers, policy.requestHeaders),
-    },
-    outcome: {
-      status,
-      source,
-      result: status === null ? 'unknown' : status < 400 ? 'success' : 'failure',
-      response_headers: allowedHeaders(res.headers, policy.responseHeaders),
-    },
-    latencies: { kong: int(lat.kong), proxy: int(lat.proxy), request: int(lat.request), receive: int(lat.receive) },
-    sizes: { request: int(req.size), response: int(res.size) },
-    where: { client_ip: clientIp, node_id: ctx.nodeId, hostname: ctx.hostname, workspace },
-    privacy: {
-      pseudonym_key_id: pseudonymized.length ? key!.id : null,
-      pseudonymized,
-      ip_prefix: truncation ? { v4: policy.ipv4Prefix, v6: policy.ipv6Prefix } : null,
-    },
-    capture_problems: problems,
   };
 }
