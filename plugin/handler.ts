@@ -2,7 +2,7 @@
 // to the shared pipeline, return. Never awaits immudb: Kong holds a timer until we settle.
 import { auditId } from './capture/audit-id.js';
 import { buildAuditEntry } from './capture/build-entry.js';
-import type { KongSerializedLog } from './capture/kong-log.js';
+import { serializeLog, type KongLogPdk, type KongSerializedLog } from './capture/kong-log.js';
 import { parseConfig, type PluginConfig } from './config/config.js';
 import { createLogger } from './log.js';
 import { sharedRegistry, type PipelineRegistry } from './pipeline/registry.js';
@@ -21,11 +21,6 @@ import { ConfigError } from './config/kong-schema.js';
 export { Name, Version, Priority, Schema } from './plugin-info.js';
 
 const logger = createLogger('handler');
-
-/** The part of Kong's PDK the handler uses. */
-export interface KongLogPdk {
-  log: { serialize(): Promise<unknown> };
-}
 
 /** Serialized log from whatever Kong returned; problems are noted, never thrown. */
 export function readSerialized(raw: unknown, problems: string[]): KongSerializedLog | null {
@@ -75,13 +70,7 @@ export class Plugin {
   }
 
   async log(kong: KongLogPdk): Promise<void> {
-    let raw: unknown = null;
-    let failure: string | undefined;
-    try {
-      raw = await kong.log.serialize();
-    } catch (e) {
-      failure = (e as Error).message;
-    }
+    const { raw, failure } = await serializeLog(kong);
     await this.record(raw, failure);
   }
 

@@ -42,3 +42,17 @@ export interface KongSerializedLog {
   trace_id?: Record<string, string> | string;
   [k: string]: unknown;
 }
+
+/** The part of Kong's PDK the plugin uses (its log phase). */
+export interface KongLogPdk {
+  log: { serialize(): Promise<unknown> };
+}
+
+/** What kong.log.serialize() returned, or the message of its failure (then raw is null). */
+export async function serializeLog(kong: KongLogPdk): Promise<{ raw: unknown; failure?: string }> {
+  try {
+    return { raw: await kong.log.serialize() };
+  } catch (e) {
+    return { raw: null, failure: (e as Error).message };
+  }
+}

@@ -15,8 +15,6 @@ import { Spool } from './spool.js';
 import { AuditMetrics } from '../telemetry/metrics.js';
 import { AuditTracing } from '../telemetry/tracing.js';
 
-export { readProcessSettings, type ProcessSettings } from './process-settings.js';
-
 export class PipelineRegistry {
   private readonly pipelines = new Map<string, AuditPipeline>();
   private readonly firstConfigs = new Map<string, PluginConfig>();

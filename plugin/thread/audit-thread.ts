@@ -4,11 +4,13 @@
 // Kong returned here; a log call settles once its entry is durable in the spool, as in process.
 import { parentPort } from 'node:worker_threads';
 import { Plugin } from '../handler.js';
+import { createLogger } from '../log.js';
 import { sharedRegistry } from '../pipeline/registry.js';
 import type { FromAuditThread, StartResult, ToAuditThread } from './protocol.js';
 
 if (!parentPort) throw new Error('plugin/thread/audit-thread.js runs as a worker thread of the plugin server');
 const port = parentPort;
+const logger = createLogger('audit-thread');
 
 const plugins = new Map<number, Plugin>();
 
@@ -49,7 +51,7 @@ function start(m: Extract<ToAuditThread, { op: 'start' }>) {
   } else if (result.error) {
     // A restart of an instance that started before (after this thread failed): log calls for
     // it will fail with "no plugin instance" until Kong starts it again.
-    process.stderr.write(`${new Date().toISOString()} [immudb-audit] error audit-thread: instance ${m.instance} did not restart: ${result.error.message}\n`);
+    logger.error(`instance ${m.instance} did not restart: ${result.error.message}`);
   }
 }
 

@@ -4,7 +4,7 @@
 // serves Kong's RPCs. IMMUDB_AUDIT_THREAD=off runs the handler in process instead.
 import { createRequire } from 'node:module';
 import { redactSecretFields } from '../capture/secret-refs.js';
-import type { KongLogPdk } from '../handler.js';
+import { serializeLog, type KongLogPdk } from '../capture/kong-log.js';
 import { auditThread } from './audit-thread-client.js';
 
 interface Handler {
@@ -38,13 +38,7 @@ class ThreadedInstance implements Handler {
   }
 
   async log(kong: KongLogPdk): Promise<void> {
-    let raw: unknown;
-    let failure: string | undefined;
-    try {
-      raw = await kong.log.serialize();
-    } catch (e) {
-      failure = (e as Error).message;
-    }
+    const { raw, failure } = await serializeLog(kong);
     await auditThread().log(this.instance, raw, failure);
   }
 }

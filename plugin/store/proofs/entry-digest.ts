@@ -14,7 +14,8 @@ import { requireBytes, requireHash } from './shape.js';
 export const PLAIN_KEY_PREFIX = 0x00;
 /** Prefix of plain values in the store (immudb's PlainValuePrefix). */
 export const PLAIN_VALUE_PREFIX = 0x00;
-const STORED_PLAIN_VALUE_PREFIX = Buffer.from([PLAIN_VALUE_PREFIX]);
+/** The one-byte prefix of a plain value in the store, as a buffer to hash in front of a user value. */
+export const STORED_PLAIN_VALUE_PREFIX = Buffer.from([PLAIN_VALUE_PREFIX]);
 
 export function storedKeyOf(userKey: Buffer): Buffer {
   return Buffer.concat([Buffer.from([PLAIN_KEY_PREFIX]), userKey]);

@@ -2,7 +2,7 @@
 // (its value, its digest, its leaf of the entry tree); texts for errors are only built when a
 // check fails.
 import type { KVMetadata, Tx, TxEntry } from '../immudb-types.js';
-import { digestOf, PLAIN_KEY_PREFIX, PLAIN_VALUE_PREFIX } from './entry-digest.js';
+import { digestOf, PLAIN_KEY_PREFIX, PLAIN_VALUE_PREFIX, STORED_PLAIN_VALUE_PREFIX } from './entry-digest.js';
 import { entriesHash } from './entry-inclusion.js';
 import { VerificationError } from './errors.js';
 import { HASH_SIZE, sha256 } from './hashing.js';
@@ -18,7 +18,6 @@ export interface ExpectedEntry {
 }
 
 const EMPTY = Buffer.alloc(0);
-const STORED_VALUE_PREFIX = Buffer.from([PLAIN_VALUE_PREFIX]);
 
 function refuseResolved(tx: Tx, what: string): void {
   if ((tx.kvEntries?.length ?? 0) > 0 || (tx.zEntries?.length ?? 0) > 0) {
@@ -102,7 +101,7 @@ export function verifyTxEntries(tx: Tx | null | undefined, expected: readonly Ex
     const userValue = requireBytes(kv.value, 'expected entry value');
     const hValue = hash32(e.hValue) ?? requireHash(e.hValue, `${what} entry ${i}.hValue`);
     // The stored value is the user value behind a one-byte prefix.
-    if (!sha256(STORED_VALUE_PREFIX, userValue).equals(hValue)) {
+    if (!sha256(STORED_PLAIN_VALUE_PREFIX, userValue).equals(hValue)) {
       throw new VerificationError(`${ew()}: hValue is not the hash of the expected value for key ${kv.key.toString('hex')}`);
     }
     if (e.vLen !== userValue.length + 1) throw new VerificationError(`${ew()}: vLen ${e.vLen}, expected ${userValue.length + 1}`);
