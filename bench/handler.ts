@@ -37,7 +37,7 @@ export async function run(ctx: BenchContext): Promise<BenchResult> {
   try {
     await runRounds(arms, pool, { rounds, roundMs, concurrency, warmupMs: ctx.quick ? 700 : 1200, log: (m) => ctx.log(`handler ${m}`) });
     const [a, b, bn, bp] = arms as [typeof arms[0], typeof arms[0], typeof arms[0], typeof arms[0]];
-    // Equal load: all three at the same paced rate at the same time, CPU per event of each.
+    // Equal load: all arms at the same paced rate at the same time, CPU per event of each.
     const pacedRate = 1000;
     const paired = await pairedCpu(arms, pool, { rate: pacedRate, windowMs: ctx.quick ? 1500 : 2500, windows: ctx.quick ? 2 : 3, log: (m) => ctx.log(`handler ${m}`) });
     const pairedCpuOf = (i: number) => median(paired.map((w) => w.cpu[i]!));

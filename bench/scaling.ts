@@ -22,6 +22,7 @@ import { queueFields } from '../plugin/config/fields/queue.js';
 import { parseTxHeader, verifyListedEntries, verifyVerifiableEntry, verifyVerifiableSet, type TrustedState } from '../plugin/store/proofs/index.js';
 import { EntryTypeAction, type Tx, type VerifiableTx } from '../plugin/store/immudb-types.js';
 import { canonicalJson } from '../plugin/capture/canonical-json.js';
+import { reverseMembers } from '../test/helpers/reverse-members.js';
 import { auditId } from '../plugin/capture/audit-id.js';
 import { micro } from './lib/micro.js';
 import { auditRecords, fixturePool, grownSerialized, meanLength, paddedRecords, shrunkSerialized, writerKvs } from './lib/payloads.js';
@@ -225,13 +226,6 @@ async function payloadSizes(immudb: BenchImmudb, ctx: BenchContext): Promise<Tab
     { title: 'C1. Payload size: serialized log size vs handler rate and plugin-server CPU per event (64 in flight)', rows },
     { title: 'C2. Value size: direct writes at batch 256 (raw Set vs verified + state saved)', rows: vrows },
   ];
-}
-
-/** The same data with every object's members in reverse order. */
-function reverseMembers(v: unknown): unknown {
-  if (v === null || typeof v !== 'object') return v;
-  if (Array.isArray(v)) return v.map(reverseMembers);
-  return Object.fromEntries(Object.entries(v).reverse().map(([k, x]) => [k, reverseMembers(x)]));
 }
 
 function captureStages(ctx: BenchContext, vtx: { vtx: VerifiableTx; kvs: Array<{ key: Buffer; value: Buffer }>; trusted: TrustedState; rawTx?: Tx } | undefined): Table {

@@ -26,8 +26,3 @@ export function fullGcs(text: string): FullGc[] {
   for (const m of text.matchAll(MARK_COMPACT)) out.push({ isolate: m[1]!, offset: m.index, liveMb: Number(m[2]) });
   return out;
 }
-
-export function median(xs: number[]): number {
-  const s = [...xs].sort((a, b) => a - b);
-  return s.length % 2 ? s[(s.length - 1) / 2]! : (s[s.length / 2 - 1]! + s[s.length / 2]!) / 2;
-}
