@@ -159,8 +159,9 @@ export class TrustedSession {
     this.bound = { serverUuid, trusted: state };
   }
 
-  /** checkSigned, then advance. */
+  /** The identity, then the signature, then advance. */
   async accept(serverUuid: string, next: { txId: number; alh: Buffer }, signature: Signature | null | undefined): Promise<void> {
+    this.bind(serverUuid);
     this.checkSigned(next, signature);
     await this.advance(serverUuid, next);
   }
