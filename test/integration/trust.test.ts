@@ -210,6 +210,18 @@ test.serial('forged proof for an existing key: the writer halts, the entries sta
   t.is(s.duplicates, 0);
   t.true(s.spool_entries >= 4);
   t.is((await scanAll(direct, 'f:entry:')).length, 3);
+
+  // The auditor through the same proxy: a forged proof is exit 3.
+  const id = (JSON.parse((await scanAll(direct, 'f:entry:')).find((e) => !e.key.equals(other!.key))!.value.toString()) as { id: string }).id;
+  const dir = mkdtempSync(join(tmpdir(), 'kia-auditor-'));
+  t.teardown(() => rmSync(dir, { recursive: true, force: true }));
+  const target = ['--address', `${proxy.host}:${proxy.port}`, '--username', stack.immudb.username, '--database', 'forgedget', '--prefix', 'f', '--state-dir', dir];
+  const bad = await runCli([...target, 'verify', id], { IMMUDB_PASSWORD: stack.immudb.password });
+  t.is(bad.code, 3, bad.stderr);
+  t.regex(bad.stderr, /^immudb-audit: VERIFICATION FAILED: /);
+  proxy.clearHooks();
+  const ok = await runCli([...target, 'verify', id], { IMMUDB_PASSWORD: stack.immudb.password });
+  t.is(ok.code, 0, ok.stderr);
 });
 
 // ---- Finding 2: a trusted state or binding that cannot be read ------------------------------
@@ -288,6 +300,7 @@ test.serial('the writer halts on a trusted state it cannot read, even when immud
   await stack.server.start();
   await send(worker!, 3, 3);
   const line = await until('the writer to halt', () => logLine(stack, from, /writer halted/), 30_000);
+  t.log(line);
   t.true(line.includes(damaged), line);
   t.regex(line, /trust reset --data-dir/);
   t.regex(line, /docs\/verification\.md, "When trust fails"/);
@@ -301,6 +314,7 @@ test.serial('the writer halts on a trusted state it cannot read, even when immud
   await stack.server.stop();
   const reset = await runCli(['--address', `${stack.immudb.host}:${stack.immudb.port}`, '--database', db, 'trust', 'reset', '--data-dir', stack.dataDir]);
   t.is(reset.code, 0, reset.stderr);
+  t.log(reset.stdout);
   t.regex(reset.stdout, /moved .*bindings.* aside/);
   t.regex(reset.stdout, new RegExp(`moved ${damaged.replace(/[.*+?^${}()|[\]\\]/g, '\\$&')} aside to \\S+\\.reset-`));
   t.true(readdirSync(join(stateDir, 'bindings')).some((f) => /\.reset-/.test(f)), 'the binding is kept, renamed');
