@@ -9,6 +9,7 @@ import { homedir } from 'node:os';
 import { join } from 'node:path';
 import { AuditReader, NotFoundError } from './verify/verified-read.js';
 import { VerificationError } from './store/proofs/index.js';
+import { resetTrust, TRUST_DOC } from './store/trusted-session.js';
 import { Version } from './handler.js';
 
 interface GlobalOptions {
@@ -164,6 +165,29 @@ program
     if (!Object.keys(body.destinations).length) lines.push('no destination used yet');
     print(o, lines.join('\n'), body);
     if (Object.values(body.destinations).some((s) => s.halted)) process.exitCode = 3;
+  });
+
+const trust = program.command('trust').description("this auditor's trusted state, or the plugin writer's");
+trust
+  .command('reset')
+  .description(
+    `start trust in a destination (--address, --database) again, once you have checked the server: its server binding and trusted state are moved aside (renamed with a timestamp, never deleted); the next contact trusts the server's current history. See ${TRUST_DOC}`,
+  )
+  .option('--data-dir <dir>', "the plugin server's IMMUDB_AUDIT_DATA_DIR: reset its writer's trust (<dir>/trusted-state) instead of this auditor's --state-dir")
+  .option('--server-uuid <uuid>', 'the server identity whose trusted state to move aside, when the binding file cannot be read')
+  .action((cmd: { dataDir?: string; serverUuid?: string }) => {
+    const o = program.opts<GlobalOptions>();
+    const { host, port } = parsePort(o.address);
+    const stateDir = cmd.dataDir ? join(cmd.dataDir, 'trusted-state') : o.stateDir;
+    const r = resetTrust(stateDir, { host, port, database: o.database }, cmd.serverUuid);
+    const lines = [...r.moved.map((m) => `moved ${m.from} aside to ${m.to}`), ...r.notes];
+    if (r.moved.length) {
+      lines.push(
+        `trust reset for immudb at ${host}:${port} database ${o.database} in ${stateDir}: the next contact trusts the server's current history (trust on first use)` +
+          (cmd.dataDir ? '; restart the plugin server so that its halted writer starts again' : ''),
+      );
+    }
+    print(o, lines.join('\n'), { reset: r.moved.length > 0, state_dir: stateDir, moved: r.moved, notes: r.notes });
   });
 
 program.parseAsync(process.argv).catch((err: unknown) => {
