@@ -319,6 +319,32 @@ export class ImmudbClient {
     return this.call('CurrentState', {});
   }
 
+  /**
+   * Whether this server holds the database as a read-only replica (immudb's replication
+   * settings, from DatabaseListV2); undefined when the server does not tell this user.
+   */
+  async isReplica(): Promise<boolean | undefined> {
+    let res: { databases: Array<{ name: string; settings?: { replicationSettings?: { replica?: { value: boolean } | null } | null } | null }> };
+    try {
+      res = await this.call('DatabaseListV2', {});
+    } catch {
+      return undefined;
+    }
+    const db = res.databases.find((d) => d.name === this.options.database);
+    const replica = db?.settings?.replicationSettings?.replica;
+    return replica ? replica.value : db ? false : undefined;
+  }
+
+  /** Creates a database with immudb's nullable settings (tests and tools: replicas, sync replication). */
+  createDatabase(name: string, settings: Record<string, unknown>): Promise<unknown> {
+    return this.call('CreateDatabaseV2', { name, settings, ifNotExists: false });
+  }
+
+  /** Changes a database's settings, e.g. promotes a replica (`replicationSettings.replica` false). */
+  updateDatabase(name: string, settings: Record<string, unknown>): Promise<unknown> {
+    return this.call('UpdateDatabaseV2', { database: name, settings });
+  }
+
   async close(): Promise<void> {
     this.closed = true;
     if (this.keepAliveTimer) clearInterval(this.keepAliveTimer);
@@ -359,6 +385,17 @@ function toImmudbError(err: grpc.ServiceError | Error, what: string): Error {
 /** Whether an error says the key does not exist. */
 export function isKeyNotFoundError(err: unknown): boolean {
   return err instanceof ImmudbError && /key not found/i.test(err.details ?? err.message);
+}
+
+/** Whether immudb refused a write because the database is a read-only replica. */
+export function isReplicaError(err: unknown): boolean {
+  return err instanceof ImmudbError && /read-only because it's a replica|is a replica/i.test(err.details ?? err.message);
+}
+
+/** Whether an error means the server could not be reached or went away (another address may serve). */
+export function isUnreachableError(err: unknown): boolean {
+  const code = (err as { code?: unknown }).code;
+  return code === grpc.status.UNAVAILABLE || code === grpc.status.DEADLINE_EXCEEDED || code === grpc.status.CANCELLED;
 }
 
 /** Whether an error is a precondition failure (the key already exists). */

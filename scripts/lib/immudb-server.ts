@@ -158,3 +158,84 @@ export async function startImmudb(opts: StartOptions = {}): Promise<ImmudbServer
     log: () => (existsSync(logFile) ? readFileSync(logFile, 'utf8') : ''),
   };
 }
+
+// ---- Replication (immudb 1.11: configured per database) ----------------------------------------
+
+/** An admin session on `server`'s defaultdb, for database administration. */
+async function admin(server: ImmudbServer) {
+  const { ImmudbClient } = await import('../../plugin/store/immudb-client.js');
+  return ImmudbClient.connect({ host: server.host, port: server.port, username: server.username, password: server.password, database: 'defaultdb' });
+}
+
+export interface ReplicationOptions {
+  /** Synchronous replication (`--replication-sync-enabled`); set on the primary and its replicas. */
+  sync?: boolean;
+  /** With `sync` on the primary: replicas that must hold a transaction before it commits (`--replication-sync-acks`). */
+  syncAcks?: number;
+}
+
+/** Creates `database` on `server` as a primary (what `immuadmin database create` does). */
+export async function createPrimaryDatabase(server: ImmudbServer, database: string, opts: ReplicationOptions = {}): Promise<void> {
+  const c = await admin(server);
+  try {
+    await c.createDatabase(database, opts.sync ? { replicationSettings: { replica: { value: false }, syncReplication: { value: true }, syncAcks: { value: opts.syncAcks ?? 1 } } } : {});
+  } finally {
+    await c.close();
+  }
+}
+
+/**
+ * Creates `database` on `replica` as an asynchronous (or, with `sync`, synchronous) replica of
+ * the same database on `primary` (`immuadmin database create <db> --replication-is-replica
+ * --replication-primary-host ...`). The replica has its own server identity (UUID).
+ */
+export async function createReplicaDatabase(replica: ImmudbServer, primary: ImmudbServer, database: string, opts: ReplicationOptions = {}): Promise<void> {
+  const c = await admin(replica);
+  try {
+    await c.createDatabase(database, {
+      replicationSettings: {
+        replica: { value: true },
+        primaryDatabase: { value: database },
+        primaryHost: { value: primary.host },
+        primaryPort: { value: primary.port },
+        primaryUsername: { value: primary.username },
+        primaryPassword: { value: primary.password },
+        ...(opts.sync ? { syncReplication: { value: true } } : {}),
+      },
+    });
+  } finally {
+    await c.close();
+  }
+}
+
+/** Promotes a replica: its database accepts writes from now on (`--replication-is-replica=false`). */
+export async function promoteReplica(replica: ImmudbServer, database: string): Promise<void> {
+  const c = await admin(replica);
+  try {
+    await c.updateDatabase(database, { replicationSettings: { replica: { value: false }, syncReplication: { value: false } } });
+  } finally {
+    await c.close();
+  }
+}
+
+/** The database's current tx id on `server`. */
+export async function currentTx(server: ImmudbServer, database: string): Promise<number> {
+  const { ImmudbClient } = await import('../../plugin/store/immudb-client.js');
+  const c = await ImmudbClient.connect({ host: server.host, port: server.port, username: server.username, password: server.password, database });
+  try {
+    return Number((await c.currentState()).txId);
+  } finally {
+    await c.close();
+  }
+}
+
+/** Waits until `server` holds at least tx `txId` of `database` (a replica catching up). */
+export async function waitForTx(server: ImmudbServer, database: string, txId: number, timeoutMs = 60_000): Promise<void> {
+  const deadline = Date.now() + timeoutMs;
+  for (;;) {
+    const at = await currentTx(server, database).catch(() => -1);
+    if (at >= txId) return;
+    if (Date.now() > deadline) throw new Error(`${server.host}:${server.port} ${database} is at tx ${at}, not ${txId}, after ${timeoutMs} ms`);
+    await new Promise((r) => setTimeout(r, 100));
+  }
+}
