@@ -77,7 +77,7 @@ async function rung(client: ImmudbClient, records: AuditRecord[], batch: number,
         const vtx: VerifiableTx = await client.verifiableSet(kvs, trusted!.txId, pre);
         if (mode === 'verifiableSet') trusted = { txId: Number(vtx.tx!.header!.id), alh: trusted!.alh };
         else trusted = verifyVerifiableSet(vtx, kvs, trusted);
-        if (mode === 'verify + state saved (AuditWriter)') await states.save({ serverUuid: client.serverUuid, database: client.database, txId: trusted.txId, alh: trusted.alh });
+        if (mode === 'verify + state saved (AuditWriter)') await states.save({ log: client.database, serverUuid: client.serverUuid, database: client.database, txId: trusted.txId, alh: trusted.alh });
       }
       callMs.push(performance.now() - tb);
       done += slice.length;

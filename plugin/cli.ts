@@ -9,11 +9,20 @@ import { homedir } from 'node:os';
 import { join } from 'node:path';
 import { AuditReader, NotFoundError } from './verify/verified-read.js';
 import { VerificationError } from './store/proofs/index.js';
-import { resetTrust, TRUST_DOC } from './store/trusted-session.js';
+import { FAILOVER_DOC, resetTrust, TRUST_DOC } from './store/trusted-session.js';
+import { AuditWriter } from './store/audit-writer.js';
+import { lifecycleKey } from './store/lifecycle.js';
+import { parseAddress } from './config/fields/connection.js';
+import { canonicalJson } from './capture/canonical-json.js';
+import { v7 } from 'uuid';
+import { createLogger } from './log.js';
+
+const silentLogger = createLogger('trust', () => undefined);
 import { Version } from './handler.js';
 
 interface GlobalOptions {
-  address: string;
+  address: string[];
+  log?: string;
   username: string;
   passwordFile?: string;
   serverPublicKey?: string;
@@ -23,11 +32,20 @@ interface GlobalOptions {
   json?: boolean;
 }
 
-function parsePort(address: string): { host: string; port: number } {
-  const m = /^\[?([^\]]*?)\]?(?::(\d+))?$/.exec(address);
-  const port = Number(m?.[2] ?? 3322);
-  if (!m || !m[1] || !Number.isInteger(port) || port < 1 || port > 65535) throw new InvalidArgumentError(`invalid address ${JSON.stringify(address)}, expected host:port`);
-  return { host: m[1], port };
+/** --address, repeatable and comma-separated: every server of the log, in order of preference. */
+function addresses(o: GlobalOptions): Array<{ host: string; port: number }> {
+  const list = (o.address.length ? o.address : [process.env.IMMUDB_ADDRESS ?? '127.0.0.1:3322']).flatMap((a) => a.split(',')).filter((a) => a.trim());
+  return list.map((a) => {
+    try {
+      return parseAddress(a);
+    } catch (e) {
+      throw new InvalidArgumentError((e as Error).message);
+    }
+  });
+}
+
+function logName(o: GlobalOptions): string {
+  return o.log ?? o.database;
 }
 
 function password(o: GlobalOptions): string {
@@ -36,12 +54,12 @@ function password(o: GlobalOptions): string {
 }
 
 async function withReader<T>(o: GlobalOptions, fn: (r: AuditReader) => Promise<T>): Promise<T> {
-  const { host, port } = parsePort(o.address);
+  const all = addresses(o);
   const reader = await AuditReader.open(
-    { host, port, username: o.username, password: password(o), database: o.database, callTimeoutMs: 30_000 },
+    { host: all[0]!.host, port: all[0]!.port, username: o.username, password: password(o), database: o.database, callTimeoutMs: 30_000 },
     o.prefix,
     o.stateDir,
-    o.serverPublicKey ? readFileSync(o.serverPublicKey, 'utf8') : undefined,
+    { addresses: all, log: logName(o), serverPublicKey: o.serverPublicKey ? readFileSync(o.serverPublicKey, 'utf8') : undefined },
   );
   try {
     return await fn(reader);
@@ -59,7 +77,8 @@ program
   .name('immudb-audit')
   .description('Read and verify kong-immudb-audit entries stored in immudb')
   .version(Version)
-  .option('-a, --address <host:port>', 'immudb address', process.env.IMMUDB_ADDRESS ?? '127.0.0.1:3322')
+  .option('-a, --address <host:port>', 'immudb address; repeat it or separate with commas for a primary and its replicas (any of them is read, each must prove it holds the log) (default: $IMMUDB_ADDRESS, else 127.0.0.1:3322)', (v: string, prev: string[]) => [...prev, v], [] as string[])
+  .option('--log <name>', 'name of the audit log this trusted state belongs to (default: the database; the plugin\'s immudb_log_name)', process.env.IMMUDB_AUDIT_LOG_NAME)
   .option('-u, --username <user>', 'immudb user', process.env.IMMUDB_USERNAME ?? 'immudb')
   .option('--password-file <file>', 'file holding the immudb password (default: $IMMUDB_PASSWORD, else "immudb")')
   .option('-d, --database <db>', 'immudb database', process.env.IMMUDB_DATABASE ?? 'defaultdb')
@@ -171,24 +190,84 @@ const trust = program.command('trust').description("this auditor's trusted state
 trust
   .command('reset')
   .description(
-    `start trust in a destination (--address, --database) again, once you have checked the server: its server binding and trusted state are moved aside (renamed with a timestamp, never deleted); the next contact trusts the server's current history. See ${TRUST_DOC}`,
+    `start trust in a log (--database, --log) again, once you have checked the server: its trusted state is moved aside (renamed with a timestamp, never deleted); the next contact trusts the server's current history, and a lifecycle entry recording the reset is written into the log when the user may write. See ${TRUST_DOC}`,
   )
   .option('--data-dir <dir>', "the plugin server's IMMUDB_AUDIT_DATA_DIR: reset its writer's trust (<dir>/trusted-state) instead of this auditor's --state-dir")
-  .option('--server-uuid <uuid>', 'the server identity whose trusted state to move aside, when the binding file cannot be read')
-  .action((cmd: { dataDir?: string; serverUuid?: string }) => {
+  .option('--server-uuid <uuid>', 'the server identity whose trusted state (kept per server by earlier versions) to move aside, when its binding file cannot be read')
+  .option('--no-record', 'do not write the lifecycle entry into the log')
+  .action(async (cmd: { dataDir?: string; serverUuid?: string; record: boolean }) => {
     const o = program.opts<GlobalOptions>();
-    const { host, port } = parsePort(o.address);
+    const all = addresses(o);
     const stateDir = cmd.dataDir ? join(cmd.dataDir, 'trusted-state') : o.stateDir;
-    const r = resetTrust(stateDir, { host, port, database: o.database }, cmd.serverUuid);
+    const r = resetTrust(stateDir, { log: logName(o), database: o.database, addresses: all }, cmd.serverUuid);
     const lines = [...r.moved.map((m) => `moved ${m.from} aside to ${m.to}`), ...r.notes];
+    let recorded: { key: string; tx: number } | undefined;
     if (r.moved.length) {
       lines.push(
-        `trust reset for immudb at ${host}:${port} database ${o.database} in ${stateDir}: the next contact trusts the server's current history (trust on first use)` +
+        `trust reset for log ${logName(o)} (database ${o.database}) in ${stateDir}: the next contact trusts the server's current history (trust on first use)` +
           (cmd.dataDir ? '; restart the plugin server so that its halted writer starts again' : ''),
       );
+      if (cmd.record) {
+        try {
+          recorded = await recordLifecycle(o, all, stateDir, {
+            event: 'trust_reset', log: logName(o), database: o.database, holder: cmd.dataDir ? 'writer' : 'auditor', state_dir: stateDir,
+            previous: r.previous ? { tx_id: r.previous.txId, alh: r.previous.alh, server_uuid: r.previous.serverUuid } : null,
+          });
+          lines.push(`recorded in the log: ${recorded.key} in tx ${recorded.tx} (the new trusted state starts there)`);
+        } catch (e) {
+          lines.push(`the reset could not be recorded in the log (${(e as Error).message}); record it in your incident log`);
+        }
+      }
     }
-    print(o, lines.join('\n'), { reset: r.moved.length > 0, state_dir: stateDir, moved: r.moved, notes: r.notes });
+    print(o, lines.join('\n'), { reset: r.moved.length > 0, state_dir: stateDir, moved: r.moved, notes: r.notes, lifecycle: recorded ?? null });
   });
+
+trust
+  .command('move')
+  .description(
+    `re-anchor trust in a log to the server at --address (e.g. a promoted replica), only once it proves with a consistency proof that its history extends the trusted state: a fork or a shorter history is refused (exit 3). See ${FAILOVER_DOC}`,
+  )
+  .option('--data-dir <dir>', "the plugin server's IMMUDB_AUDIT_DATA_DIR: move its writer's trust instead of this auditor's --state-dir")
+  .action(async (cmd: { dataDir?: string }) => {
+    const o = program.opts<GlobalOptions>();
+    const stateDir = cmd.dataDir ? join(cmd.dataDir, 'trusted-state') : o.stateDir;
+    const all = addresses(o);
+    const reader = await AuditReader.open(
+      { host: all[0]!.host, port: all[0]!.port, username: o.username, password: password(o), database: o.database, callTimeoutMs: 30_000 },
+      o.prefix, stateDir,
+      { addresses: all, log: logName(o), serverPublicKey: o.serverPublicKey ? readFileSync(o.serverPublicKey, 'utf8') : undefined },
+    );
+    try {
+      const m = reader.moved();
+      if (!m.before) throw new VerificationError(`no trusted state for log ${logName(o)} in ${stateDir}: nothing to move (the next contact is a first contact)`);
+      print(
+        o,
+        `trust in log ${logName(o)} (database ${o.database}) moved to server ${m.serverUuid} at ${m.address}: its history (tx ${m.after.txId}) extends the state trusted before (tx ${m.before.txId}, server ${m.before.serverUuid})`,
+        { moved: true, log: logName(o), server_uuid: m.serverUuid, address: m.address, trusted_before: { tx: m.before.txId, server_uuid: m.before.serverUuid }, trusted_now: { tx: m.after.txId } },
+      );
+    } finally {
+      await reader.close();
+    }
+  });
+
+/** Writes a lifecycle entry into the log with a verified write, which becomes the trusted state. */
+async function recordLifecycle(o: GlobalOptions, all: Array<{ host: string; port: number }>, stateDir: string, event: Record<string, unknown>): Promise<{ key: string; tx: number }> {
+  const id = v7();
+  const key = lifecycleKey(o.prefix, id);
+  const value = Buffer.from(canonicalJson({ id, time: new Date().toISOString(), ...event }) ?? "{}");
+  const writer = new AuditWriter({
+    connection: { host: all[0]!.host, port: all[0]!.port, username: o.username, password: password(o), database: o.database, callTimeoutMs: 30_000 },
+    addresses: all, log: logName(o), stateDir,
+    serverPublicKey: o.serverPublicKey ? readFileSync(o.serverPublicKey, 'utf8') : null,
+    logger: silentLogger,
+  });
+  try {
+    const res = await writer.write([{ key: Buffer.from(key), value }]);
+    return { key, tx: res.txId };
+  } finally {
+    await writer.close();
+  }
+}
 
 program.parseAsync(process.argv).catch((err: unknown) => {
   const o = program.opts<GlobalOptions>();

@@ -63,7 +63,7 @@ export async function writeBatches(client: ImmudbClient, records: readonly Audit
       const vtx = await client.verifiableSet(kvs, trusted!.txId, pre);
       if (mode !== 'verifiableSet') {
         trusted = verifyVerifiableSet(vtx, kvs, trusted);
-        await states?.save({ serverUuid: client.serverUuid, database: client.database, txId: trusted.txId, alh: trusted.alh });
+        await states?.save({ log: client.database, serverUuid: client.serverUuid, database: client.database, txId: trusted.txId, alh: trusted.alh });
       } else {
         trusted = { txId: Number(vtx.tx!.header!.id), alh: trusted!.alh };
       }

@@ -10,6 +10,7 @@ import { flushThenExitOnSignal } from '../exit-on-signal.js';
 import { readProcessSettings, type ProcessSettings } from './process-settings.js';
 import { AuditWriter } from '../store/audit-writer.js';
 import { immudbTlsOptions } from '../config/fields/tls.js';
+import { immudbAddresses } from '../config/fields/connection.js';
 import { AuditPipeline } from './audit-pipeline.js';
 import { Spool } from './spool.js';
 import { AuditMetrics } from '../telemetry/metrics.js';
@@ -76,6 +77,10 @@ export class PipelineRegistry {
         createDatabase: config.create_database,
         tls: immudbTlsOptions(config),
       },
+      addresses: immudbAddresses(config),
+      log: config.immudb_log_name ?? config.immudb_database,
+      replicaAcks: config.immudb_replica_acks,
+      replicaAckTimeoutMs: config.immudb_replica_ack_timeout * 1000,
       stateDir: join(this.settings.dataDir, 'trusted-state'),
       serverPublicKey: config.server_public_key,
       logger,

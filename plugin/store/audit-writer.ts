@@ -4,10 +4,19 @@
 // advance (through the trusted session). A replayed batch whose keys exist already counts only
 // for the keys a verified read proves to hold exactly our value. A failed check, or a trusted
 // state that cannot be used, halts the writer (entries stay spooled) and says so loudly.
+//
+// A log may have several addresses (a primary and its replicas, decisions #19): the writer
+// writes to the first, in order from the one it used last, that is not a read-only replica and
+// proves its history extends the trusted state; it fails over when that one goes away. With
+// `replicaAcks`, a write resolves (and its entries leave the spool) only once that many other
+// addresses prove they hold its transaction: a promoted replica then lacks nothing acknowledged.
 import { basename, dirname } from 'node:path';
-import { ImmudbClient, ImmudbError, isKeyExistsError, isKeyNotFoundError, type ImmudbConnectionOptions } from './immudb-client.js';
-import { TrustedSession } from './trusted-session.js';
-import { VerificationError, verifyVerifiableEntry, verifyVerifiableSet } from './proofs/index.js';
+import {
+  ImmudbClient, ImmudbError, isKeyExistsError, isKeyNotFoundError, isReplicaError, isUnreachableError, type ImmudbConnectionOptions,
+} from './immudb-client.js';
+import { BehindError, TrustedSession, type Address } from './trusted-session.js';
+import { VerificationError, verifyVerifiableEntry, verifyVerifiableSet, verifyVerifiableTx } from './proofs/index.js';
+import { EntryTypeAction } from './immudb-types.js';
 import { toSafeInt } from './longs.js';
 import { traceIndexOf } from '../capture/trace-index.js';
 import type { Logger } from '../log.js';
@@ -28,7 +37,16 @@ export interface WriteResult {
 }
 
 export interface AuditWriterOptions {
+  /** Credentials, database, TLS; host and port are the first address. */
   connection: ImmudbConnectionOptions;
+  /** Every address of the log (primary and replicas); default: the connection's. */
+  addresses?: Address[];
+  /** The log's name (decisions #19); default: the database. */
+  log?: string;
+  /** Other addresses that must prove they hold a batch's transaction before write() resolves. */
+  replicaAcks?: number;
+  /** How long write() waits for them before it fails (the batch is retried, as a replay). */
+  replicaAckTimeoutMs?: number;
   /** PEM public key of immudb's state signing key: every proven state must be signed by it. */
   serverPublicKey?: string | null;
   /** The writer's trusted state: `$IMMUDB_AUDIT_DATA_DIR/trusted-state`. */
@@ -37,41 +55,100 @@ export interface AuditWriterOptions {
 }
 
 /** The operator's command that resets this writer's trust (named in its halt messages). */
-function resetCommand(stateDir: string, c: ImmudbConnectionOptions): string {
+function resetCommand(stateDir: string, c: ImmudbConnectionOptions, log: string): string {
   const where = basename(stateDir) === 'trusted-state' ? `--data-dir ${dirname(stateDir)}` : `--state-dir ${stateDir}`;
-  return `immudb-audit trust reset ${where} --address ${c.host}:${c.port} --database ${c.database}`;
+  return `immudb-audit trust reset ${where} --address ${c.host}:${c.port} --database ${c.database}${log !== c.database ? ` --log ${log}` : ''}`;
+}
+
+/** Another identity answered on a reconnection: it must be admitted before it is used. */
+class ServerChanged extends Error {
+  override readonly name = 'ServerChanged';
 }
 
 export class AuditWriter {
-  private client: ImmudbClient | undefined;
-  private connecting: Promise<ImmudbClient> | undefined;
+  private readonly addresses: Address[];
+  private readonly clients = new Map<number, ImmudbClient>();
+  /** The identity each address proved, so a reconnection to another one is noticed. */
+  private readonly identities = new Map<number, string>();
+  /** Addresses found to be read-only replicas (checked again on each connection). */
+  private readonly replicas = new Set<number>();
+  private current = 0;
   private readonly session: TrustedSession;
   private chain: Promise<unknown> = Promise.resolve();
   /** Set when a check failed; the writer then refuses every write until restarted. */
   halted: Error | undefined;
   lastTxId = 0;
+  /** Counters for metrics: another server proved the log; the writer moved to another address; it re-anchored after lag. */
+  readonly events = { serverChanges: 0, failovers: 0, lagRecoveries: 0 };
 
   constructor(private readonly opts: AuditWriterOptions) {
     const { host, port, database } = opts.connection;
+    this.addresses = opts.addresses?.length ? opts.addresses : [{ host, port }];
+    const log = opts.log ?? database;
     this.session = new TrustedSession({
-      host, port, database,
+      log, database, addresses: this.addresses,
       stateDir: opts.stateDir,
       serverPublicKey: opts.serverPublicKey,
-      resetCommand: resetCommand(opts.stateDir, opts.connection),
+      resetCommand: resetCommand(opts.stateDir, opts.connection, log),
       holder: 'writer',
       onFirstContact: (m) => opts.logger.warn(m),
+      onNotice: (m, kind) => {
+        if (kind === 'server-change') this.events.serverChanges++;
+        if (kind === 'lag') this.events.lagRecoveries++;
+        opts.logger.warn(m);
+      },
     });
   }
 
-  private async connect(): Promise<ImmudbClient> {
-    if (this.client) return this.client;
-    // Every session the client opens (a restart can put another server behind the address)
-    // is bound before any call uses it.
-    this.connecting ??= ImmudbClient.connect({ ...this.opts.connection, checkIdentity: (uuid) => this.session.bind(uuid) }).finally(() => {
-      this.connecting = undefined;
+  private address(i: number): string {
+    const a = this.addresses[i]!;
+    return `${a.host}:${a.port}`;
+  }
+
+  private async client(i: number): Promise<ImmudbClient> {
+    const have = this.clients.get(i);
+    if (have) return have;
+    const a = this.addresses[i]!;
+    // A session reopened after a restart may reach another server behind the address: it is
+    // used only once admitted (ServerChanged sends the write to admission again).
+    const c = await ImmudbClient.connect({
+      ...this.opts.connection,
+      host: a.host,
+      port: a.port,
+      createDatabase: this.opts.connection.createDatabase && i === 0,
+      checkIdentity: (uuid) => {
+        const known = this.identities.get(i);
+        if (known !== undefined && known !== uuid) {
+          this.identities.delete(i);
+          throw new ServerChanged(`immudb at ${this.address(i)} now has identity ${uuid} (was ${known}): it must prove it holds the log first`);
+        }
+      },
     });
-    this.client = await this.connecting;
-    return this.client;
+    this.clients.set(i, c);
+    return c;
+  }
+
+  /** A client of address i that accepts writes and proved it holds the log. */
+  private async writable(i: number): Promise<ImmudbClient> {
+    const c = await this.client(i);
+    if (this.identities.get(i) === c.serverUuid) return c;
+    if (await c.isReplica()) {
+      this.replicas.add(i);
+      throw new ImmudbError(`immudb at ${this.address(i)} holds ${c.database} as a read-only replica`);
+    }
+    this.replicas.delete(i);
+    await this.session.admit(this.logServer(c, i));
+    this.identities.set(i, c.serverUuid);
+    return c;
+  }
+
+  private logServer(c: ImmudbClient, i: number) {
+    return {
+      serverUuid: c.serverUuid,
+      address: this.address(i),
+      currentTxId: async () => toSafeInt((await c.currentState()).txId, 'current tx id'),
+      proveTx: (tx: number, since: number) => c.verifiableTxById(tx, since, EntryTypeAction.EXCLUDE),
+    };
   }
 
   private halt(err: Error) {
@@ -90,25 +167,90 @@ export class AuditWriter {
 
   private async writeNow(records: readonly KeyValue[]): Promise<WriteResult> {
     if (this.halted) throw this.halted;
-    let client: ImmudbClient | undefined;
-    try {
-      client = await this.connect();
+    let lastError: unknown;
+    let behind: BehindError | undefined;
+    const n = this.addresses.length;
+    for (let k = 0; k < n; k++) {
+      const i = (this.current + k) % n;
       try {
-        return await this.writeVerified(client, records);
+        const c = await this.writable(i);
+        let res: WriteResult;
+        try {
+          res = await this.writeVerified(c, i, records);
+        } catch (e) {
+          if (e instanceof ImmudbError && isKeyExistsError(e)) res = await this.writeSkippingStored(c, i, records);
+          else throw e;
+        }
+        if (i !== this.current) {
+          this.events.failovers++;
+          this.opts.logger.warn(`writing to immudb at ${this.address(i)} (server ${c.serverUuid}) instead of ${this.address(this.current)}`);
+          this.current = i;
+        }
+        await this.waitForReplicas(i);
+        return res;
       } catch (e) {
-        if (e instanceof ImmudbError && isKeyExistsError(e)) return await this.writeSkippingStored(client, records);
-        throw e;
+        if (e instanceof BehindError) {
+          behind ??= e;
+        } else if (e instanceof VerificationError) {
+          this.dropClient(i);
+          this.halt(e);
+          throw e;
+        } else if (!(isReplicaError(e) || isUnreachableError(e) || e instanceof ServerChanged || (e instanceof ImmudbError && / read-only replica$/.test(e.message)))) {
+          throw e;
+        }
+        if (isUnreachableError(e) || e instanceof ServerChanged) this.dropClient(i);
+        if (isReplicaError(e)) this.replicas.add(i);
+        lastError = e;
       }
-    } catch (e) {
-      if (e instanceof VerificationError) {
-        this.dropClient();
-        this.halt(e);
-      }
-      throw e;
     }
+    // A writable server with a shorter history, and no other to write to: a rollback, or a
+    // failover to a replica that lags behind what was acknowledged.
+    if (behind) {
+      this.dropClient(this.current);
+      this.halt(behind);
+      throw behind;
+    }
+    throw lastError;
   }
 
-  private async writeVerified(client: ImmudbClient, records: readonly KeyValue[]): Promise<WriteResult> {
+  /**
+   * Waits until `replicaAcks` other addresses prove they hold the trusted tx (which includes
+   * the batch just written), then records it as durable. A replica proves it with a
+   * VerifiableTxById of that tx, checked against the Alh the writer verified.
+   */
+  private async waitForReplicas(primary: number): Promise<void> {
+    const need = this.opts.replicaAcks ?? 0;
+    const target = this.session.anchor();
+    if (need <= 0 || !target) return;
+    const deadline = Date.now() + (this.opts.replicaAckTimeoutMs ?? 10_000);
+    const held = new Set<number>();
+    for (;;) {
+      for (let j = 0; j < this.addresses.length && held.size < need; j++) {
+        if (j === primary || held.has(j)) continue;
+        try {
+          const c = await this.client(j);
+          const at = toSafeInt((await c.currentState()).txId, 'current tx id');
+          if (at < target.txId) continue;
+          verifyVerifiableTx(await c.verifiableTxById(target.txId, target.txId, EntryTypeAction.EXCLUDE), target, { listedEntries: 'none' });
+          held.add(j);
+        } catch (e) {
+          if (e instanceof VerificationError) this.opts.logger.once('error', `replica-fork-${j}`, `immudb at ${this.address(j)} does not hold tx ${target.txId} as verified: ${e.message}`);
+          else if (isUnreachableError(e)) this.dropClient(j);
+        }
+      }
+      if (held.size >= need) break;
+      if (Date.now() > deadline) {
+        throw new ImmudbError(
+          `tx ${target.txId} is held by ${held.size} of the ${need} replicas required (immudb_replica_acks) after ${this.opts.replicaAckTimeoutMs ?? 10_000} ms: ` +
+            `its entries stay in the spool and are retried`,
+        );
+      }
+      await new Promise((r) => setTimeout(r, 25));
+    }
+    await this.session.markDurable(target);
+  }
+
+  private async writeVerified(client: ImmudbClient, i: number, records: readonly KeyValue[]): Promise<WriteResult> {
     // Each entry with its trace index, in the same transaction; the index exists iff its entry
     // does, so only entry keys carry the must-not-exist precondition.
     const kvs: KeyValue[] = [];
@@ -122,17 +264,17 @@ export class AuditWriter {
     try {
       vtx = await client.verifiableSet(kvs, this.session.provenSince(), preconditions);
     } catch (e) {
-      await this.refuseRollback(client, e);
+      await this.refuseRollback(client, i, e);
       throw e;
     }
     const next = verifyVerifiableSet(vtx, kvs, this.session.anchor());
-    await this.session.accept(client.serverUuid, next, vtx.signature);
+    await this.session.accept(client.serverUuid, next, vtx.signature, this.address(i));
     this.lastTxId = next.txId;
     return { txId: next.txId, written: records.length, duplicates: 0 };
   }
 
   /** A server whose history is shorter than what we trusted has been rolled back or replaced. */
-  private async refuseRollback(client: ImmudbClient, cause: unknown) {
+  private async refuseRollback(client: ImmudbClient, i: number, cause: unknown) {
     if (!this.session.trusted) return;
     let current: number;
     try {
@@ -140,7 +282,7 @@ export class AuditWriter {
     } catch {
       return;
     }
-    this.session.refuseRollback(current, (cause as Error).message);
+    this.session.refuseRollback(current, { serverUuid: client.serverUuid, address: this.address(i) }, (cause as Error).message);
   }
 
   /**
@@ -150,11 +292,11 @@ export class AuditWriter {
    * as a new verified batch. The plain word of the server ("already exists", a plain Get) is
    * never taken: a server or proxy could say so of entries it does not hold.
    */
-  private async writeSkippingStored(client: ImmudbClient, records: readonly KeyValue[]): Promise<WriteResult> {
+  private async writeSkippingStored(client: ImmudbClient, i: number, records: readonly KeyValue[]): Promise<WriteResult> {
     const missing: KeyValue[] = [];
     let duplicates = 0;
     for (const r of records) {
-      const stored = await this.readVerified(client, r.key);
+      const stored = await this.readVerified(client, i, r.key);
       if (!stored) {
         missing.push(r);
         continue;
@@ -166,7 +308,7 @@ export class AuditWriter {
     }
     if (missing.length === 0) return { txId: 0, written: 0, duplicates };
     try {
-      const res = await this.writeVerified(client, missing);
+      const res = await this.writeVerified(client, i, missing);
       return { ...res, duplicates };
     } catch (e) {
       if (!(e instanceof ImmudbError && isKeyExistsError(e))) throw e;
@@ -181,29 +323,31 @@ export class AuditWriter {
   }
 
   /** The key's current value, proven (undefined when immudb says it does not exist). */
-  private async readVerified(client: ImmudbClient, key: Buffer): Promise<{ value: Buffer; txId: number } | undefined> {
+  private async readVerified(client: ImmudbClient, i: number, key: Buffer): Promise<{ value: Buffer; txId: number } | undefined> {
     let ve;
     try {
       ve = await client.verifiableGet(key, this.session.provenSince());
     } catch (e) {
       if (isKeyNotFoundError(e)) return undefined;
-      await this.refuseRollback(client, e);
+      await this.refuseRollback(client, i, e);
       throw e;
     }
     const next = verifyVerifiableEntry(ve, this.session.anchor(), { key });
-    await this.session.accept(client.serverUuid, next, ve.verifiableTx?.signature);
+    await this.session.accept(client.serverUuid, next, ve.verifiableTx?.signature ?? null, this.address(i));
     return { value: ve.entry!.value, txId: toSafeInt(ve.entry!.tx, 'tx id') };
   }
 
-  private dropClient() {
-    const c = this.client;
-    this.client = undefined;
+  private dropClient(i: number) {
+    const c = this.clients.get(i);
+    this.clients.delete(i);
+    this.identities.delete(i);
     void c?.close().catch(() => undefined);
   }
 
   async close(): Promise<void> {
     await this.chain;
-    await this.client?.close();
-    this.client = undefined;
+    const all = [...this.clients.values()];
+    this.clients.clear();
+    await Promise.all(all.map((c) => c.close()));
   }
 }

@@ -1,8 +1,9 @@
-// Which immudb identity (server UUID) sits behind an address and database. The first verified
-// contact records it; a different identity later means another server or data directory was put
-// behind the same address, and trusting it afresh would hide a rewrite of history. A binding
-// file that cannot be read is reported (UnusableTrustFile), never taken for a missing one.
-import { closeSync, fsyncSync, mkdirSync, openSync, readFileSync, renameSync, writeFileSync } from 'node:fs';
+// Which immudb identity (server UUID) earlier versions bound to an address and database, in
+// `<state dir>/bindings/`. Trust now belongs to the audit log (decisions #19), so bindings are
+// no longer written: they are read once, to migrate the trusted state an earlier version kept
+// per server identity, and moved aside by `trust reset`. A binding file that cannot be read is
+// reported (UnusableTrustFile), never taken for a missing one.
+import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { UnusableTrustFile } from './trusted-state.js';
 
@@ -32,25 +33,5 @@ export class ServerBinding {
     }
     if (typeof uuid !== 'string' || !uuid) throw new UnusableTrustFile('server binding file', file, 'has no server_uuid');
     return uuid;
-  }
-
-  /** Records the identity of a first contact, durably (temp file, fsync, rename, fsync of the directory). */
-  record(host: string, port: number, database: string, serverUuid: string): void {
-    const file = this.file(host, port, database);
-    const dir = join(this.dir, 'bindings');
-    try {
-      mkdirSync(dir, { recursive: true, mode: 0o700 });
-      const tmp = `${file}.${process.pid}.tmp`;
-      writeFileSync(tmp, JSON.stringify({ host, port, database, server_uuid: serverUuid, since: new Date().toISOString() }, null, 2) + '\n', { mode: 0o600, flush: true });
-      renameSync(tmp, file);
-      const fd = openSync(dir, 'r');
-      try {
-        fsyncSync(fd);
-      } finally {
-        closeSync(fd);
-      }
-    } catch (e) {
-      throw new UnusableTrustFile('server binding file', file, `cannot be written (${(e as Error).message})`);
-    }
   }
 }

@@ -1,22 +1,24 @@
-// One trusted session with one immudb destination (address and database), for the writer and
-// for auditors alike: which server identity is bound to the destination, the trusted state
-// kept for it, the checks that the server did not roll its history back and that its states
-// are signed, and the advance of the trusted state once a proof held.
+// One trusted session with one audit log, for the writer and for auditors alike: the trusted
+// state of the log, the admission of any server that claims to hold it, the check that its
+// states are signed, and the advance of the trusted state once a proof held.
 //
-// Trust is never reset implicitly. A binding or state file that exists but cannot be read,
-// parsed or written is a trust failure (TrustStateError), as is another identity behind the
-// address or a history shorter than the trusted one: the writer halts, the CLI exits 3, and
-// each message names the file or the reason and the one way out, `immudb-audit trust reset`
-// (resetTrust below), which moves the files aside and never deletes them.
+// Trust belongs to the log, not to a server (decisions #19): the state is kept per log (the
+// database name unless configured), and every server, whatever its identity or address, must
+// prove with a dual proof from the trusted tx that its history extends the trusted state before
+// a write or a read is accepted from it (admit()). A server with another identity but the same
+// history is accepted, and the change is logged and counted; a forked history is refused
+// (ForkError), a shorter one too (BehindError: a rollback or a replica that lags), except that
+// a writer waiting for replicas re-anchors at the last transaction they were seen to hold when
+// the new server holds exactly that history (its spool re-sends the rest).
 //
-// Trust is kept under one key, trustKey(): today the server identity (UUID) and the database.
-// A replicated deployment could key it by the audit log's own identity instead; only
-// trustKey() (and resetTrust's choice of files) would change.
+// Trust is never reset implicitly. A state file that exists but cannot be read, parsed or
+// written is a trust failure (TrustStateError), as is a fork or a shorter history: the writer
+// halts, the CLI exits 3, and each message names the file or the reason and the way out.
 import { readdirSync, readFileSync, renameSync, statSync } from 'node:fs';
 import { join } from 'node:path';
 import type { KeyObject } from 'node:crypto';
-import type { Signature } from './immudb-types.js';
-import { parseServerPublicKey, VerificationError, verifyStateSignature } from './proofs/index.js';
+import type { Signature, VerifiableTx } from './immudb-types.js';
+import { parseServerPublicKey, VerificationError, verifyStateSignature, verifyVerifiableTx } from './proofs/index.js';
 import { ServerBinding } from './server-binding.js';
 import { TrustedStateStore, UnusableTrustFile, type TrustedState } from './trusted-state.js';
 
@@ -24,6 +26,8 @@ export type { TrustedState } from './trusted-state.js';
 
 /** The section of docs/verification.md every trust failure points to. */
 export const TRUST_DOC = 'docs/verification.md, "When trust fails"';
+/** The failover runbook. */
+export const FAILOVER_DOC = 'docs/operations.md, "Failover"';
 
 /** A trusted state or binding file that cannot be read, parsed or written. */
 export class TrustStateError extends VerificationError {
@@ -33,13 +37,34 @@ export class TrustStateError extends VerificationError {
   }
 }
 
-export interface Destination {
-  host: string;
-  port: number;
-  database: string;
+/** A server whose history is not the trusted one from some transaction on. */
+export class ForkError extends VerificationError {
+  override readonly name: string = 'ForkError';
 }
 
-export interface TrustedSessionOptions extends Destination {
+/** A server whose history is shorter than the trusted one: rolled back, or a replica that lags. */
+export class BehindError extends VerificationError {
+  override readonly name: string = 'BehindError';
+  constructor(message: string, readonly serverTxId: number, readonly trustedTxId: number) {
+    super(message);
+  }
+}
+
+export interface Address {
+  host: string;
+  port: number;
+}
+
+/** The audit log a session trusts: a name, its database, and the addresses that may serve it. */
+export interface LogDestination {
+  /** The log's name (decisions #19): `immudb_log_name` / `--log`, default the database name. */
+  log: string;
+  database: string;
+  /** Every address configured for the log (bindings of earlier versions are read for these). */
+  addresses: Address[];
+}
+
+export interface TrustedSessionOptions extends LogDestination {
   stateDir: string;
   /** PEM public key of immudb's state signing key: every state accepted must be signed by it. */
   serverPublicKey?: string | null | undefined;
@@ -49,23 +74,34 @@ export interface TrustedSessionOptions extends Destination {
   holder: 'writer' | 'auditor';
   /** Told when a contact starts without any trusted state (trust on first use). */
   onFirstContact?: (message: string) => void;
+  /** Told of what changed without failing: another server proving the log, a migration, a re-anchor after lag. */
+  onNotice?: (message: string, kind: 'server-change' | 'migration' | 'lag') => void;
 }
 
-/** The key trust is kept under (see the file comment). */
-function trustKey(serverUuid: string, database: string): { identity: string; database: string } {
-  return { identity: serverUuid, database };
+/** What admission needs from a server that claims to hold the log. */
+export interface LogServer {
+  serverUuid: string;
+  /** host:port, in messages. */
+  address: string;
+  currentTxId(): Promise<number>;
+  /** VerifiableTxById of `tx` proven since `sinceTx`, without entries. */
+  proveTx(tx: number, sinceTx: number): Promise<VerifiableTx>;
 }
+
+const short = (alh: Buffer) => alh.toString('hex').slice(0, 16);
 
 export class TrustedSession {
   private readonly states: TrustedStateStore;
-  private readonly binding: ServerBinding;
   private readonly signingKey: KeyObject | undefined;
-  /** The identity checked against the binding, and the state loaded for it. */
-  private bound: { serverUuid: string; trusted: TrustedState | undefined } | undefined;
+  private loaded = false;
+  private state: TrustedState | undefined;
+  /** Server identities that proved they hold the log (admission is once per identity). */
+  private readonly admitted = new Set<string>();
+  /** The identity whose state an earlier version kept, when this session migrated it. */
+  migratedFrom: string | undefined;
 
   constructor(private readonly opts: TrustedSessionOptions) {
     this.states = new TrustedStateStore(opts.stateDir);
-    this.binding = new ServerBinding(opts.stateDir);
     this.signingKey = opts.serverPublicKey ? parseServerPublicKey(opts.serverPublicKey) : undefined;
   }
 
@@ -73,67 +109,140 @@ export class TrustedSession {
     return this.opts.database;
   }
 
-  /** The state trusted now (undefined before bind() or on first contact). */
+  get log(): string {
+    return this.opts.log;
+  }
+
+  /** The state trusted now (undefined before load() or without any). */
   get trusted(): TrustedState | undefined {
-    return this.bound?.trusted;
+    return this.state;
   }
 
   /** The tx a proof must start from (0: nothing trusted, the server proves against itself). */
   provenSince(): number {
-    return this.bound?.trusted?.txId ?? 0;
+    return this.state?.txId ?? 0;
   }
 
   /** The trusted tx and Alh, as the proof checks take them. */
   anchor(): { txId: number; alh: Buffer } | undefined {
-    const t = this.bound?.trusted;
+    const t = this.state;
     return t ? { txId: t.txId, alh: t.alh } : undefined;
   }
 
-  /** The identity recorded for the destination, if any (a binding that cannot be read throws). */
-  knownIdentity(): string | undefined {
-    const { host, port, database } = this.opts;
-    return this.guard(() => this.binding.read(host, port, database));
+  /**
+   * Loads the log's trusted state once (a file that cannot be used throws, and is tried again
+   * next time). Without one, a state an earlier version kept for a server bound to one of the
+   * log's addresses is migrated: the newest of them becomes the log's state.
+   */
+  async load(): Promise<TrustedState | undefined> {
+    if (this.loaded) return this.state;
+    const { log, database } = this.opts;
+    let state = this.guard(() => this.states.load(log, database));
+    if (!state) {
+      const legacy = this.guard(() => this.legacyState());
+      if (legacy) {
+        state = { log, database, txId: legacy.txId, alh: legacy.alh, serverUuid: legacy.serverUuid };
+        await this.save(state);
+        this.migratedFrom = legacy.serverUuid;
+        this.opts.onNotice?.(`trusted state of log ${log} migrated from ${legacy.file} (server ${legacy.serverUuid}, tx ${legacy.txId}) to ${this.states.path(log)}`, 'migration');
+      }
+    }
+    this.state = state;
+    this.loaded = true;
+    return state;
+  }
+
+  private legacyState(): { txId: number; alh: Buffer; serverUuid: string; file: string } | undefined {
+    const binding = new ServerBinding(this.opts.stateDir);
+    let best: { txId: number; alh: Buffer; serverUuid: string; file: string } | undefined;
+    for (const a of this.opts.addresses) {
+      const uuid = binding.read(a.host, a.port, this.opts.database);
+      if (!uuid) continue;
+      const s = this.states.loadLegacy(uuid, this.opts.database);
+      if (s && (!best || s.txId > best.txId)) best = { ...s, serverUuid: uuid };
+    }
+    return best;
   }
 
   /**
-   * Binds the session to the server's identity: it must be the one recorded for the
-   * destination (recorded now on first contact), and its trusted state is loaded. Called on
-   * every session the client opens and again before a proof is accepted, since a reconnect
-   * can reach another server. Nothing is recorded or remembered unless every step succeeds.
+   * Admits a server that claims to hold the log: it must prove (dual proof from the trusted tx
+   * to its current one, signed when a key is configured) that its history extends the trusted
+   * state, which then advances. Once per server identity; a reconnection that reaches another
+   * identity is admitted anew. Without a trusted state, the first proof establishes it.
    */
-  bind(serverUuid: string): void {
-    const { host, port, database } = this.opts;
-    if (!serverUuid) throw new VerificationError(`immudb at ${host}:${port} did not send its identity (immudb-uuid)`);
-    if (this.bound?.serverUuid === serverUuid) return;
-    const known = this.knownIdentity();
-    if (known !== undefined && known !== serverUuid) {
-      const verified = this.opts.holder === 'auditor' ? `this auditor verified entries on ${known}` : `entries were verified on ${known}`;
-      throw new VerificationError(
-        `immudb at ${host}:${port} database ${database} has identity ${serverUuid}, but ${verified}: a different server or data directory is behind this address. ` +
-          `Once an operator has checked that the new server is legitimate, \`${this.opts.resetCommand}\` resets trust (see ${TRUST_DOC})`,
-      );
-    }
-    const key = trustKey(serverUuid, database);
-    const trusted = this.guard(() => this.states.load(key.identity, key.database));
-    if (known === undefined) this.guard(() => this.binding.record(host, port, database, serverUuid));
-    this.bound = { serverUuid, trusted };
-    if (!trusted) {
+  async admit(server: LogServer): Promise<void> {
+    const t = await this.load();
+    const { serverUuid: uuid, address } = server;
+    if (!uuid) throw new VerificationError(`immudb at ${address} did not send its identity (immudb-uuid)`);
+    if (this.admitted.has(uuid)) return;
+    const { log, database } = this.opts;
+    if (!t) {
       this.opts.onFirstContact?.(
-        `no trusted state for immudb at ${host}:${port} database ${database} (server ${serverUuid}) in ${this.opts.stateDir}: ` +
-          `its current history is trusted as it is (first contact, or after trust reset)`,
+        `no trusted state for log ${log} (database ${database}) in ${this.opts.stateDir}: the history of immudb at ${address} (server ${uuid}) ` +
+          `is trusted as it is (first contact, or after trust reset)`,
+      );
+      this.admitted.add(uuid);
+      return;
+    }
+    const n = await server.currentTxId();
+    if (n >= t.txId) {
+      const next = this.proven(server, await server.proveTx(n, t.txId), t, n);
+      await this.accept(uuid, next, undefined, address);
+    } else {
+      const d = t.durable;
+      if (this.opts.holder !== 'writer' || !d || n < d.txId) throw this.behind(server, n, t);
+      // A writer that waits for replicas: the transactions after the last one they were seen
+      // to hold may be missing on a promoted replica; its spool still holds their entries.
+      const next = this.proven(server, await server.proveTx(n, d.txId), d, n);
+      const state: TrustedState = { ...t, txId: next.txId, alh: next.alh, serverUuid: uuid, durable: d };
+      await this.save(state);
+      this.state = state;
+      this.opts.onNotice?.(
+        `immudb at ${address} (server ${uuid}) holds log ${log} up to tx ${n}, but tx ${t.txId} was verified before on server ${t.serverUuid}: ` +
+          `transactions ${n + 1}..${t.txId} had not reached it when it took over (replication lag); it extends tx ${d.txId}, the last one the replicas were seen to hold, ` +
+          `so trust continues from its tx ${n} and the entries not yet on it are sent again from the spool (see ${FAILOVER_DOC})`,
+        'lag',
       );
     }
+    this.admitted.add(uuid);
+  }
+
+  /** Checks a proof of tx `n` against `from` and its signature; a failed proof is a fork. */
+  private proven(server: LogServer, vtx: VerifiableTx, from: { txId: number; alh: Buffer }, n: number): { txId: number; alh: Buffer } {
+    let next;
+    try {
+      next = verifyVerifiableTx(vtx, from, { listedEntries: 'none' });
+      if (next.txId !== n) throw new VerificationError(`asked for tx ${n}, immudb proved tx ${next.txId}`);
+    } catch (e) {
+      if (!(e instanceof VerificationError)) throw e;
+      throw new ForkError(
+        `immudb at ${server.address} (server ${server.serverUuid}) does not hold log ${this.opts.log} as verified: its history forks from the trusted state ` +
+          `(tx ${from.txId}, Alh ${short(from.alh)}..., verified on server ${this.state?.serverUuid || 'unknown'}): ${e.message}. ` +
+          `Nothing is written to or read from it; find the server that holds the log (see ${FAILOVER_DOC}), or, if an operator decides this history is the one to keep, \`${this.opts.resetCommand}\` (see ${TRUST_DOC})`,
+      );
+    }
+    this.checkSigned(next, vtx.signature);
+    return next;
+  }
+
+  private behind(server: LogServer, n: number, t: TrustedState): BehindError {
+    const verified = this.opts.holder === 'auditor' ? 'this auditor verified' : 'the writer verified';
+    return new BehindError(
+      `immudb at ${server.address} (server ${server.serverUuid}) reports tx ${n} of ${this.opts.database}, but ${verified} tx ${t.txId} of log ${this.opts.log} before` +
+        `${t.serverUuid && t.serverUuid !== server.serverUuid ? ` on server ${t.serverUuid}` : ''}: its history is shorter. ` +
+        `Either it lags (a replica still catching up: wait, or use a server that holds tx ${t.txId}; see ${FAILOVER_DOC}) or its history was rolled back or replaced (see ${TRUST_DOC})`,
+      n,
+      t.txId,
+    );
   }
 
   /** Throws when the server reports a history shorter than the trusted one. */
-  refuseRollback(currentTxId: number, cause?: string): void {
-    const t = this.bound?.trusted;
+  refuseRollback(currentTxId: number, server: { serverUuid: string; address: string }, cause?: string): void {
+    const t = this.state;
     if (!t || currentTxId >= t.txId) return;
-    const verified = this.opts.holder === 'auditor' ? `this auditor verified tx ${t.txId} before` : `tx ${t.txId} was verified before`;
-    throw new VerificationError(
-      `immudb database ${this.opts.database} reports tx ${currentTxId}, but ${verified}: its history was rolled back or replaced` +
-        (cause ? ` (${cause})` : '') + ` (see ${TRUST_DOC})`,
-    );
+    const e = this.behind({ ...server, currentTxId: async () => currentTxId, proveTx: async () => { throw new Error('unused'); } }, currentTxId, t);
+    if (cause) e.message += ` (${cause})`;
+    throw e;
   }
 
   /** Throws unless the state is signed by the configured server key (no key: nothing to check). */
@@ -142,28 +251,54 @@ export class TrustedSession {
   }
 
   /**
-   * Makes `next` (the state a proof established, from the server with identity `serverUuid`)
-   * the trusted state when it is newer, once it is durable. Callers check the proof first.
+   * Makes `next` (a state a proof established, from the server `serverUuid`) the trusted state
+   * when it is newer, once it is durable. Callers check the proof and the signature first.
    */
-  async advance(serverUuid: string, next: { txId: number; alh: Buffer }): Promise<void> {
-    this.bind(serverUuid);
-    const current = this.bound!.trusted;
-    if (current && next.txId <= current.txId) return;
-    const key = trustKey(serverUuid, this.opts.database);
-    const state: TrustedState = { serverUuid: key.identity, database: key.database, txId: next.txId, alh: Buffer.from(next.alh) };
+  async advance(serverUuid: string, next: { txId: number; alh: Buffer }, address?: string): Promise<void> {
+    const current = await this.load();
+    const changed = current !== undefined && current.serverUuid !== serverUuid;
+    if (current && next.txId <= current.txId && !changed) return;
+    const newer = !current || next.txId > current.txId;
+    const state: TrustedState = {
+      log: this.opts.log,
+      database: this.opts.database,
+      txId: newer ? next.txId : current!.txId,
+      alh: Buffer.from(newer ? next.alh : current!.alh),
+      serverUuid,
+      durable: current?.durable,
+    };
+    await this.save(state);
+    this.state = state;
+    if (changed) {
+      this.opts.onNotice?.(
+        `log ${this.opts.log} (database ${this.opts.database}) is now served by server ${serverUuid}${address ? ` at ${address}` : ''}, ` +
+          `trusted before on server ${current!.serverUuid}: it proved that its history extends the trusted state (tx ${current!.txId})`,
+        'server-change',
+      );
+    }
+  }
+
+  /** The signature, then advance. */
+  async accept(serverUuid: string, next: { txId: number; alh: Buffer }, signature: Signature | null | undefined, address?: string): Promise<void> {
+    if (signature !== undefined) this.checkSigned(next, signature);
+    await this.advance(serverUuid, next, address);
+  }
+
+  /** Records that the required replicas hold tx `at` (a writer that waits for them). */
+  async markDurable(at: { txId: number; alh: Buffer }): Promise<void> {
+    const t = this.state;
+    if (!t || (t.durable && t.durable.txId >= at.txId) || at.txId > t.txId) return;
+    const state: TrustedState = { ...t, durable: { txId: at.txId, alh: Buffer.from(at.alh) } };
+    await this.save(state);
+    this.state = state;
+  }
+
+  private async save(state: TrustedState): Promise<void> {
     try {
       await this.states.save(state);
     } catch (e) {
       throw this.unusable(e);
     }
-    this.bound = { serverUuid, trusted: state };
-  }
-
-  /** The identity, then the signature, then advance. */
-  async accept(serverUuid: string, next: { txId: number; alh: Buffer }, signature: Signature | null | undefined): Promise<void> {
-    this.bind(serverUuid);
-    this.checkSigned(next, signature);
-    await this.advance(serverUuid, next);
   }
 
   private guard<T>(fn: () => T): T {
@@ -186,21 +321,24 @@ export class TrustedSession {
 
 export interface ResetResult {
   moved: Array<{ from: string; to: string }>;
-  /** Why some state files were left where they are. */
+  /** Why some files were left where they are. */
   notes: string[];
+  /** The state that was trusted before (for the lifecycle entry), when it could be read. */
+  previous: { txId: number; alh: string; serverUuid: string } | undefined;
 }
 
 /**
- * `immudb-audit trust reset`: moves the destination's binding and the trusted state (and an
- * auditor's checkpoint) of the identity it names aside, renamed with a timestamp. With a
- * binding that cannot be read, `serverUuid` names the identity; without it, the states of
- * this database under identities no other binding names are moved.
+ * `immudb-audit trust reset`: moves the log's trusted state (and an auditor's checkpoint)
+ * aside, renamed with a timestamp, together with what an earlier version kept for the log's
+ * addresses (bindings, states per server identity), so that no migration brings it back.
+ * With a binding that cannot be read, `serverUuid` names the identity; without it, the earlier
+ * states of this database under identities no other binding names are moved.
  */
-export function resetTrust(stateDir: string, dest: Destination, serverUuid?: string): ResetResult {
+export function resetTrust(stateDir: string, dest: LogDestination, serverUuid?: string): ResetResult {
   const binding = new ServerBinding(stateDir);
   const states = new TrustedStateStore(stateDir);
   const suffix = `.reset-${new Date().toISOString().replace(/[:.]/g, '-')}`;
-  const out: ResetResult = { moved: [], notes: [] };
+  const out: ResetResult = { moved: [], notes: [], previous: undefined };
   const moveAside = (file: string) => {
     try {
       statSync(file);
@@ -210,35 +348,41 @@ export function resetTrust(stateDir: string, dest: Destination, serverUuid?: str
     renameSync(file, file + suffix);
     out.moved.push({ from: file, to: file + suffix });
   };
-  let identities: string[];
-  if (serverUuid) {
-    identities = [serverUuid];
-  } else {
-    let known: string | undefined;
+  try {
+    const prev = states.load(dest.log, dest.database);
+    if (prev) out.previous = { txId: prev.txId, alh: prev.alh.toString('hex'), serverUuid: prev.serverUuid };
+  } catch (e) {
+    out.notes.push(`${(e as Error).message}: moved aside as it is`);
+  }
+  const file = states.path(dest.log);
+  moveAside(file);
+  moveAside(file.replace(/\.json$/, '.audited.json'));
+  const identities = new Set<string>(serverUuid ? [serverUuid] : []);
+  let unreadable = false;
+  for (const a of dest.addresses) {
     try {
-      known = binding.read(dest.host, dest.port, dest.database);
+      const known = binding.read(a.host, a.port, dest.database);
+      if (known && !serverUuid) identities.add(known);
     } catch (e) {
+      unreadable = true;
       out.notes.push(`${(e as Error).message}: its identity is unknown`);
     }
-    if (known) identities = [known];
-    else identities = unboundIdentities(stateDir, binding, dest);
+    moveAside(binding.file(a.host, a.port, dest.database));
   }
-  moveAside(binding.file(dest.host, dest.port, dest.database));
+  if (!serverUuid && unreadable) for (const id of unboundIdentities(stateDir, binding, dest)) identities.add(id);
   for (const id of identities) {
-    const key = trustKey(id, dest.database);
-    const file = states.path(key.identity, key.database);
-    moveAside(file);
-    moveAside(join(stateDir, key.identity, `${key.database}.audited.json`));
+    moveAside(states.legacyPath(id, dest.database));
+    moveAside(join(stateDir, id, `${dest.database}.audited.json`));
   }
-  if (!out.moved.length) out.notes.push(`nothing to reset for ${dest.host}:${dest.port} database ${dest.database} in ${stateDir}`);
+  if (!out.moved.length) out.notes.push(`nothing to reset for log ${dest.log} (database ${dest.database}) in ${stateDir}`);
   return out;
 }
 
-/** Identities with a state of this database that no (readable) binding of another destination names. */
-function unboundIdentities(stateDir: string, binding: ServerBinding, dest: Destination): string[] {
+/** Identities with an earlier state of this database that no (readable) binding of another destination names. */
+function unboundIdentities(stateDir: string, binding: ServerBinding, dest: LogDestination): string[] {
   let dirs: string[];
   try {
-    dirs = readdirSync(stateDir).filter((d) => d !== 'bindings');
+    dirs = readdirSync(stateDir).filter((d) => d !== 'bindings' && d !== 'logs');
   } catch {
     return [];
   }
@@ -249,10 +393,10 @@ function unboundIdentities(stateDir: string, binding: ServerBinding, dest: Desti
   } catch {
     files = [];
   }
-  const own = binding.file(dest.host, dest.port, dest.database);
+  const own = new Set(dest.addresses.map((a) => binding.file(a.host, a.port, dest.database)));
   for (const f of files) {
     const path = join(stateDir, 'bindings', f);
-    if (path === own) continue;
+    if (own.has(path)) continue;
     try {
       const id = (JSON.parse(readFileSync(path, 'utf8')) as { server_uuid?: string }).server_uuid;
       if (id) claimed.add(id);

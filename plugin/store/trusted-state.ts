@@ -1,7 +1,10 @@
-// The state a client trusts: the last transaction it verified (id and Alh), per server identity
-// and database. Written atomically (temp file, fsync, rename, fsync of the directory) so a crash
-// leaves either the old or the new state, never a torn one. The plugin and each auditor keep
-// their own directory: trusting what somebody else verified would defeat the point.
+// The state a client trusts in one audit log: the last transaction it verified (id and Alh),
+// the server that proved it last, and (for a writer that waits for replicas) the last
+// transaction known to be held by them. Kept per log (`<dir>/logs/<log>.json`), not per server:
+// any server that proves its history extends this state may serve the log (decisions #19).
+// Written atomically (temp file, fsync, rename, fsync of the directory) so a crash leaves
+// either the old or the new state, never a torn one. The plugin and each auditor keep their
+// own directory: trusting what somebody else verified would defeat the point.
 //
 // Saving is asynchronous (the fsyncs run off the event loop) and its promise resolves once the
 // state is durable: callers await it before they report success. Saves of the same file are
@@ -11,7 +14,8 @@
 //
 // A state file that exists but cannot be read or parsed is reported (UnusableTrustFile), never
 // taken for a missing one: that would silently reset trust. Only the trusted session
-// (trusted-session.ts) uses this store.
+// (trusted-session.ts) uses this store. States of earlier versions, kept per server identity
+// (`<dir>/<server uuid>/<database>.json`), are read by loadLegacy() for their migration.
 import { readFileSync } from 'node:fs';
 import { mkdir, open, rename } from 'node:fs/promises';
 import { join } from 'node:path';
@@ -26,18 +30,26 @@ export class UnusableTrustFile extends Error {
 }
 
 export interface TrustedState {
-  serverUuid: string;
+  /** The audit log this state belongs to (decisions #19: the database name unless configured). */
+  log: string;
   database: string;
   txId: number;
   /** Accumulated linear hash of tx `txId`. */
   alh: Buffer;
+  /** The server (immudb UUID) that proved it last: a change is logged and counted, not refused. */
+  serverUuid: string;
+  /** The last tx the required replicas were seen to hold (writers with replica acks only). */
+  durable?: { txId: number; alh: Buffer } | undefined;
 }
 
 interface StateFile {
-  server_uuid: string;
+  log: string;
   database: string;
   tx_id: number;
   alh: string;
+  server_uuid: string;
+  durable_tx_id?: number;
+  durable_alh?: string;
   updated_at: string;
 }
 
@@ -46,44 +58,78 @@ function safeName(s: string): string {
   return s;
 }
 
+const HEX32 = /^[0-9a-f]{64}$/;
+
+function readJson(file: string): Record<string, unknown> | undefined {
+  let text: string;
+  try {
+    text = readFileSync(file, 'utf8');
+  } catch (e) {
+    if ((e as NodeJS.ErrnoException).code === 'ENOENT') return undefined;
+    throw new UnusableTrustFile('trusted state file', file, `cannot be read (${(e as Error).message})`);
+  }
+  try {
+    const v = JSON.parse(text) as unknown;
+    if (typeof v === 'object' && v !== null && !Array.isArray(v)) return v as Record<string, unknown>;
+  } catch (e) {
+    throw new UnusableTrustFile('trusted state file', file, `is not valid JSON (${(e as Error).message})`);
+  }
+  return {};
+}
+
 export class TrustedStateStore {
   constructor(readonly dir: string) {}
 
-  path(serverUuid: string, database: string): string {
+  path(log: string): string {
+    return join(this.dir, 'logs', `${safeName(log)}.json`);
+  }
+
+  /** The file of a state kept by an earlier version, per server identity. */
+  legacyPath(serverUuid: string, database: string): string {
     return join(this.dir, safeName(serverUuid), `${safeName(database)}.json`);
   }
 
-  /** The state kept for this identity and database; undefined only when there is no file. */
-  load(serverUuid: string, database: string): TrustedState | undefined {
-    const file = this.path(serverUuid, database);
-    let text: string;
-    try {
-      text = readFileSync(file, 'utf8');
-    } catch (e) {
-      if ((e as NodeJS.ErrnoException).code === 'ENOENT') return undefined;
-      throw new UnusableTrustFile('trusted state file', file, `cannot be read (${(e as Error).message})`);
+  /** The state kept for this log; undefined only when there is no file. */
+  load(log: string, database: string): TrustedState | undefined {
+    const file = this.path(log);
+    const f = readJson(file) as Partial<StateFile> | undefined;
+    if (f === undefined) return undefined;
+    const durable = f.durable_tx_id !== undefined || f.durable_alh !== undefined;
+    if (
+      f.log !== log || f.database !== database || !Number.isSafeInteger(f.tx_id) || f.tx_id! < 1 || typeof f.alh !== 'string' || !HEX32.test(f.alh) ||
+      typeof f.server_uuid !== 'string' ||
+      (durable && (!Number.isSafeInteger(f.durable_tx_id) || f.durable_tx_id! < 1 || f.durable_tx_id! > f.tx_id! || typeof f.durable_alh !== 'string' || !HEX32.test(f.durable_alh)))
+    ) {
+      throw new UnusableTrustFile('trusted state file', file, `does not hold a valid state for log ${log} (database ${database})`);
     }
-    let f: Partial<StateFile>;
-    try {
-      f = JSON.parse(text) as Partial<StateFile>;
-    } catch (e) {
-      throw new UnusableTrustFile('trusted state file', file, `is not valid JSON (${(e as Error).message})`);
-    }
-    if (typeof f !== 'object' || f === null || f.server_uuid !== serverUuid || f.database !== database || !Number.isSafeInteger(f.tx_id) || f.tx_id! < 1 || typeof f.alh !== 'string' || !/^[0-9a-f]{64}$/.test(f.alh)) {
+    return {
+      log, database, txId: f.tx_id!, alh: Buffer.from(f.alh, 'hex'), serverUuid: f.server_uuid,
+      durable: durable ? { txId: f.durable_tx_id!, alh: Buffer.from(f.durable_alh!, 'hex') } : undefined,
+    };
+  }
+
+  /** A state kept by an earlier version for this server identity and database (migration). */
+  loadLegacy(serverUuid: string, database: string): { txId: number; alh: Buffer; file: string } | undefined {
+    const file = this.legacyPath(serverUuid, database);
+    const f = readJson(file) as { server_uuid?: unknown; database?: unknown; tx_id?: unknown; alh?: unknown } | undefined;
+    if (f === undefined) return undefined;
+    if (f.server_uuid !== serverUuid || f.database !== database || !Number.isSafeInteger(f.tx_id) || (f.tx_id as number) < 1 || typeof f.alh !== 'string' || !HEX32.test(f.alh)) {
       throw new UnusableTrustFile('trusted state file', file, `does not hold a valid state for server ${serverUuid} database ${database}`);
     }
-    return { serverUuid, database, txId: f.tx_id!, alh: Buffer.from(f.alh, 'hex') };
+    return { txId: f.tx_id as number, alh: Buffer.from(f.alh, 'hex'), file };
   }
 
   /** Writes `state` durably; resolves once it (or a newer state of the same file) is on disk. */
   save(state: TrustedState): Promise<void> {
-    const file = this.path(state.serverUuid, state.database);
-    const dir = join(this.dir, safeName(state.serverUuid));
+    const file = this.path(state.log);
+    const dir = join(this.dir, 'logs');
     const body: StateFile = {
-      server_uuid: state.serverUuid,
+      log: state.log,
       database: state.database,
       tx_id: state.txId,
       alh: state.alh.toString('hex'),
+      server_uuid: state.serverUuid,
+      ...(state.durable ? { durable_tx_id: state.durable.txId, durable_alh: state.durable.alh.toString('hex') } : {}),
       updated_at: '',
     };
     return new Promise<void>((resolve, reject) => {

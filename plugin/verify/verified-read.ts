@@ -2,7 +2,7 @@
 // auditor's own trusted state (the trusted session, shared with the writer), which advances
 // only when every check passed.
 import { ImmudbClient, ImmudbError, isKeyNotFoundError, type ImmudbConnectionOptions } from '../store/immudb-client.js';
-import { TrustedSession } from '../store/trusted-session.js';
+import { BehindError, TrustedSession, type TrustedState } from '../store/trusted-session.js';
 import { INITIAL_ALH, TxChain, verifyVerifiableEntry, verifyVerifiableTx, VerificationError } from '../store/proofs/index.js';
 import { EntryTypeAction } from '../store/immudb-types.js';
 import { mkdirSync, readFileSync, renameSync, writeFileSync } from 'node:fs';
@@ -62,33 +62,76 @@ function parseValue(value: Buffer): unknown {
 }
 
 
+export interface ReaderTarget {
+  /** Every address that may serve the log (primary, replicas): the first that proves it holds the log is read. */
+  addresses?: Array<{ host: string; port: number }>;
+  /** The log's name (decisions #19); default: the database. */
+  log?: string;
+  /** PEM of immudb's state signing key; every proven state must be signed by it. */
+  serverPublicKey?: string | undefined;
+}
+
 export class AuditReader {
   private constructor(
     private readonly client: ImmudbClient,
     private readonly prefix: string,
     private readonly stateDir: string,
     private readonly session: TrustedSession,
+    private readonly before: TrustedState | undefined,
   ) {}
 
-  /** `serverPublicKey`: PEM of immudb's state signing key; every proven state must be signed by it. */
-  static async open(conn: ImmudbConnectionOptions, prefix: string, stateDir: string, serverPublicKey?: string): Promise<AuditReader> {
+  /** The state trusted before this reader opened, the one trusted now and the server that proved it. */
+  moved(): { before: TrustedState | undefined; after: TrustedState; serverUuid: string; address: string } {
+    return { before: this.before, after: this.session.trusted!, serverUuid: this.client.serverUuid, address: this.address };
+  }
+
+  private get address(): string {
+    return `${this.client.options.host}:${this.client.options.port}`;
+  }
+
+  /**
+   * Opens the first address (in order) that answers and proves its history extends this
+   * auditor's trusted state of the log. A fork anywhere fails at once; a server that lags is
+   * passed over for the next address (and reported when none is better).
+   */
+  static async open(conn: ImmudbConnectionOptions, prefix: string, stateDir: string, target: ReaderTarget = {}): Promise<AuditReader> {
+    const addresses = target.addresses?.length ? target.addresses : [{ host: conn.host, port: conn.port }];
+    const log = target.log ?? conn.database;
+    const first = addresses[0]!;
     const session = new TrustedSession({
-      host: conn.host, port: conn.port, database: conn.database, stateDir, serverPublicKey,
-      resetCommand: `immudb-audit trust reset --state-dir ${stateDir} --address ${conn.host}:${conn.port} --database ${conn.database}`,
+      log, database: conn.database, addresses, stateDir, serverPublicKey: target.serverPublicKey,
+      resetCommand: `immudb-audit trust reset --state-dir ${stateDir} --address ${first.host}:${first.port} --database ${conn.database}${log !== conn.database ? ` --log ${log}` : ''}`,
       holder: 'auditor',
     });
-    try {
-      return new AuditReader(await ImmudbClient.connect(conn), prefix, stateDir, session);
-    } catch (e) {
-      if (!(e instanceof ImmudbError && /database does not exist/i.test(e.details ?? e.message))) throw e;
-      const known = session.knownIdentity();
-      if (known) {
-        throw new VerificationError(
-          `database ${conn.database} does not exist on immudb at ${conn.host}:${conn.port}, but this auditor verified entries in it on server ${known}: the server was replaced or the database removed`,
-        );
+    const before = await session.load();
+    let lastError: unknown;
+    for (const a of addresses) {
+      let client: ImmudbClient | undefined;
+      try {
+        client = await ImmudbClient.connect({ ...conn, host: a.host, port: a.port });
+        const c = client;
+        await session.admit({
+          serverUuid: c.serverUuid,
+          address: `${a.host}:${a.port}`,
+          currentTxId: async () => toSafeInt((await c.currentState()).txId, 'current tx id'),
+          proveTx: (tx, since) => c.verifiableTxById(tx, since, EntryTypeAction.EXCLUDE),
+        });
+        return new AuditReader(c, prefix, stateDir, session, before);
+      } catch (e) {
+        await client?.close().catch(() => undefined);
+        if (e instanceof VerificationError && !(e instanceof BehindError)) throw e;
+        if (e instanceof ImmudbError && /database does not exist/i.test(e.details ?? e.message)) {
+          const trusted = await session.load();
+          if (trusted) {
+            e.message = `database ${conn.database} does not exist on immudb at ${a.host}:${a.port}, but this auditor verified tx ${trusted.txId} of log ${log} on server ${trusted.serverUuid}: the server was replaced or the database removed`;
+            lastError = lastError instanceof BehindError ? lastError : new VerificationError(e.message);
+            continue;
+          }
+        }
+        if (!(lastError instanceof VerificationError)) lastError = e;
       }
-      throw e;
     }
+    throw lastError;
   }
 
   /** A plain (unverified) read. */
@@ -119,7 +162,6 @@ export class AuditReader {
     const key = entryKey(this.prefix, checkAuditId(auditId));
     const uuid = this.client.serverUuid;
     const { database } = this.client.options;
-    this.session.bind(uuid);
     const trusted = this.session.trusted;
     let ve;
     try {
@@ -128,13 +170,13 @@ export class AuditReader {
       if (isKeyNotFoundError(err)) throw new NotFoundError(`audit entry ${auditId} not found in immudb database ${database} (key ${key})`);
       if (trusted) {
         const current = await this.client.currentState().then((s) => toSafeInt(s.txId, 'tx id')).catch(() => undefined);
-        if (current !== undefined) this.session.refuseRollback(current);
+        if (current !== undefined) this.session.refuseRollback(current, { serverUuid: uuid, address: this.address });
       }
       throw err;
     }
     const next = verifyVerifiableEntry(ve, this.session.anchor(), { key: Buffer.from(key) });
     const entry = ve.entry!;
-    await this.session.accept(this.client.serverUuid, next, ve.verifiableTx?.signature);
+    await this.session.accept(this.client.serverUuid, next, ve.verifiableTx?.signature ?? null, this.address);
     const after = this.session.trusted!;
     return {
       key,
@@ -162,18 +204,24 @@ export class AuditReader {
   async verifyAll(opts: { fromTx?: number; onTx?: (txId: number, entries: number) => void } = {}): Promise<VerifyAllResult> {
     const uuid = this.client.serverUuid;
     const { database } = this.client.options;
-    this.session.bind(uuid);
     const trusted = this.session.trusted;
-    const checkpointFile = join(this.stateDir, uuid, `${database}.audited.json`);
+    // The checkpoint belongs to the log, next to its state; an earlier version kept it per server.
+    const checkpointDir = join(this.stateDir, 'logs');
+    const checkpointFile = join(checkpointDir, `${this.session.log}.audited.json`);
+    const readCheckpoint = (file: string) => (JSON.parse(readFileSync(file, 'utf8')) as { last_tx: number }).last_tx;
     let lastAudited = 0;
     try {
-      lastAudited = (JSON.parse(readFileSync(checkpointFile, 'utf8')) as { last_tx: number }).last_tx;
+      lastAudited = readCheckpoint(checkpointFile);
     } catch {
-      lastAudited = 0;
+      try {
+        lastAudited = this.session.migratedFrom ? readCheckpoint(join(this.stateDir, this.session.migratedFrom, `${database}.audited.json`)) : 0;
+      } catch {
+        lastAudited = 0;
+      }
     }
     const from = opts.fromTx ?? lastAudited + 1;
     const current = toSafeInt((await this.client.currentState()).txId, 'current tx id');
-    this.session.refuseRollback(current);
+    this.session.refuseRollback(current, { serverUuid: uuid, address: this.address });
     const first = Math.max(1, from);
     if (first > current) {
       return { serverUuid: uuid, database, fromTx: from, toTx: current, transactions: 0, entries: 0, trustedTxId: trusted?.txId ?? 0 };
@@ -231,8 +279,8 @@ export class AuditReader {
     chain.finish(current, end.alh);
 
     // 3. Everything held: the trusted state and the checkpoint advance.
-    await this.session.advance(this.client.serverUuid, end);
-    mkdirSync(join(this.stateDir, uuid), { recursive: true, mode: 0o700 });
+    await this.session.advance(this.client.serverUuid, end, this.address);
+    mkdirSync(checkpointDir, { recursive: true, mode: 0o700 });
     writeFileSync(`${checkpointFile}.tmp`, JSON.stringify({ last_tx: current, at: new Date().toISOString() }) + '\n', { mode: 0o600 });
     renameSync(`${checkpointFile}.tmp`, checkpointFile);
     return { serverUuid: uuid, database, fromTx: from, toTx: current, transactions: current - first + 1, entries, trustedTxId: end.txId };

@@ -102,7 +102,7 @@ interface Tamper {
 }
 
 async function verifyAll(db: string, stateDir: string, o: { tamper?: Tamper; fromTx?: number; key?: string } = {}): Promise<VerifyAllResult> {
-  const reader = await AuditReader.open(conn(db), PREFIX, stateDir, o.key);
+  const reader = await AuditReader.open(conn(db), PREFIX, stateDir, { serverPublicKey: o.key });
   try {
     const client = (reader as unknown as { client: ImmudbClient }).client;
     if (o.tamper?.scan) {

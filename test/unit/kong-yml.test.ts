@@ -542,6 +542,10 @@ const OMITTED: Record<string, string> = {
   'tls.client_cert': 'TLS is off inside the compose network',
   'tls.client_key': 'TLS is off inside the compose network',
   'tls.server_name': 'TLS is off inside the compose network',
+  immudb_addresses: 'one immudb in the demo stack; docs/operations.md, "Failover" shows a replicated one',
+  immudb_log_name: 'the default (the database name) is the log name',
+  immudb_replica_acks: 'one immudb in the demo stack; docs/operations.md, "Failover"',
+  immudb_replica_ack_timeout: 'one immudb in the demo stack; docs/operations.md, "Failover"',
 };
 
 // ---------------------------------------------------------------------------------------------

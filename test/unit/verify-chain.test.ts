@@ -104,18 +104,18 @@ for (const version of [0, 1] as const) {
 // ---------------------------------------------------------------------------------------------
 // The trusted state, saved asynchronously
 
-const state = (txId: number) => ({ serverUuid: 'srv-1', database: 'db', txId, alh: sha256(Buffer.from(`alh ${txId}`)) });
+const state = (txId: number) => ({ log: 'db', database: 'db', txId, alh: sha256(Buffer.from(`alh ${txId}`)), serverUuid: 'srv-1', durable: undefined });
 
 test('save resolves once the state is on disk, atomically replaced, with no temp file left', async (t) => {
   const dir = mkdtempSync(join(tmpdir(), 'kia-state-'));
   t.teardown(() => rmSync(dir, { recursive: true, force: true }));
   const store = new TrustedStateStore(dir);
   await store.save(state(3));
-  t.deepEqual(store.load('srv-1', 'db'), state(3));
+  t.deepEqual(store.load('db', 'db'), state(3));
   await store.save(state(4));
-  t.deepEqual(store.load('srv-1', 'db'), state(4));
-  t.deepEqual(readdirSync(join(dir, 'srv-1')), ['db.json']);
-  t.is(JSON.parse(readFileSync(join(dir, 'srv-1', 'db.json'), 'utf8')).tx_id, 4);
+  t.deepEqual(store.load('db', 'db'), state(4));
+  t.deepEqual(readdirSync(join(dir, 'logs')), ['db.json']);
+  t.is(JSON.parse(readFileSync(join(dir, 'logs', 'db.json'), 'utf8')).tx_id, 4);
 });
 
 test('concurrent saves of one file do not interleave; the newest waiting state wins and every caller hears of it', async (t) => {
@@ -126,17 +126,17 @@ test('concurrent saves of one file do not interleave; the newest waiting state w
   const order: number[] = [];
   const saves = [1, 2, 3, 4, 5].map((n) => (n % 2 ? a : b).save(state(n)).then(() => order.push(n)));
   // Another file is written independently.
-  const other = a.save({ ...state(9), database: 'other' });
+  const other = a.save({ ...state(9), log: 'other', database: 'other' });
   await Promise.all([...saves, other]);
-  t.deepEqual(a.load('srv-1', 'db'), state(5));
-  t.deepEqual(a.load('srv-1', 'other'), { ...state(9), database: 'other' });
+  t.deepEqual(a.load('db', 'db'), state(5));
+  t.deepEqual(a.load('other', 'other'), { ...state(9), log: 'other', database: 'other' });
   // 1 was being written when 2..5 arrived: 2..4 were superseded by 5, all resolved with it.
   t.deepEqual(order, [1, 2, 3, 4, 5]);
-  t.deepEqual(readdirSync(join(dir, 'srv-1')).sort(), ['db.json', 'other.json']);
+  t.deepEqual(readdirSync(join(dir, 'logs')).sort(), ['db.json', 'other.json']);
   // Many rounds of racing saves always leave a whole, newest state.
   for (let round = 0; round < 20; round++) {
     await Promise.all(Array.from({ length: 6 }, (_, i) => (i % 2 ? a : b).save(state(100 + round * 10 + i))));
-    t.deepEqual(a.load('srv-1', 'db'), state(100 + round * 10 + 5));
+    t.deepEqual(a.load('db', 'db'), state(100 + round * 10 + 5));
   }
 });
 
@@ -146,17 +146,17 @@ test('a failed save rejects its callers and leaves the previous state', async (t
   const store = new TrustedStateStore(dir);
   await store.save(state(1));
   // The temp file's path taken by a directory: the write fails (also as root).
-  const tmp = join(dir, 'srv-1', `db.json.${process.pid}.tmp`);
+  const tmp = join(dir, 'logs', `db.json.${process.pid}.tmp`);
   mkdirSync(tmp);
   const failing = [store.save(state(2)), store.save(state(3))];
   for (const p of failing) await t.throwsAsync(p, { name: 'UnusableTrustFile', message: /^trusted state file \S+db\.json cannot be written \(EISDIR/ });
-  t.deepEqual(store.load('srv-1', 'db'), state(1));
+  t.deepEqual(store.load('db', 'db'), state(1));
   rmdirSync(tmp);
   // The queue is free again.
   await store.save(state(4));
-  t.deepEqual(store.load('srv-1', 'db'), state(4));
-  writeFileSync(join(dir, 'srv-1', 'db.json'), '{"server_uuid":"srv-1","database":"db","tx_id":1,"alh":"zz"}');
-  t.throws(() => store.load('srv-1', 'db'), { message: /db\.json does not hold a valid state for server srv-1 database db$/ });
-  writeFileSync(join(dir, 'srv-1', 'db.json'), '{"server_uuid":');
-  t.throws(() => store.load('srv-1', 'db'), { message: /db\.json is not valid JSON/ });
+  t.deepEqual(store.load('db', 'db'), state(4));
+  writeFileSync(join(dir, 'logs', 'db.json'), '{"log":"db","server_uuid":"srv-1","database":"db","tx_id":1,"alh":"zz"}');
+  t.throws(() => store.load('db', 'db'), { message: /db\.json does not hold a valid state for log db \(database db\)$/ });
+  writeFileSync(join(dir, 'logs', 'db.json'), '{"server_uuid":');
+  t.throws(() => store.load('db', 'db'), { message: /db\.json is not valid JSON/ });
 });
