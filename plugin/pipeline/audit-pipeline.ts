@@ -35,6 +35,10 @@ export interface PipelineStats {
   spool_bytes: number;
   oldest_unacked_ms: number | null;
   last_tx_id: number;
+  /** Another server proved the log; the writer moved to another address; it re-anchored after lag (decisions #19). */
+  server_changes: number;
+  failovers: number;
+  lag_recoveries: number;
   halted: string | null;
 }
 
@@ -177,6 +181,9 @@ export class AuditPipeline {
       spool_bytes: this.spool.bytes,
       oldest_unacked_ms: head ? Date.now() - head.at : null,
       last_tx_id: this.writer.lastTxId,
+      server_changes: this.writer.events.serverChanges,
+      failovers: this.writer.events.failovers,
+      lag_recoveries: this.writer.events.lagRecoveries,
       halted: this.writer.halted ? this.writer.halted.message : null,
     };
   }

@@ -73,6 +73,8 @@ export class AuditWriter {
   /** Addresses found to be read-only replicas (checked again on each connection). */
   private readonly replicas = new Set<number>();
   private current = 0;
+  /** A batch written whose replica acknowledgements are still awaited (see retryReplicaWait). */
+  private unacked: { records: readonly KeyValue[]; result: WriteResult } | undefined;
   private readonly session: TrustedSession;
   private chain: Promise<unknown> = Promise.resolve();
   /** Set when a check failed; the writer then refuses every write until restarted. */
@@ -167,6 +169,8 @@ export class AuditWriter {
 
   private async writeNow(records: readonly KeyValue[]): Promise<WriteResult> {
     if (this.halted) throw this.halted;
+    const waiting = await this.retryReplicaWait(records);
+    if (waiting) return waiting;
     let lastError: unknown;
     let behind: BehindError | undefined;
     const n = this.addresses.length;
@@ -186,7 +190,9 @@ export class AuditWriter {
           this.opts.logger.warn(`writing to immudb at ${this.address(i)} (server ${c.serverUuid}) instead of ${this.address(this.current)}`);
           this.current = i;
         }
+        this.unacked = { records, result: res };
         await this.waitForReplicas(i);
+        this.unacked = undefined;
         return res;
       } catch (e) {
         if (e instanceof BehindError) {
@@ -211,6 +217,29 @@ export class AuditWriter {
       throw behind;
     }
     throw lastError;
+  }
+
+  /**
+   * The batch written before whose replicas did not prove it in time, retried by the pipeline:
+   * while its server still answers, only the wait is repeated (nothing is written again). When
+   * that server has gone, the batch goes the normal way (failover, replay by verified reads).
+   */
+  private async retryReplicaWait(records: readonly KeyValue[]): Promise<WriteResult | undefined> {
+    const u = this.unacked;
+    this.unacked = undefined;
+    if (!u || u.records.length !== records.length || !u.records.every((r, k) => r.key.equals(records[k]!.key))) return undefined;
+    const c = this.clients.get(this.current);
+    if (!c) return undefined;
+    try {
+      await c.currentState();
+    } catch (e) {
+      if (isUnreachableError(e)) this.dropClient(this.current);
+      return undefined;
+    }
+    this.unacked = u;
+    await this.waitForReplicas(this.current);
+    this.unacked = undefined;
+    return u.result;
   }
 
   /**

@@ -44,6 +44,9 @@ export class AuditMetrics {
     counter('entries_refused_total', 'Entries refused (spool full or unwritable): lost, and logged.', (s) => s.refused);
     counter('write_retries_total', 'Failed immudb writes that were retried.', (s) => s.retries);
     counter('batches_verified_total', 'immudb transactions written and verified.', (s) => s.verified_batches);
+    counter('server_changes_total', 'Times another immudb server (another UUID) proved it holds the log and was accepted (a failover, a restore).', (s) => s.server_changes);
+    counter('failovers_total', 'Times the writer moved to another of the configured immudb addresses.', (s) => s.failovers);
+    counter('lag_recoveries_total', 'Times the writer re-anchored at the last transaction its replicas held, after a failover to a replica that lagged.', (s) => s.lag_recoveries);
     gauge('spool_entries', 'Entries in the spool not yet proven in immudb.', (s) => s.spool_entries);
     gauge('spool_bytes', 'Bytes of the spool on disk.', (s) => s.spool_bytes);
     gauge('queue_entries', 'Entries held in memory for the writer.', (s) => s.queued_memory);

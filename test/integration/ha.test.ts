@@ -36,6 +36,23 @@ async function until<T>(what: string, fn: () => Promise<T | undefined | null | f
   }
 }
 
+/**
+ * Like until(), restarting the replicas every few seconds meanwhile: immudb 1.11's asynchronous
+ * replicator polls its primary with an exponential backoff while idle (1 s doubling up to
+ * 2 min), and a restart starts it afresh. Without it a test could wait minutes.
+ */
+async function untilNudging<T>(what: string, replicas: ImmudbServer[], fn: () => Promise<T | undefined | null | false>, timeoutMs = 60_000): Promise<T> {
+  const deadline = Date.now() + timeoutMs;
+  for (;;) {
+    try {
+      return await until(what, fn, 3_000);
+    } catch (e) {
+      if (Date.now() > deadline) throw e;
+      for (const r of replicas) await r.restart();
+    }
+  }
+}
+
 const addr = (s: ImmudbServer | { host: string; port: number }) => `${s.host}:${s.port}`;
 
 interface Gateway {
@@ -182,4 +199,129 @@ test.serial('a forked replica is refused by the writer and the auditor, at its o
   const onFork = await entryIds(moved, 'fork', 'f');
   t.is(onFork.size, 4 + 7, 'only the 4 replicated entries and the 7 forged ones');
   for (const s of Object.values(await gw.status())) t.true(s.spool_entries >= 3, 'entries wait in the spool');
+});
+
+test.serial('trust reset of the fork is loud: a lifecycle entry records it in the log', async (t) => {
+  const s = await server(t);
+  await createPrimaryDatabase(s, 'life');
+  const aud = stateDir();
+  const c = await client(s, 'life');
+  await c.set([{ key: Buffer.from('x'), value: Buffer.from('1') }]);
+  await c.close();
+  t.is((await auditor([s], 'life', 'l', aud, 'verify', '--all')).code, 0);
+  const reset = await auditor([s], 'life', 'l', aud, 'trust', 'reset');
+  t.is(reset.code, 0, reset.stderr);
+  t.regex(reset.stdout, /recorded in the log: l:lifecycle:[0-9a-f-]{36} in tx 2/);
+  const c2 = await client(s, 'life');
+  const [entry] = await scanAll(c2, 'l:lifecycle:');
+  await c2.close();
+  t.like(JSON.parse(entry!.value.toString()), { event: 'trust_reset', log: 'life', holder: 'auditor', previous: { tx_id: 1 } });
+  // The auditor's trust now starts at the recorded reset.
+  const again = await auditor([s], 'life', 'l', aud, '--json', 'verify', '--all', '--from-tx', '1');
+  t.is(again.code, 0, again.stderr);
+  t.is(JSON.parse(again.stdout).to_tx, 2);
+});
+
+test.serial('promotion of an up-to-date replica: two gateways fail over without surgery, nothing lost or duplicated, the auditor still verifies; trust move', async (t) => {
+  const primary = await server(t);
+  const replica = await server(t);
+  await createPrimaryDatabase(primary, 'up');
+  await createReplicaDatabase(replica, primary, 'up');
+  const gws = [await startGateway(), await startGateway()];
+  for (const g of gws) t.teardown(() => g.dispose());
+  const workers = await Promise.all(gws.map((g) => g.worker(config([primary, replica], 'up', 'u'))));
+  // Two gateway nodes write to one database: each proves the other's transactions as it goes.
+  await Promise.all(workers.map((w) => send(w, 15)));
+  await until('30 entries on the primary', async () => (await entryIds(primary, 'up', 'u')).size === 30);
+  await waitForTx(replica, 'up', await currentTx(primary, 'up'));
+  const aud = stateDir();
+  const before = await auditor([primary, replica], 'up', 'u', aud, '--json', 'verify', '--all');
+  t.is(before.code, 0, before.stderr);
+  t.is(JSON.parse(before.stdout).entries, 30);
+
+  await primary.stop();
+  await promoteReplica(replica, 'up');
+  await Promise.all(workers.map((w) => send(w, 10)));
+  await until('50 entries on the promoted replica', async () => (await entryIds(replica, 'up', 'u')).size === 50);
+  const ids = await entryIds(replica, 'up', 'u');
+  t.true([...ids.values()].every((n) => n === 1), 'each entry once');
+  for (const g of gws) {
+    const [s] = Object.values(await g.status());
+    t.is(s!.halted, null);
+    await until('spool drained', async () => Object.values(await g.status())[0]!.spool_entries === 0);
+    t.regex(g.server.logs(), /is now served by server \S+ at 127\.0\.0\.1:\d+, trusted before on server/);
+    const metrics = await (await fetch(`http://127.0.0.1:${g.metricsPort}/metrics`)).text();
+    t.regex(metrics, /kong_immudb_audit_server_changes_total\{[^}]*\} [1-9]/);
+  }
+  // The auditor's saved state still verifies, through whichever address answers.
+  const after = await auditor([primary, replica], 'up', 'u', aud, '--json', 'verify', '--all');
+  t.is(after.code, 0, after.stderr);
+  t.is(JSON.parse(after.stdout).entries, 20);
+
+  // trust move: another auditor, anchored on the primary, moves to the replica after a proof.
+  const aud2 = stateDir();
+  const moved = await moveTo(replica, primary.port);
+  cleanups.push(() => moved.dispose());
+  t.is((await auditor([moved], 'up', 'u', aud2, 'verify', '--all')).code, 0);
+  const relocated = await moveTo(moved, await freePort());
+  cleanups.push(() => relocated.dispose());
+  const move = await auditor([relocated], 'up', 'u', aud2, 'trust', 'move');
+  t.is(move.code, 0, move.stderr);
+  t.regex(move.stdout, /^trust in log up \(database up\) moved to server \S+ at 127\.0\.0\.1:\d+: its history \(tx \d+\) extends the state trusted before/);
+});
+
+test.serial('a lagging replica promoted: entries it lacks are re-sent from the spool, none lost, none twice (immudb_replica_acks)', async (t) => {
+  const primary = await server(t);
+  const replica = await server(t);
+  const laterPort = await freePort();
+  await createPrimaryDatabase(primary, 'lag');
+  await createReplicaDatabase(replica, primary, 'lag');
+  const gw = await startGateway();
+  t.teardown(() => gw.dispose());
+  const w = await gw.worker(config([primary, replica, { host: '127.0.0.1', port: laterPort }], 'lag', 'g', { immudb_replica_acks: 1, immudb_replica_ack_timeout: 0.5 }));
+  await send(w, 10);
+  await untilNudging('10 entries acknowledged', [replica], async () => Object.values(await gw.status())[0]?.written === 10 && Object.values(await gw.status())[0]!.spool_entries === 0);
+  // The replica pauses; the primary proves more entries, which stay in the spool: no replica
+  // holds them (and the writer waits for that before it writes the next batch).
+  const replicated = await currentTx(primary, 'lag');
+  await replica.stop();
+  await send(w, 50);
+  await until('a batch more on the primary', async () => (await entryIds(primary, 'lag', 'g')).size > 10);
+  t.is(Object.values(await gw.status())[0]!.spool_entries, 50, 'nothing acknowledged without a replica');
+  await primary.stop();
+  await replica.restart();
+  t.is(await currentTx(replica, 'lag'), replicated, 'the replica is behind the primary');
+  await promoteReplica(replica, 'lag');
+  // The writer fails over, re-anchors at the last tx a replica held and re-sends the rest; a
+  // new replica of the promoted server acknowledges them, and the spool drains.
+  const replica2 = await server(t, { port: laterPort });
+  await createReplicaDatabase(replica2, replica, 'lag');
+  await untilNudging('spool drained', [replica2], async () => Object.values(await gw.status())[0]!.spool_entries === 0, 120_000);
+  const s = Object.values(await gw.status())[0]!;
+  t.is(s.halted, null);
+  const ids = await entryIds(replica, 'lag', 'g');
+  t.is(ids.size, 60);
+  t.true([...ids.values()].every((n) => n === 1), 'each entry once');
+  t.regex(gw.server.logs(), /transactions \d+\.\.\d+ had not reached it when it took over \(replication lag\)/);
+});
+
+test.serial('synchronous replication: the promoted replica holds every acknowledged entry', async (t) => {
+  const primary = await server(t);
+  const replica = await server(t);
+  await createPrimaryDatabase(primary, 'sync', { sync: true, syncAcks: 1 });
+  await createReplicaDatabase(replica, primary, 'sync', { sync: true });
+  const gw = await startGateway();
+  t.teardown(() => gw.dispose());
+  const w = await gw.worker(config([primary, replica], 'sync', 's'));
+  await send(w, 30);
+  await until('30 entries acknowledged', async () => Object.values(await gw.status())[0]?.written === 30 && Object.values(await gw.status())[0]!.spool_entries === 0);
+  await primary.stop();
+  // What the primary committed, the replica had acknowledged (precommitted: it commits them
+  // once promoted). The spool is empty, so nothing could be re-sent: 35 = none lost.
+  await promoteReplica(replica, 'sync');
+  await send(w, 5);
+  await until('35 entries on the promoted replica', async () => (await entryIds(replica, 'sync', 's')).size === 35);
+  t.true([...(await entryIds(replica, 'sync', 's')).values()].every((n) => n === 1));
+  t.is(Object.values(await gw.status())[0]!.halted, null);
+  t.is(Object.values(await gw.status())[0]!.duplicates, 0);
 });
