@@ -224,16 +224,13 @@ test.serial('forged proof for an existing key: the writer halts, the entries sta
   t.is(ok.code, 0, ok.stderr);
 });
 
-// ---- Finding 2: a trusted state or binding that cannot be read ------------------------------
+// ---- Finding 2: a trusted state (or, to migrate, a binding) that cannot be read ------------------------------
 
-type Damage = (stateDir: string, db: string) => string;
+type Damage = (stateDir: string, db: string, port: number) => string;
 
+/** The log's trusted state (decisions #19: per log, named after the database by default). */
 function stateFile(stateDir: string, db: string): string {
-  const uuid = readdirSync(stateDir).find((d) => d !== 'bindings');
-  return join(stateDir, uuid!, `${db}.json`);
-}
-function bindingFile(stateDir: string, db: string): string {
-  return join(stateDir, 'bindings', readdirSync(join(stateDir, 'bindings')).find((f) => f.endsWith(`_${db}.json`))!);
+  return join(stateDir, 'logs', `${db}.json`);
 }
 
 /** Each damage returns the file it damaged. */
@@ -260,8 +257,11 @@ const DAMAGES: Record<string, Damage> = {
     mkdirSync(f);
     return f;
   },
-  'broken binding': (dir, db) => {
-    const f = bindingFile(dir, db);
+  // A state kept per server by an earlier version, to be migrated, whose binding is broken.
+  'broken binding of an earlier version': (dir, db, port) => {
+    rmSync(stateFile(dir, db));
+    mkdirSync(join(dir, 'bindings'), { recursive: true });
+    const f = join(dir, 'bindings', `127.0.0.1_${port}_${db}.json`);
     writeFileSync(f, '{"server_uuid"');
     return f;
   },
@@ -290,13 +290,13 @@ test.serial('the writer halts on a trusted state it cannot read, even when immud
   // The plugin server stops; its state file is corrupted and immudb rolled back meanwhile.
   const stateDir = join(stack.dataDir, 'trusted-state');
   await stack.server.stop();
-  const damaged = DAMAGES['invalid JSON']!(stateDir, db);
+  const damaged = DAMAGES['invalid JSON']!(stateDir, db, stack.immudb.port);
   const before = dirSnapshot(stateDir);
   await stack.immudb.stop();
   rmSync(immudbData, { recursive: true, force: true });
   cpSync(backup, immudbData, { recursive: true });
   await stack.immudb.restart();
-  let from = stack.server.logs().length;
+  const from = stack.server.logs().length;
   await stack.server.start();
   await send(worker!, 3, 3);
   const line = await until('the writer to halt', () => logLine(stack, from, /writer halted/), 30_000);
@@ -315,14 +315,14 @@ test.serial('the writer halts on a trusted state it cannot read, even when immud
   const reset = await runCli(['--address', `${stack.immudb.host}:${stack.immudb.port}`, '--database', db, 'trust', 'reset', '--data-dir', stack.dataDir]);
   t.is(reset.code, 0, reset.stderr);
   t.log(reset.stdout);
-  t.regex(reset.stdout, /moved .*bindings.* aside/);
   t.regex(reset.stdout, new RegExp(`moved ${damaged.replace(/[.*+?^${}()|[\]\\]/g, '\\$&')} aside to \\S+\\.reset-`));
-  t.true(readdirSync(join(stateDir, 'bindings')).some((f) => /\.reset-/.test(f)), 'the binding is kept, renamed');
-  from = stack.server.logs().length;
+  t.true(readdirSync(join(stateDir, 'logs')).some((f) => /\.reset-/.test(f)), 'the state is kept, renamed');
+  // The reset is recorded in the log itself, and the writer's trust starts there.
+  t.regex(reset.stdout, /recorded in the log: audit:lifecycle:\S+ in tx \d+ \(the new trusted state starts there\)/);
+  t.is((await scanAll(c3, 'audit:lifecycle:')).length, 1);
   await stack.server.start();
   await send(worker!, 2, 4);
   await waitForEntries(c3, 's:entry:', 10);
-  t.truthy(logLine(stack, from, /no trusted state/), 'the writer says it starts from first contact');
 });
 
 test.serial('the writer halts on each kind of damaged state or binding and never overwrites it', async (t) => {
@@ -340,7 +340,7 @@ test.serial('the writer halts on each kind of damaged state or binding and never
     await stack.server.stop();
     const pristine = mkdtempSync(join(tmpdir(), 'kia-state-'));
     cpSync(stateDir, pristine, { recursive: true });
-    const file = damage(stateDir, db);
+    const file = damage(stateDir, db, stack.immudb.port);
     const before = dirSnapshot(stateDir);
     const from = stack.server.logs().length;
     await stack.server.start();
@@ -381,7 +381,7 @@ test.serial('the auditor exits 3 on a damaged state or binding (verify, verify -
     const dir = mkdtempSync(join(tmpdir(), 'kia-auditor-'));
     try {
       cpSync(pristine, dir, { recursive: true });
-      const file = damage(dir, db);
+      const file = damage(dir, db, stack.immudb.port);
       const before = dirSnapshot(dir);
       for (const args of [['verify', id], ['verify', '--all']]) {
         const r = await runCli([...cliTarget(stack.immudb, db, 'a', dir), ...args], env);
@@ -390,7 +390,7 @@ test.serial('the auditor exits 3 on a damaged state or binding (verify, verify -
         t.regex(r.stderr, /immudb-audit trust reset --state-dir/, name);
       }
       t.deepEqual(dirSnapshot(dir), before, `${name}: nothing overwritten`);
-      const reset = await runCli(['--state-dir', dir, '--address', `${stack.immudb.host}:${stack.immudb.port}`, '--database', db, 'trust', 'reset']);
+      const reset = await runCli(['--state-dir', dir, '--address', `${stack.immudb.host}:${stack.immudb.port}`, '--database', db, 'trust', 'reset', '--no-record']);
       t.is(reset.code, 0, reset.stderr);
       t.regex(reset.stdout, /moved .* aside/, name);
       const again = await runCli([...cliTarget(stack.immudb, db, 'a', dir), 'verify', id], env);
