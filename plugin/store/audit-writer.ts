@@ -14,7 +14,7 @@ import { basename, dirname } from 'node:path';
 import {
   ImmudbClient, ImmudbError, isKeyExistsError, isKeyNotFoundError, isReplicaError, isUnreachableError, type ImmudbConnectionOptions,
 } from './immudb-client.js';
-import { BehindError, TrustedSession, type Address } from './trusted-session.js';
+import { BehindError, FAILOVER_DOC, TRUST_DOC, TrustedSession, type Address } from './trusted-session.js';
 import { VerificationError, verifyVerifiableEntry, verifyVerifiableSet, verifyVerifiableTx } from './proofs/index.js';
 import { EntryTypeAction } from './immudb-types.js';
 import { toSafeInt } from './longs.js';
@@ -111,13 +111,16 @@ export class AuditWriter {
     const have = this.clients.get(i);
     if (have) return have;
     const a = this.addresses[i]!;
+    // The database is created only on first contact with the log: a server without it, once
+    // the log is trusted, was replaced or lost it.
+    const trusted = await this.session.load();
     // A session reopened after a restart may reach another server behind the address: it is
     // used only once admitted (ServerChanged sends the write to admission again).
     const c = await ImmudbClient.connect({
       ...this.opts.connection,
       host: a.host,
       port: a.port,
-      createDatabase: this.opts.connection.createDatabase && i === 0,
+      createDatabase: Boolean(this.opts.connection.createDatabase && i === 0 && !trusted),
       checkIdentity: (uuid) => {
         const known = this.identities.get(i);
         if (known !== undefined && known !== uuid) {
@@ -125,9 +128,23 @@ export class AuditWriter {
           throw new ServerChanged(`immudb at ${this.address(i)} now has identity ${uuid} (was ${known}): it must prove it holds the log first`);
         }
       },
+    }).catch((e: unknown) => {
+      throw this.missingDatabase(e, i) ?? e;
     });
     this.clients.set(i, c);
     return c;
+  }
+
+  /** A trusted log whose database is missing at address i: that server was replaced or lost it. */
+  private missingDatabase(e: unknown, i: number): BehindError | undefined {
+    const trusted = this.session.trusted;
+    if (!trusted || !(e instanceof ImmudbError) || !/database does not exist/i.test(e.details ?? e.message)) return undefined;
+    return new BehindError(
+      `database ${this.opts.connection.database} does not exist on immudb at ${this.address(i)}, but the writer verified tx ${trusted.txId} of log ${trusted.log} on server ${trusted.serverUuid}: ` +
+        `the server was replaced or the database removed (see ${FAILOVER_DOC} and ${TRUST_DOC})`,
+      0,
+      trusted.txId,
+    );
   }
 
   /** A client of address i that accepts writes and proved it holds the log. */
@@ -194,7 +211,8 @@ export class AuditWriter {
         await this.waitForReplicas(i);
         this.unacked = undefined;
         return res;
-      } catch (e) {
+      } catch (err) {
+        const e = this.missingDatabase(err, i) ?? err;
         if (e instanceof BehindError) {
           behind ??= e;
         } else if (e instanceof VerificationError) {

@@ -102,6 +102,8 @@ export class ImmudbClient {
   private keepAliveTimer: NodeJS.Timeout | undefined;
   private opening: Promise<void> | undefined;
   private closed = false;
+  /** A session was opened once (the database is never created on a reconnection). */
+  private opened = false;
   /** The server's identity (immudb's UUID); trusted state is kept per identity. */
   serverUuid = '';
 
@@ -204,7 +206,9 @@ export class ImmudbClient {
       await this.openSession(this.options.database);
     } catch (e) {
       const err = e as grpc.ServiceError;
-      if (!this.options.createDatabase || !isMissingDatabase(err)) throw toImmudbError(err, 'open session');
+      // Created on the first connection only: a database missing after a reconnection means
+      // another server (or a removed database) behind the address, which must not be papered over.
+      if (!this.options.createDatabase || this.opened || !isMissingDatabase(err)) throw toImmudbError(err, 'open session');
       await this.openSession('defaultdb').catch((e2) => {
         throw toImmudbError(e2 as grpc.ServiceError, 'open session to create the database');
       });
@@ -222,6 +226,7 @@ export class ImmudbClient {
         throw toImmudbError(e4 as grpc.ServiceError, 'open session');
       });
     }
+    this.opened = true;
     this.startKeepAlive();
   }
 

@@ -66,11 +66,11 @@ test.serial('another server behind the same address: writer halts, verify fails,
     try {
       await send(c, 5, 500);
       const line = await waitForLog(c.stack, /writer halted/);
-      t.regex(line, /has identity \S+, but entries were verified on \S+: a different server or data directory is behind this address/);
+      t.regex(line, /database swap does not exist on immudb at 127\.0\.0\.1:\d+, but the writer verified tx \d+ of log swap on server \S+: the server was replaced or the database removed/);
 
       const bad = await runCli([...c.target, 'verify', written[0]!], c.env);
       t.is(bad.code, 3);
-      t.regex(bad.stderr, /^immudb-audit: VERIFICATION FAILED: database swap does not exist on immudb at 127\.0\.0\.1:\d+, but this auditor verified entries in it on server \S+: the server was replaced or the database removed/);
+      t.regex(bad.stderr, /^immudb-audit: VERIFICATION FAILED: database swap does not exist on immudb at 127\.0\.0\.1:\d+, but this auditor verified tx \d+ of log swap on server \S+: the server was replaced or the database removed/);
 
       // The impostor now has a database of that name, with entries of its own.
       const forged = await ImmudbClient.connect({ host: impostor.host, port: impostor.port, username: impostor.username, password: impostor.password, database: 'swap', createDatabase: true });
@@ -78,7 +78,9 @@ test.serial('another server behind the same address: writer halts, verify fails,
       await forged.close();
       const bad2 = await runCli([...c.target, 'verify', written[0]!], c.env);
       t.is(bad2.code, 3);
-      t.regex(bad2.stderr, /^immudb-audit: VERIFICATION FAILED: immudb at 127\.0\.0\.1:\d+ database swap has identity \S+, but this auditor verified entries on \S+: a different server or data directory is behind this address/);
+      // Trust belongs to the log, not to the server: the impostor's history is shorter (a fork
+      // were it longer), whatever its identity.
+      t.regex(bad2.stderr, /^immudb-audit: VERIFICATION FAILED: immudb at 127\.0\.0\.1:\d+ \(server \S+\) reports tx 1 of swap, but this auditor verified tx \d+ of log swap before on server \S+: its history is shorter/);
 
       t.deepEqual(dirSnapshot(join(c.stack.dataDir, 'trusted-state')), pluginState, "the writer's trusted state did not move");
       t.deepEqual(dirSnapshot(c.auditor), auditorState, "the auditor's trusted state did not move");
@@ -122,11 +124,11 @@ test.serial('data directory rolled back to an older copy: writer halts, verify f
 
     await send(c, 3, 900);
     const line = await waitForLog(c.stack, /writer halted/);
-    t.regex(line, /reports tx \d+, but tx \d+ was verified before: its history was rolled back or replaced/);
+    t.regex(line, /reports tx \d+ of rollback, but the writer verified tx \d+ of log rollback before: its history is shorter\. .*rolled back or replaced/);
 
     const bad = await runCli([...c.target, 'verify', early[0]!], c.env);
     t.is(bad.code, 3, bad.stderr);
-    t.regex(bad.stderr, /^immudb-audit: VERIFICATION FAILED: immudb database rollback reports tx \d+, but this auditor verified tx \d+ before: its history was rolled back or replaced/);
+    t.regex(bad.stderr, /^immudb-audit: VERIFICATION FAILED: immudb at 127\.0\.0\.1:\d+ \(server \S+\) reports tx \d+ of rollback, but this auditor verified tx \d+ of log rollback before: its history is shorter\. .*rolled back or replaced/);
     const audit = await runCli([...c.target, 'verify', '--all'], c.env);
     t.is(audit.code, 3, audit.stderr);
     t.regex(audit.stderr, /its history was rolled back or replaced/);
