@@ -238,12 +238,13 @@ trust
       { addresses: all, log: logName(o), serverPublicKey: o.serverPublicKey ? readFileSync(o.serverPublicKey, 'utf8') : undefined },
     );
     try {
-      const m = reader.moved();
-      if (!m.before) throw new VerificationError(`no trusted state for log ${logName(o)} in ${stateDir}: nothing to move (the next contact is a first contact)`);
+      if (!(await reader.trustedBefore())) throw new VerificationError(`no trusted state for log ${logName(o)} in ${stateDir}: nothing to move (the next contact is a first contact)`);
+      const m = await reader.moveHere();
+      const before = m.before!;
       print(
         o,
-        `trust in log ${logName(o)} (database ${o.database}) moved to server ${m.serverUuid} at ${m.address}: its history (tx ${m.after.txId}) extends the state trusted before (tx ${m.before.txId}, server ${m.before.serverUuid})`,
-        { moved: true, log: logName(o), server_uuid: m.serverUuid, address: m.address, trusted_before: { tx: m.before.txId, server_uuid: m.before.serverUuid }, trusted_now: { tx: m.after.txId } },
+        `trust in log ${logName(o)} (database ${o.database}) moved to server ${m.serverUuid} at ${m.address}: its history (tx ${m.after.txId}) extends the state trusted before (tx ${before.txId}, server ${before.serverUuid})`,
+        { moved: true, log: logName(o), server_uuid: m.serverUuid, address: m.address, trusted_before: { tx: before.txId, server_uuid: before.serverUuid }, trusted_now: { tx: m.after.txId } },
       );
     } finally {
       await reader.close();

@@ -167,7 +167,7 @@ export class TrustedSession {
   /**
    * Admits a server that claims to hold the log: it must prove (dual proof from the trusted tx
    * to its current one, signed when a key is configured) that its history extends the trusted
-   * state, which then advances. Once per server identity; a reconnection that reaches another
+   * state. Once per server identity; a reconnection that reaches another
    * identity is admitted anew. Without a trusted state, the first proof establishes it.
    */
   async admit(server: LogServer): Promise<void> {
@@ -186,8 +186,9 @@ export class TrustedSession {
     }
     const n = await server.currentTxId();
     if (n >= t.txId) {
-      const next = this.proven(server, await server.proveTx(n, t.txId), t, n);
-      await this.accept(uuid, next, undefined, address);
+      // Proven, not yet trusted: the state advances with the operation that follows (a write,
+      // a read, an audit of the range), as it would have without this admission.
+      this.proven(server, await server.proveTx(n, t.txId), t, n);
     } else {
       const d = t.durable;
       if (this.opts.holder !== 'writer' || !d || n < d.txId) throw this.behind(server, n, t);
@@ -221,7 +222,12 @@ export class TrustedSession {
           `Nothing is written to or read from it; find the server that holds the log (see ${FAILOVER_DOC}), or, if an operator decides this history is the one to keep, \`${this.opts.resetCommand}\` (see ${TRUST_DOC})`,
       );
     }
-    this.checkSigned(next, vtx.signature);
+    try {
+      this.checkSigned(next, vtx.signature);
+    } catch (e) {
+      if (e instanceof VerificationError) e.message = `tx ${n}: ${e.message}`;
+      throw e;
+    }
     return next;
   }
 

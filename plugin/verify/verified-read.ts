@@ -80,8 +80,22 @@ export class AuditReader {
     private readonly before: TrustedState | undefined,
   ) {}
 
-  /** The state trusted before this reader opened, the one trusted now and the server that proved it. */
-  moved(): { before: TrustedState | undefined; after: TrustedState; serverUuid: string; address: string } {
+  /** The state trusted when this reader opened. */
+  async trustedBefore(): Promise<TrustedState | undefined> {
+    return this.before;
+  }
+
+  /**
+   * `trust move`: the server's current state, proven against the trusted one (a dual proof,
+   * signed when a key is configured), becomes the trusted state, recorded with this server.
+   */
+  async moveHere(): Promise<{ before: TrustedState | undefined; after: TrustedState; serverUuid: string; address: string }> {
+    const t = this.session.anchor();
+    const n = toSafeInt((await this.client.currentState()).txId, 'current tx id');
+    this.session.refuseRollback(n, { serverUuid: this.client.serverUuid, address: this.address });
+    const vtx = await this.client.verifiableTxById(n, this.session.provenSince(), EntryTypeAction.EXCLUDE);
+    const next = verifyVerifiableTx(vtx, t, { listedEntries: 'none' });
+    await this.session.accept(this.client.serverUuid, next, vtx.signature ?? null, this.address);
     return { before: this.before, after: this.session.trusted!, serverUuid: this.client.serverUuid, address: this.address };
   }
 

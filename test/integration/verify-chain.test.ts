@@ -183,9 +183,9 @@ for (const version of [0, 1] as const) {
     const at1 = auditorAt1(db);
     const b = await verifyAll(db.name, at1, { key: keys.pub });
     t.like(b, { fromTx: db.tx1 + 1, toTx: db.tx2, transactions: db.tx2 - db.tx1, entries: db.entries2, trustedTxId: db.tx2 });
-    const state = JSON.parse(readFileSync(join(at1, db.uuid, `${db.name}.json`), 'utf8'));
+    const state = JSON.parse(readFileSync(join(at1, 'logs', `${db.name}.json`), 'utf8'));
     t.is(state.tx_id, db.tx2);
-    t.is(JSON.parse(readFileSync(join(at1, db.uuid, `${db.name}.audited.json`), 'utf8')).last_tx, db.tx2);
+    t.is(JSON.parse(readFileSync(join(at1, 'logs', `${db.name}.audited.json`), 'utf8')).last_tx, db.tx2);
     // The trusted tx inside the range (an older range audited again), and at its end.
     t.like(await verifyAll(db.name, auditorAt1(db), { fromTx: 2 }), { fromTx: 2, toTx: db.tx2, transactions: db.tx2 - 1, trustedTxId: db.tx2 });
     t.like(await verifyAll(db.name, at1, { fromTx: 1 }), { fromTx: 1, toTx: db.tx2, trustedTxId: db.tx2 });
@@ -318,7 +318,7 @@ for (const version of [0, 1] as const) {
     // A trusted Alh that is not the server's: inside the range and right before it.
     for (const fromTx of [1, db.tx1 + 1]) {
       const d = auditorAt1(db);
-      const file = join(d, db.uuid, `${db.name}.json`);
+      const file = join(d, 'logs', `${db.name}.json`);
       const s = JSON.parse(readFileSync(file, 'utf8'));
       s.alh = flip(Buffer.from(s.alh, 'hex')).toString('hex');
       writeFileSync(file, JSON.stringify(s));

@@ -25,7 +25,7 @@ export function immudbAddresses(c: ConnectionConfig): Array<{ host: string; port
 export function parseAddress(a: string): { host: string; port: number } {
   const m = /^\[?([^\]]*?)\]?(?::(\d+))?$/.exec(a.trim());
   const port = Number(m?.[2] ?? 3322);
-  if (!m || !m[1] || !Number.isInteger(port) || port < 1 || port > 65535) throw new Error(`invalid immudb address ${JSON.stringify(a)}, expected host:port`);
+  if (!m || !m[1] || !Number.isInteger(port) || port < 1 || port > 65535) throw new Error(`invalid address ${JSON.stringify(a)}, expected host:port`);
   return { host: m[1], port };
 }
 
