@@ -315,6 +315,18 @@ test('docker compose config accepts docker-compose.yml (the real Compose client)
     t.is(cfg.services.kong!.build?.dockerfile, 'kong/Dockerfile');
     t.is(cfg.services.kong!.environment?.IMMUDB_AUDIT_PASSWORD, 'immudb', 'interpolated demo default');
     for (const s of ['kong', 'immudb', 'jaeger', 'echo']) t.truthy(cfg.services[s]!.healthcheck, `${s} health check survives normalisation`);
+    // The replica of docs/operations.md, "Failover": a second immudb of the same version, with its own data.
+    const rr: RunResult = await run(client.argv[0]!, [...client.argv.slice(1), '--project-directory', root, '--env-file', '/dev/null', '-f', join(root, 'docker-compose.yml'), '--profile', 'replica', 'config', '--format', 'json'], {
+      env: { ...client.env, IMMUDB_ADMIN_PASSWORD: '', IMMUDB_AUDIT_PSEUDONYM_KEY: '' },
+      timeoutMs: 60_000,
+    });
+    t.is(rr.code, 0, describe(rr));
+    const withReplica = JSON.parse(rr.stdout) as { services: Record<string, { image?: string; healthcheck?: unknown; volumes?: Array<{ source?: string; target?: string }> }> };
+    const replica = withReplica.services['immudb-replica'];
+    t.truthy(replica, 'the replica service');
+    t.is(replica!.image, withReplica.services.immudb!.image);
+    t.truthy(replica!.healthcheck);
+    t.true((replica!.volumes ?? []).some((v) => v.source === 'immudb-replica-data' && v.target === '/var/lib/immudb'), 'its own data volume');
   } finally {
     client.dispose();
   }
