@@ -69,8 +69,7 @@ export class PipelineRegistry {
     // The writer first: a bad setting (e.g. a malformed key) must fail before the spool is locked.
     const writer = new AuditWriter({
       connection: {
-        host: config.immudb_host,
-        port: config.immudb_port,
+        ...immudbAddresses(config)[0]!,
         username: config.immudb_username,
         password: config.immudb_password,
         database: config.immudb_database,
@@ -87,7 +86,7 @@ export class PipelineRegistry {
     });
     const spoolRoot = config.spool_dir ?? this.settings.spoolDir;
     const spool = Spool.open({
-      dir: join(spoolRoot, safeDirName(`${config.immudb_host}_${config.immudb_port}_${config.immudb_database}_${config.immudb_username}`)),
+      dir: join(spoolRoot, safeDirName(`${immudbAddresses(config)[0]!.host}_${immudbAddresses(config)[0]!.port}_${config.immudb_database}_${config.immudb_username}`)),
       maxBytes: config.spool_max_bytes,
       fsync: config.spool_fsync,
       logger,
@@ -100,7 +99,7 @@ export class PipelineRegistry {
       writer,
       logger,
       (_batch, _res, ms) => this.metrics.writeSeconds.observe({ destination }, ms / 1000),
-      tracing ? { tracing, destination: { host: config.immudb_host, port: config.immudb_port, database: config.immudb_database } } : undefined,
+      tracing ? { tracing, destination: { ...immudbAddresses(config)[0]!, database: config.immudb_database } } : undefined,
     );
   }
 
@@ -143,11 +142,13 @@ export class PipelineRegistry {
 
 /** Where a configuration's entries go: one pipeline, spool and writer per destination. */
 function destinationKey(c: PluginConfig): string {
-  return [c.immudb_host, c.immudb_port, c.immudb_database, c.immudb_username].join('\u0000');
+  return [...immudbAddresses(c).map((a) => `${a.host}:${a.port}`), c.immudb_database, c.immudb_username].join('\u0000');
 }
 
+/** The first address names the destination (immudb_host:immudb_port unless immudb_addresses is set). */
 function describe(c: PluginConfig): string {
-  return `${c.immudb_host}:${c.immudb_port}/${c.immudb_database}`;
+  const [a] = immudbAddresses(c);
+  return `${a!.host}:${a!.port}/${c.immudb_database}`;
 }
 
 function safeDirName(s: string): string {
