@@ -126,7 +126,7 @@ program
     await withReader(o, async (reader) => {
       for (const id of ids) {
         const r = await reader.verify(id);
-        const before = r.trustedBefore ? `tx ${r.trustedBefore.txId}` : 'nothing (first contact with this server)';
+        const before = r.trustedBefore ? `tx ${r.trustedBefore.txId}` : 'nothing (first contact with this log)';
         print(
           o,
           `verified: ${r.key} in tx ${r.txId}\n  server ${r.serverUuid}, consistent with the state trusted before (${before}); trusted now: tx ${r.trustedAfter.txId}` +
@@ -238,7 +238,7 @@ trust
       { addresses: all, log: logName(o), serverPublicKey: o.serverPublicKey ? readFileSync(o.serverPublicKey, 'utf8') : undefined },
     );
     try {
-      if (!(await reader.trustedBefore())) throw new VerificationError(`no trusted state for log ${logName(o)} in ${stateDir}: nothing to move (the next contact is a first contact)`);
+      if (!reader.trustedBefore) throw new VerificationError(`no trusted state for log ${logName(o)} in ${stateDir}: nothing to move (the next contact is a first contact)`);
       const m = await reader.moveHere();
       const before = m.before!;
       print(

@@ -80,8 +80,8 @@ export class AuditReader {
     private readonly before: TrustedState | undefined,
   ) {}
 
-  /** The state trusted when this reader opened. */
-  async trustedBefore(): Promise<TrustedState | undefined> {
+  /** The state trusted when this reader opened (undefined: first contact). */
+  get trustedBefore(): TrustedState | undefined {
     return this.before;
   }
 
