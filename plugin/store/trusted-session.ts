@@ -231,7 +231,7 @@ export class TrustedSession {
     return next;
   }
 
-  private behind(server: LogServer, n: number, t: TrustedState): BehindError {
+  private behind(server: { serverUuid: string; address: string }, n: number, t: TrustedState): BehindError {
     const verified = this.opts.holder === 'auditor' ? 'this auditor verified' : 'the writer verified';
     return new BehindError(
       `immudb at ${server.address} (server ${server.serverUuid}) reports tx ${n} of ${this.opts.database}, but ${verified} tx ${t.txId} of log ${this.opts.log} before` +
@@ -246,7 +246,7 @@ export class TrustedSession {
   refuseRollback(currentTxId: number, server: { serverUuid: string; address: string }, cause?: string): void {
     const t = this.state;
     if (!t || currentTxId >= t.txId) return;
-    const e = this.behind({ ...server, currentTxId: async () => currentTxId, proveTx: async () => { throw new Error('unused'); } }, currentTxId, t);
+    const e = this.behind(server, currentTxId, t);
     if (cause) e.message += ` (${cause})`;
     throw e;
   }
