@@ -201,7 +201,7 @@ test.serial('a forked replica is refused by the writer and the auditor, at its o
   for (const s of Object.values(await gw.status())) t.true(s.spool_entries >= 3, 'entries wait in the spool');
 });
 
-test.serial('trust reset of the fork is loud: a lifecycle entry records it in the log', async (t) => {
+test.serial('trust reset is loud: a lifecycle entry records it in the log, and trust starts there', async (t) => {
   const s = await server(t);
   await createPrimaryDatabase(s, 'life');
   const aud = stateDir();
@@ -312,7 +312,8 @@ test.serial('synchronous replication: the promoted replica holds every acknowled
   await createReplicaDatabase(replica, primary, 'sync', { sync: true });
   const gw = await startGateway();
   t.teardown(() => gw.dispose());
-  const w = await gw.worker(config([primary, replica], 'sync', 's'));
+  // The replica first: the writer must pass over a read-only replica to the primary.
+  const w = await gw.worker(config([replica, primary], 'sync', 's'));
   await send(w, 30);
   await until('30 entries acknowledged', async () => Object.values(await gw.status())[0]?.written === 30 && Object.values(await gw.status())[0]!.spool_entries === 0);
   await primary.stop();
@@ -322,6 +323,8 @@ test.serial('synchronous replication: the promoted replica holds every acknowled
   await send(w, 5);
   await until('35 entries on the promoted replica', async () => (await entryIds(replica, 'sync', 's')).size === 35);
   t.true([...(await entryIds(replica, 'sync', 's')).values()].every((n) => n === 1));
-  t.is(Object.values(await gw.status())[0]!.halted, null);
-  t.is(Object.values(await gw.status())[0]!.duplicates, 0);
+  const s = Object.values(await gw.status())[0]!;
+  t.is(s.halted, null);
+  t.is(s.duplicates, 0);
+  t.regex(gw.server.logs(), new RegExp(`writing to immudb at 127\\.0\\.0\\.1:${primary.port} \\(server \\S+\\) instead of 127\\.0\\.0\\.1:${replica.port}`), 'the read-only replica was passed over');
 });
