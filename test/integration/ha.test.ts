@@ -179,7 +179,11 @@ test.serial('a forked replica is refused by the writer and the auditor, at its o
   // At its own address: the auditor refuses it (its state belongs to the log, not a server).
   const own = await auditor([replica], 'fork', 'f', aud, 'verify', '--all');
   t.is(own.code, 3, own.stdout + own.stderr);
-  t.regex(own.stderr, /fork/i);
+  t.regex(own.stderr, /^immudb-audit: VERIFICATION FAILED: immudb at 127\.0\.0\.1:\d+ \(server \S+\) does not hold log fork as verified: its history forks from the trusted state/);
+  // Nor does trust move there: it needs the same proof.
+  const move = await auditor([replica], 'fork', 'f', aud, 'trust', 'move');
+  t.is(move.code, 3, move.stdout + move.stderr);
+  t.regex(move.stderr, /forks from the trusted state/);
   // A plugin configuration naming the replica's address: its writer refuses it too.
   const w2 = await gw.worker(config([replica], 'fork', 'f'));
   await send(w2, 3);
