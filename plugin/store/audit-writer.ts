@@ -65,13 +65,16 @@ class ServerChanged extends Error {
   override readonly name = 'ServerChanged';
 }
 
+/** The server holds the database as a read-only replica: never written to. */
+class ReadOnlyReplica extends Error {
+  override readonly name = 'ReadOnlyReplica';
+}
+
 export class AuditWriter {
   private readonly addresses: Address[];
   private readonly clients = new Map<number, ImmudbClient>();
   /** The identity each address proved, so a reconnection to another one is noticed. */
   private readonly identities = new Map<number, string>();
-  /** Addresses found to be read-only replicas (checked again on each connection). */
-  private readonly replicas = new Set<number>();
   private current = 0;
   /** A batch written whose replica acknowledgements are still awaited (see retryReplicaWait). */
   private unacked: { records: readonly KeyValue[]; result: WriteResult } | undefined;
@@ -151,11 +154,8 @@ export class AuditWriter {
   private async writable(i: number): Promise<ImmudbClient> {
     const c = await this.client(i);
     if (this.identities.get(i) === c.serverUuid) return c;
-    if (await c.isReplica()) {
-      this.replicas.add(i);
-      throw new ImmudbError(`immudb at ${this.address(i)} holds ${c.database} as a read-only replica`);
-    }
-    this.replicas.delete(i);
+    // Checked on each admission, so a replica promoted meanwhile is written to next time.
+    if (await c.isReplica()) throw new ReadOnlyReplica(`immudb at ${this.address(i)} holds ${c.database} as a read-only replica`);
     await this.session.admit(this.logServer(c, i));
     this.identities.set(i, c.serverUuid);
     return c;
@@ -219,11 +219,11 @@ export class AuditWriter {
           this.dropClient(i);
           this.halt(e);
           throw e;
-        } else if (!(isReplicaError(e) || isUnreachableError(e) || e instanceof ServerChanged || (e instanceof ImmudbError && / read-only replica$/.test(e.message)))) {
+        } else if (!(isReplicaError(e) || isUnreachableError(e) || e instanceof ServerChanged || e instanceof ReadOnlyReplica)) {
           throw e;
         }
+        // Another address may serve: an unreachable server, a changed identity, a replica.
         if (isUnreachableError(e) || e instanceof ServerChanged) this.dropClient(i);
-        if (isReplicaError(e)) this.replicas.add(i);
         lastError = e;
       }
     }
