@@ -238,7 +238,7 @@ trust
       { addresses: all, log: logName(o), serverPublicKey: o.serverPublicKey ? readFileSync(o.serverPublicKey, 'utf8') : undefined },
     );
     try {
-      if (!reader.trustedBefore) throw new VerificationError(`no trusted state for log ${logName(o)} in ${stateDir}: nothing to move (the next contact is a first contact)`);
+      if (!reader.trustedBefore) throw new Error(`no trusted state for log ${logName(o)} in ${stateDir}: nothing to move (the next contact is a first contact)`);
       const m = await reader.moveHere();
       const before = m.before!;
       print(
