@@ -228,7 +228,9 @@ export class AuditReader {
       lastAudited = readCheckpoint(checkpointFile);
     } catch {
       try {
-        lastAudited = this.session.migratedFrom ? readCheckpoint(join(this.stateDir, this.session.migratedFrom, `${database}.audited.json`)) : 0;
+        // An earlier version's checkpoint, kept per server: the one whose state was migrated.
+        const legacy = this.session.migratedFrom ?? trusted?.serverUuid;
+        lastAudited = legacy ? readCheckpoint(join(this.stateDir, legacy, `${database}.audited.json`)) : 0;
       } catch {
         lastAudited = 0;
       }
