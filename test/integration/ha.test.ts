@@ -5,7 +5,7 @@
 // whatever address it is reached, a lagging one gets the entries it lacks from the spool, and
 // `trust move` re-anchors only after a proof.
 import test, { type ExecutionContext } from 'ava';
-import { mkdtempSync, rmSync } from 'node:fs';
+import { mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import {
@@ -331,4 +331,32 @@ test.serial('synchronous replication: the promoted replica holds every acknowled
   t.is(s.halted, null);
   t.is(s.duplicates, 0);
   t.regex(gw.server.logs(), new RegExp(`writing to immudb at 127\\.0\\.0\\.1:${primary.port} \\(server \\S+\\) instead of 127\\.0\\.0\\.1:${replica.port}`), 'the read-only replica was passed over');
+});
+
+test.serial('a trusted state of an earlier version (per server UUID, with its binding) is migrated on first use', async (t) => {
+  const s = await server(t);
+  await createPrimaryDatabase(s, 'mig');
+  const gw = await startGateway();
+  t.teardown(() => gw.dispose());
+  const w = await gw.worker(config([s], 'mig', 'm'));
+  await send(w, 5);
+  await until('5 entries', async () => (await entryIds(s, 'mig', 'm')).size === 5);
+  // Rewrite the writer's state as an earlier version kept it, then start again.
+  await gw.server.stop();
+  const dir = join(gw.dataDir, 'trusted-state');
+  const state = JSON.parse(readFileSync(join(dir, 'logs', 'mig.json'), 'utf8')) as { server_uuid: string; tx_id: number; alh: string };
+  rmSync(join(dir, 'logs'), { recursive: true });
+  mkdirSync(join(dir, 'bindings'), { recursive: true });
+  writeFileSync(join(dir, 'bindings', `127.0.0.1_${s.port}_mig.json`), JSON.stringify({ host: '127.0.0.1', port: s.port, database: 'mig', server_uuid: state.server_uuid }));
+  mkdirSync(join(dir, state.server_uuid));
+  writeFileSync(join(dir, state.server_uuid, 'mig.json'), JSON.stringify({ server_uuid: state.server_uuid, database: 'mig', tx_id: state.tx_id, alh: state.alh }));
+  const from = gw.server.logs().length;
+  await gw.server.start();
+  const w2 = await gw.worker(config([s], 'mig', 'm'));
+  await send(w2, 3);
+  await until('8 entries', async () => (await entryIds(s, 'mig', 'm')).size === 8);
+  const logs = gw.server.logs().slice(from);
+  t.regex(logs, new RegExp(`trusted state of log mig migrated from \\S+/${state.server_uuid}/mig\\.json \\(server ${state.server_uuid}, tx ${state.tx_id}\\)`));
+  t.notRegex(logs, /no trusted state/, 'not a first contact');
+  t.true(JSON.parse(readFileSync(join(dir, 'logs', 'mig.json'), 'utf8')).tx_id > state.tx_id);
 });
