@@ -8,7 +8,7 @@ import { ServerBinding } from './server-binding.js';
 import { parseServerPublicKey, VerificationError, verifyStateSignature, verifyVerifiableSet } from './proofs/index.js';
 import type { KeyObject } from 'node:crypto';
 import { toSafeInt } from './longs.js';
-import { traceIndexOf } from '../capture/trace-index.js';
+import { traceIndexOf } from './key-layout.js';
 import type { Logger } from '../log.js';
 
 /** What the writer stores: a key and its value (the audit record as encoded once). */
