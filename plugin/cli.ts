@@ -9,6 +9,7 @@ import { homedir } from 'node:os';
 import { join } from 'node:path';
 import { AuditReader, NotFoundError } from './verify/verified-read.js';
 import { findTrace } from './verify/find-trace.js';
+import { checkDirectorySync } from './pipeline/path-check.js';
 import { VerificationError } from './store/proofs/index.js';
 import { Version } from './handler.js';
 
@@ -37,6 +38,8 @@ function password(o: GlobalOptions): string {
 
 async function withReader<T>(o: GlobalOptions, fn: (r: AuditReader) => Promise<T>): Promise<T> {
   const { host, port } = parsePort(o.address);
+  // Checked (and created) before the trusted state's recursive mkdir could spin on /proc.
+  checkDirectorySync(o.stateDir, '--state-dir');
   const reader = await AuditReader.open(
     { host, port, username: o.username, password: password(o), database: o.database, callTimeoutMs: 30_000 },
     o.prefix,

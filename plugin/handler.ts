@@ -43,30 +43,51 @@ export function readSerialized(raw: unknown, problems: string[]): KongSerialized
   return null;
 }
 
+/**
+ * An instance's configuration: parsed, env:/file: references resolved, TLS material checked.
+ * Overwrites every secret field of `rawConfig` (kong-pdk echoes it back to Kong).
+ */
+function instanceConfig(rawConfig: Record<string, unknown>): PluginConfig {
+  let config: PluginConfig;
+  try {
+    const unresolved = unresolvedVaultRefs(rawConfig);
+    if (unresolved.length) throw new ConfigError(unresolved);
+    // env:/file: references resolved here; Kong resolved {vault://...} ones before sending.
+    config = resolveSecretRefs(parseConfig(rawConfig));
+  } finally {
+    // kong-pdk keeps this object and echoes it in StartInstance/InstanceStatus/CloseInstance
+    // replies: every secret field is overwritten (we hold our own parsed copy).
+    redactSecretFields(rawConfig);
+  }
+  const tls = tlsProblems(config);
+  if (tls.length) throw new ConfigError(tls);
+  return config;
+}
+
 export class Plugin {
   private readonly config: PluginConfig;
   private readonly registry: PipelineRegistry;
   private readonly pipeline: AuditPipeline;
   private readonly privacy: PrivacyPolicy;
 
-  constructor(rawConfig: Record<string, unknown>, registry: PipelineRegistry = sharedRegistry()) {
-    try {
-      const unresolved = unresolvedVaultRefs(rawConfig);
-      if (unresolved.length) throw new ConfigError(unresolved);
-      // env:/file: references resolved here; Kong resolved {vault://...} ones before sending.
-      this.config = resolveSecretRefs(parseConfig(rawConfig));
-    } finally {
-      // kong-pdk keeps this object and echoes it in StartInstance/InstanceStatus/CloseInstance
-      // replies: every secret field is overwritten (we hold our own parsed copy).
-      redactSecretFields(rawConfig);
-    }
-    const tls = tlsProblems(this.config);
-    if (tls.length) throw new ConfigError(tls);
+  /**
+   * The audit thread's way to start an instance: the destination's directories are checked with
+   * async calls first, so a bad path fails this instance without blocking the thread.
+   */
+  static async start(rawConfig: Record<string, unknown>, registry: PipelineRegistry = sharedRegistry()): Promise<Plugin> {
+    const config = instanceConfig(rawConfig);
+    await registry.checkPaths(config);
+    return new Plugin(rawConfig, registry, config);
+  }
+
+  /** In process (kong-pdk calls this): a new destination's directories get the bounded sync check. */
+  constructor(rawConfig: Record<string, unknown>, registry: PipelineRegistry = sharedRegistry(), config: PluginConfig = instanceConfig(rawConfig)) {
+    this.config = config;
     this.privacy = compilePrivacy(this.config.privacy);
     reportRefused(this.privacy);
     this.registry = registry;
-    // Opening the destination's pipeline replays its spool; a spool that cannot be opened
-    // fails StartInstance with the reason.
+    // Opening the destination's pipeline replays its spool; a directory that fails its check or
+    // a spool that cannot be opened fails StartInstance with the reason.
     this.pipeline = registry.get(this.config);
   }
 
