@@ -144,10 +144,6 @@ export class PipelineRegistry {
     return [...this.pipelines.values()];
   }
 
-  async flushAll(): Promise<void> {
-    await Promise.all(this.all().map((p) => p.flush()));
-  }
-
   async shutdown(): Promise<number> {
     const left = await Promise.all(this.all().map((p) => p.shutdown(this.settings.shutdownTimeoutMs)));
     await Promise.all(this.all().map((p) => p.writer.close().catch(() => undefined)));

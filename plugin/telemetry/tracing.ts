@@ -67,7 +67,7 @@ export class AuditTracing {
   private readonly ids = new SeededIdGenerator();
 
   private constructor(env: NodeJS.ProcessEnv, private readonly logger: Logger) {
-    // Exporter problems (collector down, rejected payloads) are reported once, then counted.
+    // Exporter problems (collector down, rejected payloads) are reported once.
     const report = (msg: string) => logger.once('warn', 'otel-export', `tracing: ${msg}; audit entries are not affected`);
     setGlobalErrorHandler((e) => report(e instanceof Error ? e.message : String(e)));
     const diagLogger: DiagLogger = {
