@@ -10,7 +10,7 @@ import { flushThenExitOnSignal } from '../exit-on-signal.js';
 import { readProcessSettings, type ProcessSettings } from './process-settings.js';
 import { checkDirectory, checkDirectorySync } from './path-check.js';
 import { AuditWriter } from '../store/audit-writer.js';
-import { immudbTlsOptions } from '../config/fields/tls.js';
+import { immudbConnection } from './connection.js';
 import { AuditPipeline } from './audit-pipeline.js';
 import { Spool } from './spool.js';
 import { AuditMetrics } from '../telemetry/metrics.js';
@@ -109,15 +109,7 @@ export class PipelineRegistry {
     const logger = createLogger(`pipeline ${describe(config)}`);
     // The writer first: a bad setting (e.g. a malformed key) must fail before the spool is locked.
     const writer = new AuditWriter({
-      connection: {
-        host: config.immudb_host,
-        port: config.immudb_port,
-        username: config.immudb_username,
-        password: config.immudb_password,
-        database: config.immudb_database,
-        createDatabase: config.create_database,
-        tls: immudbTlsOptions(config),
-      },
+      connection: immudbConnection(config),
       stateDir: this.stateDir(),
       serverPublicKey: config.server_public_key,
       logger,
