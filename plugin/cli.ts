@@ -11,7 +11,7 @@ import { AuditReader, NotFoundError } from './verify/verified-read.js';
 import { findTrace } from './verify/find-trace.js';
 import { checkDirectorySync } from './pipeline/path-check.js';
 import { VerificationError } from './store/proofs/index.js';
-import { Version } from './handler.js';
+import { Version } from './version.js';
 
 interface GlobalOptions {
   address: string;

@@ -19,8 +19,6 @@ import { compilePrivacy, reportRefused, type PrivacyPolicy } from './capture/pri
 import { tlsProblems } from './config/fields/tls.js';
 import { ConfigError } from './config/kong-schema.js';
 
-export { Name, Version, Priority, Schema } from './plugin-info.js';
-
 const logger = createLogger('handler');
 
 /** Serialized log from whatever Kong returned; problems are noted, never thrown. */
