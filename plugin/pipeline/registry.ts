@@ -53,7 +53,7 @@ export class PipelineRegistry {
   private directories(config: PluginConfig): Array<[string, string]> {
     return [
       [this.stateDir(), 'IMMUDB_AUDIT_DATA_DIR'],
-      [this.spoolDir(config), config.spool_dir !== null ? 'spool_dir' : process.env.IMMUDB_AUDIT_SPOOL_DIR ? 'IMMUDB_AUDIT_SPOOL_DIR' : 'IMMUDB_AUDIT_DATA_DIR'],
+      [this.spoolDir(config), config.spool_dir !== null ? 'spool_dir' : this.settings.spoolDirFrom],
     ];
   }
 
