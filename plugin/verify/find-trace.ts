@@ -30,6 +30,11 @@ function traceIdOf(entry: unknown): string | null {
   return typeof t === 'string' ? t : null;
 }
 
+/** A trace id as printed: quoted (control characters escaped) unless it is one. */
+function shown(traceId: string | null): string {
+  return traceId !== null && /^[0-9a-f]{32}$/.test(traceId) ? traceId : JSON.stringify(traceId);
+}
+
 export async function findTrace(reader: AuditReader, traceId: string, prefix: string, verify: boolean): Promise<TraceFindResult> {
   const t = traceId.toLowerCase();
   const { ids, strays } = await reader.findByTrace(t);
@@ -47,7 +52,7 @@ export async function findTrace(reader: AuditReader, traceId: string, prefix: st
     }
     const own = traceIdOf(r.entry);
     if (own === t) members.push({ ...r, id, verified: verify });
-    else mismatches.push({ id, key: r.key, entryTraceId: own, reason: `the index lists ${id} under trace ${t}, but the entry's trace_id is ${own ?? 'null'}${how}` });
+    else mismatches.push({ id, key: r.key, entryTraceId: own, reason: `the index lists ${id} under trace ${t}, but the entry's trace_id is ${shown(own)}${how}` });
   }
   return { traceId: t, members, mismatches };
 }
