@@ -9,7 +9,7 @@ import { ImmudbClient, ImmudbError, isKeyExistsError, isKeyNotFoundError, type I
 import { TrustedSession } from './trusted-session.js';
 import { VerificationError, verifyVerifiableEntry, verifyVerifiableSet } from './proofs/index.js';
 import { toSafeInt } from './longs.js';
-import { traceIndexOf } from '../capture/trace-index.js';
+import { traceIndexOf } from './key-layout.js';
 import type { Logger } from '../log.js';
 
 /** What the writer stores: a key and its value (the audit record as encoded once). */

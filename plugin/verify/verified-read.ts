@@ -8,8 +8,7 @@ import { EntryTypeAction } from '../store/immudb-types.js';
 import { mkdirSync, readFileSync, renameSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { toSafeInt } from '../store/longs.js';
-import { entryKey } from '../capture/encode.js';
-import { traceIndexPrefix } from '../capture/trace-index.js';
+import { entryKey, kindPrefix, parseKey, traceIndexPrefix } from '../store/key-layout.js';
 
 export class NotFoundError extends Error {
   override readonly name = 'NotFoundError';
@@ -104,14 +103,21 @@ export class AuditReader {
   }
 
   /**
-   * The audit ids of a trace, from the trace index written with each entry (a prefix scan of
-   * `<prefix>:trace:<trace id>:`, not a scan of everything).
+   * What the trace index lists under a trace (a prefix scan of `<prefix>:trace:<trace id>:`, not
+   * a scan of everything): the audit ids, and keys under that prefix that are not index keys.
+   * Unverified: plugin/verify/find-trace.ts checks each entry's own trace_id.
    */
-  async findByTrace(traceId: string): Promise<string[]> {
+  async findByTrace(traceId: string): Promise<{ ids: string[]; strays: string[] }> {
     const t = traceId.toLowerCase();
     if (!/^[0-9a-f]{32}$/.test(t)) throw new Error(`not a trace id: ${JSON.stringify(traceId)} (expected 32 hex characters)`);
-    const prefix = Buffer.from(traceIndexPrefix(this.prefix, t));
-    return (await this.client.scanPrefix(prefix)).map((e) => e.key.subarray(prefix.length).toString());
+    const ids: string[] = [];
+    const strays: string[] = [];
+    for (const e of await this.client.scanPrefix(Buffer.from(traceIndexPrefix(this.prefix, t)))) {
+      const k = parseKey(e.key);
+      if (k?.kind === 'trace' && k.prefix === this.prefix && k.traceId === t) ids.push(k.id);
+      else strays.push(e.key.toString('utf8'));
+    }
+    return { ids, strays };
   }
 
   /** A verified read: inclusion of the entry in its tx, and the tx consistent with our state. */
@@ -197,7 +203,7 @@ export class AuditReader {
     const anchor = first === 1 ? INITIAL_ALH : trusted?.txId === first - 1 ? trusted.alh : undefined;
     const chain = new TxChain(first, anchor);
     if (trusted && trusted.txId >= first) chain.expectAlh(trusted.txId, trusted.alh);
-    const entryPrefix = Buffer.from(`${this.prefix}:entry:`);
+    const entryPrefix = Buffer.from(kindPrefix(this.prefix, 'entry'));
     let entries = 0;
     let page = SCAN_PAGE_TXS;
     while (chain.nextTxId <= current) {
