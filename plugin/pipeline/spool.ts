@@ -21,6 +21,7 @@ import { crc32 } from 'node:zlib';
 import type { Logger } from '../log.js';
 import { ownedKeyValue } from '../capture/owned-buffers.js';
 import { nodeFs, type SpoolFs } from './spool-fs.js';
+import { LossLedger } from './loss-ledger.js';
 
 const MAGIC_V1 = 0xa0d1;
 const MAGIC_V2 = 0xa0d2;
@@ -173,6 +174,8 @@ export class Spool {
   refused = 0;
   /** Group commits done (one write + one fsync each). */
   flushes = 0;
+  /** Entries lost and not yet recorded in immudb, kept across restarts (loss-ledger.ts). */
+  losses!: LossLedger;
 
   private constructor(private readonly opts: SpoolOptions) {
     this.fs = opts.fs ?? nodeFs;
@@ -201,6 +204,7 @@ export class Spool {
     const { dir } = this.opts;
     this.fs.mkdir(dir);
     this.lock();
+    this.losses = new LossLedger(this.fs, dir);
     const ackMark = this.readMark('ack');
     const legacyAck = ackMark ? undefined : this.readLegacyAck();
     this.ackPos = ackMark ?? legacyAck ?? { segment: 0, offset: 0, seq: 0 };
@@ -584,5 +588,6 @@ export class Spool {
       }
     }
     this.fd = this.ackFd = this.headFd = -1;
+    this.losses?.close();
   }
 }
