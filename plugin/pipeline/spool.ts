@@ -15,7 +15,7 @@
 // Record v1: magic 0xa0d1 u16 | payload length u32 | crc32 u32 (of time+payload) | time u64 ms | payload (read only)
 // Payload: key length u16 | key | value
 // Mark (ack, head): magic u32 | segment u32 | offset u64 | seq u64 | crc32 u32 (of the 24 bytes before)
-import { readFileSync, unlinkSync, writeFileSync } from 'node:fs';
+import { closeSync, openSync, readFileSync, unlinkSync, writeSync } from 'node:fs';
 import { join } from 'node:path';
 import { crc32 } from 'node:zlib';
 import type { Logger } from '../log.js';
@@ -365,7 +365,16 @@ export class Spool {
     const file = join(this.opts.dir, 'LOCK');
     for (let attempt = 0; attempt < 2; attempt++) {
       try {
-        writeFileSync(file, String(process.pid), { flag: 'wx', mode: 0o600 });
+        const fd = openSync(file, 'wx', 0o600);
+        try {
+          writeSync(fd, String(process.pid));
+        } catch (e) {
+          // A full disk takes the (empty) file but not its pid: the lock is ours all the same;
+          // an empty lock reads as stale to a later process.
+          if ((e as NodeJS.ErrnoException).code !== 'ENOSPC') throw e;
+        } finally {
+          closeSync(fd);
+        }
         return;
       } catch (e) {
         if ((e as NodeJS.ErrnoException).code !== 'EEXIST') throw e;
