@@ -138,7 +138,7 @@ export class AuditPipeline {
   /** The spool refused or failed: hold the entry for a direct write, or count it lost. */
   private hold(record: AuditRecord, at: number, span: EntrySpanRef | undefined, err: unknown): Promise<boolean> | boolean {
     this.stats.refused++;
-    const reason = `spool: ${err instanceof SpoolFullError ? err.message : ((err as NodeJS.ErrnoException).code ?? (err as Error).message)}`;
+    const reason = `spool: ${err instanceof SpoolFullError ? 'spool_max_bytes reached' : ((err as NodeJS.ErrnoException).code ?? (err as Error).message)}`;
     if (this.held.length < this.queue.max_entries && !this.stopped) {
       if (!this.held.length) {
         this.logger.once('error', `held-${reason}`, `the spool cannot take entries (${reason}); they go to immudb directly, held in memory (at most ${this.queue.max_entries}) until proven or spooled again`);
