@@ -59,7 +59,7 @@ export class AuditPipeline {
   private heldRunning = false;
   private wakeHeld: (() => void) | undefined;
   private stopped = false;
-  private lastWriteError = 'not tried yet';
+  private lastWriteError = 'held entries not written yet';
   /** Losses not yet handed over as loss records, per key prefix. */
   private readonly openLosses = new Map<string, LossWindow>();
   /** Loss records handed over but not yet durable (spooled or proven). */
