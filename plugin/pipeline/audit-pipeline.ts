@@ -54,8 +54,10 @@ export class AuditPipeline {
   private inMemoryUntil: SpoolPosition | undefined;
   private overflow: boolean;
   private readonly lowWater: number;
-  /** Entries the spool could not take, oldest first. */
-  private readonly held: HeldEntry[] = [];
+  /** Entries the spool could not take, oldest first (loss records in front). */
+  private held: HeldEntry[] = [];
+  /** Entries are being held (logged when it starts and when it ends). */
+  private holding = false;
   private heldRunning = false;
   private wakeHeld: (() => void) | undefined;
   private stopped = false;
@@ -140,8 +142,9 @@ export class AuditPipeline {
     this.stats.refused++;
     const reason = `spool: ${err instanceof SpoolFullError ? 'spool_max_bytes reached' : ((err as NodeJS.ErrnoException).code ?? (err as Error).message)}`;
     if (this.held.length < this.queue.max_entries && !this.stopped) {
-      if (!this.held.length) {
-        this.logger.once('error', `held-${reason}`, `the spool cannot take entries (${reason}); they go to immudb directly, held in memory (at most ${this.queue.max_entries}) until proven or spooled again`);
+      if (!this.holding) {
+        this.holding = true;
+        this.logger.error(`the spool cannot take entries (${reason}); they go to immudb directly, held in memory (at most ${this.queue.max_entries}) until proven or spooled again`);
       }
       return new Promise<boolean>((settle) => {
         this.held.push({ key: record.key, value: record.value, at, ...(span ? { span } : {}), settle });
@@ -231,7 +234,9 @@ export class AuditPipeline {
         try {
           const t0 = performance.now();
           const res = await this.traced(batch);
-          this.held.splice(0, batch.length);
+          // By identity: a loss record may have been put in front meanwhile.
+          const done = new Set(batch);
+          this.held = this.held.filter((h) => !done.has(h));
           this.count(res);
           this.onBatch?.(batch, res, performance.now() - t0);
           for (const h of batch) h.settle(true);
@@ -255,6 +260,10 @@ export class AuditPipeline {
     } finally {
       this.heldRunning = false;
     }
+    if (this.holding && !this.held.length && !this.stopped) {
+      this.holding = false;
+      this.logger.warn('every held entry is proven in immudb or back in the spool');
+    }
   }
 
   /** Appends the held entries to the spool if it takes a probe (the oldest); true when any went. */
@@ -266,18 +275,18 @@ export class AuditPipeline {
     } catch {
       return false;
     }
-    const rest = this.held.slice();
-    await Promise.all(rest.map((h) => this.toSpool(h).catch(() => undefined)));
+    const spooled = new Set([first]);
+    await Promise.all(this.held.filter((h) => h !== first).map((h) => this.toSpool(h).then(() => spooled.add(h), () => undefined)));
+    this.held = this.held.filter((h) => !spooled.has(h));
+    for (const h of spooled) h.settle(true);
     return true;
   }
 
+  /** One held entry into the spool and the normal path (its submit() resolves after). */
   private async toSpool(h: HeldEntry) {
     const pos = await this.spool.append(h.key, h.value, h.at);
-    const i = this.held.indexOf(h);
-    if (i >= 0) this.held.splice(i, 1);
     this.stats.spooled++;
     this.enqueue(pos, { key: h.key, value: h.value, at: h.at, ...(h.span ? { span: h.span } : {}) });
-    h.settle(true);
   }
 
   /** One write attempt of a batch, inside the batch's `audit.write` span when it is traced. */
@@ -387,7 +396,9 @@ export class AuditPipeline {
     while (this.held.some((h) => !h.loss) && Date.now() < deadline) await new Promise((r) => setTimeout(r, 20));
     this.stopped = true;
     this.wakeHeld?.();
-    for (const h of this.held.splice(0)) {
+    const unwritten = this.held;
+    this.held = [];
+    for (const h of unwritten) {
       if (h.loss) continue; // still in the ledger (unrecorded): recorded on the next start
       this.lose(h.key, h.at, `shut down while the spool could not write; immudb: ${this.lastWriteError}`);
       h.settle(false);
