@@ -1,6 +1,6 @@
 // The file calls the spool makes, behind one small interface: node:fs by default, and a seam
 // where unit tests inject ENOSPC, EIO or EACCES at a chosen call (faultyFs).
-import { close, fdatasync, mkdirSync, openSync, closeSync, readdirSync, readSync, renameSync, unlinkSync, ftruncateSync, fsyncSync, write, writeSync } from 'node:fs';
+import { fdatasync, mkdirSync, openSync, closeSync, readdirSync, readSync, renameSync, unlinkSync, ftruncateSync, fsyncSync, write, writeSync } from 'node:fs';
 
 export type SpoolFsCall = 'open' | 'write' | 'fsync' | 'truncate' | 'rename' | 'unlink' | 'read';
 
@@ -117,9 +117,4 @@ export function faultyFs(
     unlink: (path) => sync('unlink', path, () => base.unlink(path)),
     read: (path, start, end) => sync('read', path, () => base.read(path, start, end)),
   };
-}
-
-/** Closes without throwing (a descriptor being given up after an error). */
-export function closeQuietly(fd: number) {
-  if (fd >= 0) close(fd, () => undefined);
 }
