@@ -68,6 +68,7 @@ export class AuditPipeline {
   private readonly unrecorded = new Set<LossWindow>();
   private lossEpisode: { count: number; reason: string } | undefined;
   private refillTimer: NodeJS.Timeout | undefined;
+  private ledgerTimer: NodeJS.Timeout | undefined;
 
   constructor(
     readonly queue: QueueConfig,
@@ -164,11 +165,16 @@ export class AuditPipeline {
       this.logger.error(`audit entries are being LOST: the spool cannot write and immudb cannot take them (${reason}), and the memory for such entries (${this.queue.max_entries}) is full; they are counted and recorded in a loss record once something can be written`);
     }
     this.lossEpisode.count++;
-    this.saveLosses();
+    // The first loss of an episode is saved at once; later counts at most once a second (a
+    // sync fsync per lost entry would slow the thread while losses pour in).
+    if (this.lossEpisode.count === 1) this.saveLosses();
+    else this.ledgerTimer ??= setTimeout(() => this.saveLosses(), 1000).unref();
   }
 
   /** Losses not yet recorded in immudb, kept in the spool's ledger for the next start. */
   private saveLosses() {
+    clearTimeout(this.ledgerTimer);
+    this.ledgerTimer = undefined;
     const windows = [...this.openLosses.values(), ...this.unrecorded];
     try {
       this.spool.losses.save(JSON.stringify(windows));

@@ -3,7 +3,7 @@
 // lost, counted, kept in the loss ledger across a crash, and recorded as a loss record.
 // (A stub writer here; the real immudb path is test/integration/disk-full.test.ts.)
 import test from 'ava';
-import { mkdtempSync, rmSync } from 'node:fs';
+import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { AuditPipeline } from '../../plugin/pipeline/audit-pipeline.js';
@@ -63,6 +63,8 @@ test('disk and immudb down: held up to max_entries, the rest lost; the ledger su
   t.deepEqual([s.held_memory, s.lost, s.refused, s.spool_entries], [2, 3, 5, 0]);
   t.true(lines.some((l) => / error p: audit entries are being LOST/.test(l)), lines.join('\n'));
 
+  // Later counts reach the ledger within a second.
+  await until(() => readFileSync(join(dir, 'losses')).includes('"count":3'), 'the ledger to hold the count');
   // A crash (nothing closed), then a start with a working disk and immudb.
   const spool2 = Spool.open({ dir, maxBytes: 1 << 30, fsync: 'group', logger });
   const w2 = stubWriter();
