@@ -21,7 +21,7 @@ function mountTmpfs(size: string): string | null {
 }
 
 function unmount(dir: string) {
-  execFileSync('umount', [dir], { stdio: 'pipe' });
+  execFileSync('umount', ['-l', dir], { stdio: 'pipe' });
   rmSync(dir, { recursive: true, force: true });
 }
 
