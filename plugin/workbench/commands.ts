@@ -15,7 +15,7 @@ import {
 import { csvHeader, csvRow, rowJson, stateJson, stateLine, table } from './formats.js';
 import { toOcsf } from './ocsf.js';
 import { PSEUDONYM_FIELDS, PseudonymKeyError, pseudonymOf, readPseudonymKey } from './pseudonym-search.js';
-import { updateIndex } from './update-index.js';
+import { updateIndex, type UpdateResult } from './update-index.js';
 
 export interface WorkbenchContext {
   /** The global options that matter here. */
@@ -100,13 +100,13 @@ function conditionOf(o: FilterOptions & KeyOptions) {
 }
 
 /** Opens the index of the reader's server, updates it by a verified walk, and hands it to `fn`. */
-async function withIndex<T>(ctx: WorkbenchContext, fn: (index: AuditIndex, state: IndexState) => Promise<T>): Promise<T> {
+async function withIndex<T>(ctx: WorkbenchContext, fn: (index: AuditIndex, state: IndexState, update: UpdateResult) => Promise<T>): Promise<T> {
   const g = ctx.globals();
   return ctx.withReader(async (reader) => {
     const index = AuditIndex.open(indexFile(g.stateDir, reader.serverUuid, g.database, g.prefix), { serverUuid: reader.serverUuid, database: g.database, prefix: g.prefix });
     try {
-      const { state } = await updateIndex(reader, index);
-      return await fn(index, state);
+      const update = await updateIndex(reader, index);
+      return await fn(index, update.state, update);
     } finally {
       index.close();
     }
@@ -134,7 +134,7 @@ export function registerWorkbench(program: Command, ctx: WorkbenchContext): void
       if (g.json && o.csv) throw new InvalidArgumentError('give --json or --csv, not both');
       const cond = conditionOf(o);
       const limit = o.limit ?? DEFAULT_SEARCH_LIMIT;
-      await withIndex(ctx, async (index, state) => {
+      await withIndex(ctx, async (index, state, update) => {
         const rows = [...index.query(cond, limit + 1)];
         const more = rows.length > limit;
         if (more) rows.pop();
@@ -142,7 +142,8 @@ export function registerWorkbench(program: Command, ctx: WorkbenchContext): void
         const shown = more ? `first ${rows.length} of ${matched} matching entries (raise --limit for more)` : `${rows.length} matching ${rows.length === 1 ? 'entry' : 'entries'}`;
         if (g.json) {
           for (const r of rows) process.stdout.write(JSON.stringify(rowJson(r)) + '\n');
-          process.stdout.write(JSON.stringify({ summary: { ...stateJson(state), matched, shown: rows.length } }) + '\n');
+          const indexed = { transactions: update.transactions, entries: update.entries };
+          process.stdout.write(JSON.stringify({ summary: { ...stateJson(state), indexed_now: indexed, matched, shown: rows.length } }) + '\n');
         } else if (o.csv) {
           process.stdout.write(csvHeader() + rows.map(csvRow).join(''));
           if (rows.length) process.stderr.write(`${shown}; ${stateLine(state)}\n`);
