@@ -49,8 +49,11 @@ export interface VerifiedEntry {
   key: Buffer;
   value: Buffer;
 }
-/** Receives each transaction's audit entries once they are checked; `time`: the tx's timestamp in ms. */
-export type OnVerifiedEntries = (tx: { id: number; time: number }, entries: VerifiedEntry[]) => void;
+/**
+ * Receives each transaction's audit entries once they are checked; `time`: the tx's timestamp in
+ * ms. A returned promise is awaited before the walk goes on (a slower consumer holds it back).
+ */
+export type OnVerifiedEntries = (tx: { id: number; time: number }, entries: VerifiedEntry[]) => void | Promise<void>;
 
 function rolledBack(database: string, current: number, trustedTx: number): VerificationError {
   return new VerificationError(`immudb database ${database} reports tx ${current}, but this auditor verified tx ${trustedTx} before: its history was rolled back or replaced`);
@@ -259,7 +262,7 @@ export class AuditReader {
         });
         entries += n;
         opts.onTx?.(header.id, n);
-        if (audit?.length) opts.onEntries!({ id: header.id, time: Number(header.ts) * 1000 }, audit);
+        if (audit?.length) await opts.onEntries!({ id: header.id, time: Number(header.ts) * 1000 }, audit);
       }
     }
     chain.finish(current, end.alh);

@@ -103,9 +103,11 @@ function conditionOf(o: FilterOptions & KeyOptions) {
 async function withIndex<T>(ctx: WorkbenchContext, fn: (index: AuditIndex, state: IndexState, update: UpdateResult) => Promise<T>): Promise<T> {
   const g = ctx.globals();
   return ctx.withReader(async (reader) => {
-    const index = AuditIndex.open(indexFile(g.stateDir, reader.serverUuid, g.database, g.prefix), { serverUuid: reader.serverUuid, database: g.database, prefix: g.prefix });
+    const ident = { serverUuid: reader.serverUuid, database: g.database, prefix: g.prefix };
+    const file = indexFile(g.stateDir, reader.serverUuid, g.database, g.prefix);
+    const update = await updateIndex(reader, { file, ident });
+    const index = AuditIndex.open(file, ident);
     try {
-      const update = await updateIndex(reader, index);
       return await fn(index, update.state, update);
     } finally {
       index.close();
