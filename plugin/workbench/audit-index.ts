@@ -9,7 +9,7 @@ import { ROW_COLUMNS, type IndexRow } from './index-row.js';
 import type { SqlCondition } from './filters.js';
 
 /** Bumped when the layout changes: an index of another layout is rebuilt from tx 1. */
-const LAYOUT = 1;
+const LAYOUT = 2;
 
 /** What an index is complete up to: every audit entry of transactions 1..txId, verified. */
 export interface IndexState {
@@ -48,15 +48,17 @@ CREATE TABLE IF NOT EXISTS entries (
 -- The entries' canonical JSON (the verified bytes, UTF-8) apart from the searched columns:
 -- scans that filter read narrow rows.
 CREATE TABLE IF NOT EXISTS entry_json (rowid INTEGER PRIMARY KEY, json BLOB NOT NULL);
+-- Each search key with the time: a time window is a range within the key, and matches are put
+-- in time order from the index alone.
 CREATE INDEX IF NOT EXISTS by_time ON entries (time);
-CREATE INDEX IF NOT EXISTS by_consumer_id ON entries (consumer_id);
-CREATE INDEX IF NOT EXISTS by_consumer_username ON entries (consumer_username);
-CREATE INDEX IF NOT EXISTS by_consumer_custom_id ON entries (consumer_custom_id);
-CREATE INDEX IF NOT EXISTS by_subject ON entries (subject);
-CREATE INDEX IF NOT EXISTS by_path ON entries (path);
-CREATE INDEX IF NOT EXISTS by_status ON entries (status);
-CREATE INDEX IF NOT EXISTS by_client_ip ON entries (client_ip);
-CREATE INDEX IF NOT EXISTS by_trace ON entries (trace_id);
+CREATE INDEX IF NOT EXISTS by_consumer_id ON entries (consumer_id, time);
+CREATE INDEX IF NOT EXISTS by_consumer_username ON entries (consumer_username, time);
+CREATE INDEX IF NOT EXISTS by_consumer_custom_id ON entries (consumer_custom_id, time);
+CREATE INDEX IF NOT EXISTS by_subject ON entries (subject, time);
+CREATE INDEX IF NOT EXISTS by_path ON entries (path, time);
+CREATE INDEX IF NOT EXISTS by_status ON entries (status, time);
+CREATE INDEX IF NOT EXISTS by_client_ip ON entries (client_ip, time);
+CREATE INDEX IF NOT EXISTS by_trace ON entries (trace_id, time);
 `;
 
 const INSERT_COLUMNS = ['rowid', ...ROW_COLUMNS.slice(0, 2), 'tx_time', ...ROW_COLUMNS.slice(2)];
@@ -146,7 +148,11 @@ export class AuditIndex {
 
   /** The rows matching `cond`, by request time then position in the history. */
   *query(cond: SqlCondition, limit?: number): Generator<StoredRow> {
-    const sql = `SELECT e.*, j.json FROM entries e JOIN entry_json j ON j.rowid = e.rowid WHERE ${cond.where} ORDER BY e.time, e.rowid${limit !== undefined ? ' LIMIT ?' : ''}`;
+    // The matches are ordered (and limited) by their narrow rows first; only those shown are
+    // joined to their JSON.
+    const order = 'ORDER BY time, rowid';
+    const sql = `SELECT e.*, j.json FROM (SELECT rowid AS r FROM entries WHERE ${cond.where} ${order}${limit !== undefined ? ' LIMIT ?' : ''}) s
+      JOIN entries e ON e.rowid = s.r JOIN entry_json j ON j.rowid = s.r ORDER BY e.time, e.rowid`;
     const stmt = this.db.prepare(sql);
     const params = limit !== undefined ? [...cond.params, limit] : cond.params;
     for (const r of stmt.iterate(...params)) {
