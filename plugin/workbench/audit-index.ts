@@ -73,10 +73,11 @@ export class AuditIndex {
   private constructor(readonly file: string, private readonly ident: Pick<IndexState, 'serverUuid' | 'database' | 'prefix'>) {
     mkdirSync(dirname(file), { recursive: true, mode: 0o700 });
     this.db = new DatabaseSync(file, { timeout: 60_000 });
-    // WAL: a reader is not blocked by an update; NORMAL: a crash can lose the last update, which
-    // the next run simply redoes (meta and rows always commit together).
-    // A 64 MiB page cache: an update touches a page of every index per row.
-    this.db.exec('PRAGMA journal_mode = WAL; PRAGMA synchronous = NORMAL; PRAGMA cache_size = -65536;');
+    // A rollback journal rather than WAL: an update mostly appends pages, which it then writes
+    // once instead of twice (WAL, then the checkpoint): 9 -> 4 µs per row at commit. Meta and
+    // rows always commit together. An update touches a page of every index per row, and a search
+    // reads index pages: a 256 MiB page cache and the file mapped (no system call per read).
+    this.db.exec('PRAGMA journal_mode = DELETE; PRAGMA synchronous = NORMAL; PRAGMA cache_size = -262144; PRAGMA mmap_size = 4294967296;');
     const layout = this.meta('layout');
     if (layout !== null && layout !== LAYOUT) this.db.exec('DROP TABLE IF EXISTS entries; DROP TABLE IF EXISTS entry_json; DELETE FROM meta;');
     this.db.exec(SCHEMA);
@@ -162,6 +163,7 @@ export class AuditIndex {
   }
 
   count(cond: SqlCondition): number {
+    if (cond.where === 'TRUE') return this.state().entries;
     return Number((this.db.prepare(`SELECT COUNT(*) AS n FROM entries WHERE ${cond.where}`).get(...cond.params) as { n: number }).n);
   }
 
