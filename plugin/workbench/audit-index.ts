@@ -78,10 +78,13 @@ export class AuditIndex {
     // rows always commit together. An update touches a page of every index per row, and a search
     // reads index pages: a 256 MiB page cache and the file mapped (no system call per read).
     this.db.exec('PRAGMA journal_mode = DELETE; PRAGMA synchronous = NORMAL; PRAGMA cache_size = -262144; PRAGMA mmap_size = 4294967296;');
+    // Written only when new or of another layout: opening to search takes no write lock.
     const layout = this.meta('layout');
-    if (layout !== null && layout !== LAYOUT) this.db.exec('DROP TABLE IF EXISTS entries; DROP TABLE IF EXISTS entry_json; DELETE FROM meta;');
-    this.db.exec(SCHEMA);
-    this.setMeta('layout', LAYOUT);
+    if (layout !== LAYOUT) {
+      if (layout !== null) this.db.exec('DROP TABLE IF EXISTS entries; DROP TABLE IF EXISTS entry_json; DELETE FROM meta;');
+      this.db.exec(SCHEMA);
+      this.setMeta('layout', LAYOUT);
+    }
     this.insertRow = this.db.prepare(`INSERT INTO entries (${INSERT_COLUMNS.join(', ')}) VALUES (${INSERT_COLUMNS.map(() => '?').join(', ')})`);
     this.insertJson = this.db.prepare('INSERT INTO entry_json (rowid, json) VALUES (?, ?)');
   }
