@@ -36,7 +36,7 @@ export function indexFile(stateDir: string, serverUuid: string, database: string
   return join(stateDir, safe(serverUuid), `${safe(database)}.${safe(prefix)}.index.sqlite`);
 }
 
-const SCHEMA = `
+const TABLES = `
 CREATE TABLE IF NOT EXISTS meta (name TEXT PRIMARY KEY, value) WITHOUT ROWID;
 CREATE TABLE IF NOT EXISTS entries (
   rowid INTEGER PRIMARY KEY,
@@ -48,18 +48,25 @@ CREATE TABLE IF NOT EXISTS entries (
 -- The entries' canonical JSON (the verified bytes, UTF-8) apart from the searched columns:
 -- scans that filter read narrow rows.
 CREATE TABLE IF NOT EXISTS entry_json (rowid INTEGER PRIMARY KEY, json BLOB NOT NULL);
--- Each search key with the time: a time window is a range within the key, and matches are put
--- in time order from the index alone.
-CREATE INDEX IF NOT EXISTS by_time ON entries (time);
-CREATE INDEX IF NOT EXISTS by_consumer_id ON entries (consumer_id, time);
-CREATE INDEX IF NOT EXISTS by_consumer_username ON entries (consumer_username, time);
-CREATE INDEX IF NOT EXISTS by_consumer_custom_id ON entries (consumer_custom_id, time);
-CREATE INDEX IF NOT EXISTS by_subject ON entries (subject, time);
-CREATE INDEX IF NOT EXISTS by_path ON entries (path, time);
-CREATE INDEX IF NOT EXISTS by_status ON entries (status, time);
-CREATE INDEX IF NOT EXISTS by_client_ip ON entries (client_ip, time);
-CREATE INDEX IF NOT EXISTS by_trace ON entries (trace_id, time);
 `;
+
+/**
+ * The secondary indexes: the time, and each search key with the time (a time window is a range
+ * within the key, and matches are put in time order from the index alone).
+ */
+const INDEXES: ReadonlyArray<[name: string, columns: string]> = [
+  ['by_time', 'time'],
+  ['by_consumer_id', 'consumer_id, time'],
+  ['by_consumer_username', 'consumer_username, time'],
+  ['by_consumer_custom_id', 'consumer_custom_id, time'],
+  ['by_subject', 'subject, time'],
+  ['by_path', 'path, time'],
+  ['by_status', 'status, time'],
+  ['by_client_ip', 'client_ip, time'],
+  ['by_trace', 'trace_id, time'],
+];
+const CREATE_INDEXES = INDEXES.map(([n, c]) => `CREATE INDEX IF NOT EXISTS ${n} ON entries (${c});`).join('\n');
+const DROP_INDEXES = INDEXES.map(([n]) => `DROP INDEX IF EXISTS ${n};`).join('\n');
 
 const INSERT_COLUMNS = ['rowid', ...ROW_COLUMNS.slice(0, 2), 'tx_time', ...ROW_COLUMNS.slice(2)];
 
@@ -69,6 +76,8 @@ export class AuditIndex {
   private readonly insertJson: StatementSync;
   private nextRowid = 0;
   private inUpdate = false;
+  /** Filling an empty index: its secondary indexes are built once at commit. */
+  private bulk = false;
 
   private constructor(readonly file: string, private readonly ident: Pick<IndexState, 'serverUuid' | 'database' | 'prefix'>) {
     mkdirSync(dirname(file), { recursive: true, mode: 0o700 });
@@ -82,7 +91,7 @@ export class AuditIndex {
     const layout = this.meta('layout');
     if (layout !== LAYOUT) {
       if (layout !== null) this.db.exec('DROP TABLE IF EXISTS entries; DROP TABLE IF EXISTS entry_json; DELETE FROM meta;');
-      this.db.exec(SCHEMA);
+      this.db.exec(TABLES + CREATE_INDEXES);
       this.setMeta('layout', LAYOUT);
     }
     this.insertRow = this.db.prepare(`INSERT INTO entries (${INSERT_COLUMNS.join(', ')}) VALUES (${INSERT_COLUMNS.map(() => '?').join(', ')})`);
@@ -118,6 +127,11 @@ export class AuditIndex {
     this.inUpdate = true;
     const r = this.db.prepare('SELECT COALESCE(MAX(rowid), 0) AS n FROM entries').get() as { n: number };
     this.nextRowid = r.n + 1;
+    // An empty index (a first run over the whole history) is filled in bulk: rows first, then
+    // each secondary index built once from sorted keys, instead of one insert per index and
+    // row. The drop is part of the update: a rollback brings the indexes back.
+    this.bulk = r.n === 0;
+    if (this.bulk) this.db.exec(DROP_INDEXES);
   }
 
   /** Adds the row of a verified entry (inside an update); `json`: the entry's bytes as verified. */
@@ -133,6 +147,7 @@ export class AuditIndex {
 
   /** Ends an update: the rows and the state they are complete up to, together. */
   commit(txId: number, verifiedAt: string, added: number): void {
+    if (this.bulk) this.db.exec(CREATE_INDEXES);
     this.setMeta('complete_tx', txId);
     this.setMeta('verified_at', verifiedAt);
     this.setMeta('entries', this.state().entries + added);

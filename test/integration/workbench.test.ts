@@ -351,6 +351,34 @@ test.serial('a tampered transaction in the walk fails the update with a Verifica
   }
   t.is(rowsAdded, 8, 'the rows of the verified transaction before the tampered one were added, then rolled back');
   t.deepEqual(indexContent(file), before);
+
+  // A first run (an empty index, filled in bulk: its indexes are dropped and built at commit).
+  const fresh = mkdtempSync(join(dir, 'auditor-fresh-'));
+  const r2 = await AuditReader.open(conn(), PREFIX, fresh);
+  const file2 = indexFile(fresh, r2.serverUuid, DB, PREFIX);
+  const c2 = (r2 as unknown as { client: ImmudbClient }).client;
+  const lastTx = Number((await c2.currentState()).txId);
+  const scan2 = c2.txScan.bind(c2);
+  c2.txScan = async (from, limit, action) => {
+    const txs = await scan2(from, limit, action);
+    const last = txs.find((x) => Number(x.header!.id) === lastTx);
+    const e = last?.entries.filter((x) => x.key.subarray(1).toString().startsWith(`${PREFIX}:entry:`)).at(-1);
+    if (e) e.value = Buffer.from(e.value.toString().replace('"schema_version":1', '"schema_version":2'));
+    return txs;
+  };
+  try {
+    await t.throwsAsync(updateIndex(r2, { file: file2, ident: { serverUuid: r2.serverUuid, database: DB, prefix: PREFIX } }), { instanceOf: VerificationError });
+  } finally {
+    await r2.close();
+  }
+  const db = new DatabaseSync(file2, { readOnly: true });
+  try {
+    t.is((db.prepare('SELECT COUNT(*) AS n FROM entries').get() as { n: number }).n, 0);
+    t.is((db.prepare("SELECT COUNT(*) AS n FROM sqlite_schema WHERE type = 'index' AND name LIKE 'by_%'").get() as { n: number }).n, 9, 'the indexes dropped for the bulk fill are back');
+    t.deepEqual(db.prepare("SELECT name FROM meta WHERE name = 'complete_tx'").all(), []);
+  } finally {
+    db.close();
+  }
 });
 
 test.serial('history rewritten on the real server (data directory rolled back, then new writes): search exits 3, index unchanged', async (t) => {
