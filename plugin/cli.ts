@@ -32,9 +32,16 @@ function parsePort(address: string): { host: string; port: number } {
   return { host: m[1], port };
 }
 
+/** No default credentials: a forgotten password must not become the superuser's (exit 2). */
 function password(o: GlobalOptions): string {
   if (o.passwordFile) return readFileSync(o.passwordFile, 'utf8').replace(/\r?\n$/, '');
-  return process.env.IMMUDB_PASSWORD ?? 'immudb';
+  if (process.env.IMMUDB_PASSWORD) return process.env.IMMUDB_PASSWORD;
+  throw new InvalidArgumentError('no immudb password: set IMMUDB_PASSWORD or --password-file');
+}
+
+function username(o: GlobalOptions): string {
+  if (o.username) return o.username;
+  throw new InvalidArgumentError('no immudb user: set IMMUDB_USERNAME or --username');
 }
 
 async function withReader<T>(o: GlobalOptions, fn: (r: AuditReader) => Promise<T>): Promise<T> {
@@ -42,7 +49,7 @@ async function withReader<T>(o: GlobalOptions, fn: (r: AuditReader) => Promise<T
   // Checked (and created) before the trusted state's recursive mkdir could spin on /proc.
   checkDirectorySync(o.stateDir, '--state-dir');
   const reader = await AuditReader.open(
-    { host, port, username: o.username, password: password(o), database: o.database, callTimeoutMs: 30_000 },
+    { host, port, username: username(o), password: password(o), database: o.database, callTimeoutMs: 30_000 },
     o.prefix,
     o.stateDir,
     o.serverPublicKey ? readFileSync(o.serverPublicKey, 'utf8') : undefined,
@@ -64,8 +71,8 @@ program
   .description('Read and verify kong-immudb-audit entries stored in immudb')
   .version(Version)
   .option('-a, --address <host:port>', 'immudb address', process.env.IMMUDB_ADDRESS ?? '127.0.0.1:3322')
-  .option('-u, --username <user>', 'immudb user', process.env.IMMUDB_USERNAME ?? 'immudb')
-  .option('--password-file <file>', 'file holding the immudb password (default: $IMMUDB_PASSWORD, else "immudb")')
+  .option('-u, --username <user>', 'immudb user (default: $IMMUDB_USERNAME; required)', process.env.IMMUDB_USERNAME)
+  .option('--password-file <file>', 'file holding the immudb password (default: $IMMUDB_PASSWORD; one of them is required)')
   .option('-d, --database <db>', 'immudb database', process.env.IMMUDB_DATABASE ?? 'defaultdb')
   .option('--prefix <prefix>', 'key prefix of the plugin configuration', process.env.IMMUDB_AUDIT_KEY_PREFIX ?? 'audit')
   .option('--state-dir <dir>', "this auditor's own trusted state", process.env.IMMUDB_AUDIT_AUDITOR_STATE_DIR ?? join(homedir(), '.config', 'kong-immudb-audit', 'auditor'))
