@@ -2,7 +2,8 @@
 // `immudb-audit`: read and verify audit entries. Connection settings come from flags or the
 // environment (IMMUDB_ADDRESS, IMMUDB_USERNAME, IMMUDB_PASSWORD, IMMUDB_DATABASE,
 // IMMUDB_AUDIT_KEY_PREFIX); passwords are best given by environment or file, not on the
-// command line. Exit codes: 0 ok, 1 not found or failed, 2 usage, 3 verification failed.
+// command line. Exit codes: 0 ok, 1 not found or failed, 2 usage, 3 verification failed (status:
+// a writer halted), 4 (status) a destination's writes are being retried.
 import { Command, InvalidArgumentError } from 'commander';
 import { readFileSync } from 'node:fs';
 import { homedir } from 'node:os';
@@ -159,7 +160,7 @@ program
 
 program
   .command('status')
-  .description("the plugin server's pipeline figures (from its metrics endpoint, IMMUDB_AUDIT_METRICS_PORT); exit 3 when a writer is halted")
+  .description("the plugin server's pipeline figures (from its metrics endpoint, IMMUDB_AUDIT_METRICS_PORT); exit 3 when a writer is halted, 4 when writes are being retried")
   .option('--metrics-url <url>', 'base URL of the metrics endpoint', `http://127.0.0.1:${process.env.IMMUDB_AUDIT_METRICS_PORT ?? '9542'}`)
   .action(async (cmd: { metricsUrl: string }) => {
     const o = program.opts<GlobalOptions>();
@@ -174,14 +175,16 @@ program
     }
     const lines = [`plugin server pid ${body.pid}`];
     for (const [dest, s] of Object.entries(body.destinations)) {
-      lines.push(`${dest}${s.halted ? `  HALTED: ${s.halted}` : ''}`);
-      for (const k of ['captured', 'spooled', 'written', 'duplicates', 'refused', 'retries', 'verified_batches', 'queued_memory', 'spool_entries', 'spool_bytes', 'oldest_unacked_ms', 'last_tx_id']) {
+      const failing = s.state === 'retrying' ? `  RETRYING (${s.last_error_kind}): ${s.last_error}` : '';
+      lines.push(`${dest}${s.halted ? `  HALTED: ${s.halted}` : failing}`);
+      for (const k of ['captured', 'spooled', 'written', 'duplicates', 'refused', 'retries', 'verified_batches', 'queued_memory', 'spool_entries', 'spool_bytes', 'oldest_unacked_ms', 'last_tx_id', 'state', 'last_error_at']) {
         lines.push(`  ${k.padEnd(18)} ${s[k] ?? '-'}`);
       }
     }
     if (!Object.keys(body.destinations).length) lines.push('no destination used yet');
     print(o, lines.join('\n'), body);
     if (Object.values(body.destinations).some((s) => s.halted)) process.exitCode = 3;
+    else if (Object.values(body.destinations).some((s) => s.state === 'retrying')) process.exitCode = 4;
   });
 
 const trust = program.command('trust').description("this auditor's trusted state, or the plugin writer's");

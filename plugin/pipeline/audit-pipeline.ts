@@ -11,6 +11,7 @@ import { VerificationError } from '../store/proofs/index.js';
 import { Batcher } from './batcher.js';
 import { comparePos, Spool, SpoolFullError, type SpoolPosition, type SpooledRecord } from './spool.js';
 import type { AuditTracing, BatchSpan, EntrySpanRef } from '../telemetry/tracing.js';
+import { WriteHealth, type WriteHealthSnapshot } from './write-health.js';
 
 /** A record in memory: as spooled, plus the entry's span (for links) when it was traced. */
 export interface QueuedRecord extends SpooledRecord {
@@ -22,7 +23,7 @@ export interface PipelineTracing {
   destination: { host: string; port: number; database: string };
 }
 
-export interface PipelineStats {
+export interface PipelineStats extends WriteHealthSnapshot {
   captured: number;
   spooled: number;
   written: number;
@@ -47,6 +48,8 @@ export class AuditPipeline {
   private inMemoryUntil: SpoolPosition | undefined;
   private overflow: boolean;
   private readonly lowWater: number;
+  /** Writing, retrying or halted, and the last error (docs/operations.md, "Alerts"). */
+  readonly health: WriteHealth;
 
   constructor(
     readonly queue: QueueConfig,
@@ -57,6 +60,7 @@ export class AuditPipeline {
     private readonly tracing?: PipelineTracing,
   ) {
     this.lowWater = Math.max(1, Math.floor(queue.max_entries / 2));
+    this.health = new WriteHealth(logger);
     this.batcher = new Batcher<QueuedRecord>(
       { write: (batch) => this.traced(batch) },
       {
@@ -69,11 +73,15 @@ export class AuditPipeline {
         onWritten: (batch, res, ms) => this.written(batch, res as WriteResult, ms),
         onRetry: (err, attempt, delay) => {
           this.stats.retries++;
+          this.health.failed(err);
           if (attempt === 1 || attempt % 10 === 0) {
             this.logger.warn(`write to immudb failed (attempt ${attempt}), retrying in ${delay} ms; entries stay in the spool: ${(err as Error).message}`);
           }
         },
-        onFatal: (err) => this.logger.error(`audit entries are held in the spool, not written: ${(err as Error).message}`),
+        onFatal: (err) => {
+          this.health.failed(err);
+          this.logger.error(`audit entries are held in the spool, not written: ${(err as Error).message}`);
+        },
       },
     );
     // Whatever a previous run left in the spool is replayed first.
@@ -134,6 +142,7 @@ export class AuditPipeline {
     this.stats.written += res.written;
     this.stats.duplicates += res.duplicates;
     this.stats.batches++;
+    this.health.written();
     this.spool.ack(batch[batch.length - 1]!.pos, batch.length);
     this.onBatch?.(batch, res, ms);
     if (this.overflow && this.batcher.length <= this.lowWater) this.refill();
@@ -178,6 +187,7 @@ export class AuditPipeline {
       oldest_unacked_ms: head ? Date.now() - head.at : null,
       last_tx_id: this.writer.lastTxId,
       halted: this.writer.halted ? this.writer.halted.message : null,
+      ...this.health.snapshot(Boolean(this.writer.halted)),
     };
   }
 
