@@ -16,6 +16,7 @@ export const tlsFields: KongFieldList = [
   {
     tls: {
       type: 'record',
+      entity_checks: [{ mutually_required: ['client_cert', 'client_key'] }],
       description: 'TLS to immudb (immudb started with --certificate/--pkey; mutual TLS with --mtls --clientcas).',
       fields: [
         { enabled: { type: 'boolean', required: true, default: false, description: 'Connect to immudb over TLS.' } },
@@ -57,6 +58,5 @@ export function tlsProblems(config: TlsConfig): string[] {
       problems.push('tls.client_key: not a PEM private key (or an encrypted one, which is not supported)');
     }
   }
-  if (Boolean(t.client_cert) !== Boolean(t.client_key)) problems.push('tls: client_cert and client_key go together (mutual TLS)');
   return problems;
 }
