@@ -32,6 +32,7 @@ export interface PipelineStats extends WriteHealthSnapshot {
   refused: number;
   retries: number;
   queued_memory: number;
+  queued_memory_bytes: number;
   spool_entries: number;
   spool_bytes: number;
   oldest_unacked_ms: number | null;
@@ -47,6 +48,8 @@ export class AuditPipeline {
   /** Records up to this position are in memory (or written); later ones only on disk. */
   private inMemoryUntil: SpoolPosition | undefined;
   private overflow: boolean;
+  /** Bytes of the entries held in memory (queue.max_bytes). */
+  private memoryBytes = 0;
   private readonly lowWater: number;
   /** Writing, retrying or halted, and the last error (docs/operations.md, "Alerts"). */
   readonly health: WriteHealth;
@@ -107,8 +110,9 @@ export class AuditPipeline {
     }
     this.stats.spooled++;
     if (this.inMemoryUntil && comparePos(pos, this.inMemoryUntil) <= 0) return true; // already read back from disk
-    if (!this.overflow && this.batcher.add({ key: record.key, value: record.value, at, pos, ...(span ? { span } : {}) })) {
+    if (!this.overflow && this.roomFor(record.value.length) && this.batcher.add({ key: record.key, value: record.value, at, pos, ...(span ? { span } : {}) })) {
       this.inMemoryUntil = pos;
+      this.memoryBytes += record.value.length;
     } else {
       this.overflow = true;
     }
@@ -144,8 +148,15 @@ export class AuditPipeline {
     this.stats.batches++;
     this.health.written();
     this.spool.ack(batch[batch.length - 1]!.pos, batch.length);
+    for (const r of batch) this.memoryBytes -= r.value.length;
     this.onBatch?.(batch, res, ms);
     if (this.overflow && this.batcher.length <= this.lowWater) this.refill();
+  }
+
+  /** Within queue.max_bytes (always room for one entry, so that a large one cannot stall the queue). */
+  private roomFor(bytes: number): boolean {
+    const max = this.queue.max_bytes;
+    return max === null || max === undefined || this.memoryBytes === 0 || this.memoryBytes + bytes <= max;
   }
 
   /** Moves records that only the spool holds into memory, in order, while there is room. */
@@ -155,8 +166,9 @@ export class AuditPipeline {
       if (room <= 0) return;
       const recs = this.spool.read(this.inMemoryUntil, Math.min(room, 1024));
       for (const r of recs) {
-        if (!this.batcher.add(r)) return;
+        if (!this.roomFor(r.value.length) || !this.batcher.add(r)) return;
         this.inMemoryUntil = r.pos;
+        this.memoryBytes += r.value.length;
       }
       if (recs.length < Math.min(room, 1024)) this.overflow = false;
     }
@@ -182,6 +194,7 @@ export class AuditPipeline {
       refused: this.stats.refused,
       retries: this.stats.retries,
       queued_memory: this.batcher.length,
+      queued_memory_bytes: this.memoryBytes,
       spool_entries: this.spool.pendingRecords,
       spool_bytes: this.spool.bytes,
       oldest_unacked_ms: head ? Date.now() - head.at : null,

@@ -10,7 +10,7 @@ test('defaults fill an empty config', (t) => {
   t.is(c.immudb_host, '127.0.0.1');
   t.is(c.immudb_port, 3322);
   t.is(c.key_prefix, 'audit');
-  t.deepEqual(c.queue, { max_batch_size: 256, max_coalescing_delay: 0.2, max_entries: 10000, initial_retry_delay: 0.1, max_retry_delay: 30 });
+  t.deepEqual(c.queue, { max_batch_size: 256, max_coalescing_delay: 0.2, max_entries: 10000, initial_retry_delay: 0.1, max_retry_delay: 30, max_bytes: null, concurrency_limit: 1, max_retry_time: null });
 });
 
 test('Kong-style validation reports every problem with its path', (t) => {

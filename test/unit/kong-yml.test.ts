@@ -316,10 +316,12 @@ function kongValidate(path: string, f: AnyField, v: unknown, problems: string[],
     case 'number': {
       if (typeof v !== 'number' || !Number.isFinite(v)) return void problems.push(`${path}: expected ${f.type === 'integer' ? 'an integer' : 'a number'}, got ${typeOf(v)}`);
       if (f.type === 'integer' && !Number.isInteger(v)) return void problems.push(`${path}: expected an integer`);
-      if (f.one_of && !(f.one_of as unknown[]).includes(v)) problems.push(`${path}: expected one of: ${(f.one_of as unknown[]).join(', ')}`);
+      // Kong: a failing validator reports the field's `err` when it has one.
+      const err = f.err as string | undefined;
+      if (f.one_of && !(f.one_of as unknown[]).includes(v)) problems.push(`${path}: ${err ?? `expected one of: ${(f.one_of as unknown[]).join(', ')}`}`);
       const between = f.between as [number, number] | undefined;
-      if (between && (v < between[0] || v > between[1])) problems.push(`${path}: value should be between ${between[0]} and ${between[1]}`);
-      if (typeof f.gt === 'number' && !(v > f.gt)) problems.push(`${path}: value must be greater than ${f.gt}`);
+      if (between && (v < between[0] || v > between[1])) problems.push(`${path}: ${err ?? `value should be between ${between[0]} and ${between[1]}`}`);
+      if (typeof f.gt === 'number' && !(v > f.gt)) problems.push(`${path}: ${err ?? `value must be greater than ${f.gt}`}`);
       return;
     }
     case 'boolean':
@@ -588,6 +590,7 @@ const OMITTED: Record<string, string> = {
   'tls.client_cert': 'TLS is off inside the compose network',
   'tls.client_key': 'TLS is off inside the compose network',
   'tls.server_name': 'TLS is off inside the compose network',
+  'queue.max_retry_time': 'any value is refused: an audit entry is never given up (docs/decisions.md #6)',
 };
 
 // ---------------------------------------------------------------------------------------------
@@ -832,6 +835,9 @@ test('Kong refuses, with our message, what StartInstance would refuse (no I/O ne
     ['a short key', { ...base, privacy: { pseudonymize: ['client_ip'], pseudonym_key: 'short', pseudonym_key_id: 'k1' } }, /privacy\.pseudonym_key: must be at least 32 characters/],
     ['a client key without its certificate', { ...base, tls: { enabled: true, client_key: 'env:KEY' } }, /tls\.@entity: all or none of these fields must be set: 'client_cert', 'client_key'/],
     ['a path template with a query', { ...base, privacy: { path_redactions: ['/reset?token=:redact'] } }, /privacy\.path_redactions\[1\]: a path template has no query string/],
+    // Kong's queue vocabulary (http-log's queue block): understood, answered with the reason.
+    ['max_retry_time', { ...base, queue: { max_retry_time: 60 } }, /queue\.max_retry_time: is not supported: an audit entry is never given up/],
+    ['concurrency_limit -1', { ...base, queue: { concurrency_limit: -1 } }, /queue\.concurrency_limit: must be 1: each destination has exactly one writer/],
   ];
   for (const [what, config, re] of bad) {
     const kong = kongCheckConfig(schemaFields, config).problems;
@@ -843,6 +849,7 @@ test('Kong refuses, with our message, what StartInstance would refuse (no I/O ne
     ['a key from a vault', { ...base, privacy: { pseudonymize: ['subject'], pseudonym_key: '{vault://env/audit-key}', pseudonym_key_id: 'k1' } }],
     ['a literal key of 32 characters', { ...base, privacy: { pseudonymize: ['subject'], pseudonym_key: 'k'.repeat(32), pseudonym_key_id: 'k1' } }],
     ['mutual TLS', { ...base, tls: { enabled: true, client_cert: 'file:/etc/c.pem', client_key: 'file:/etc/k.pem' } }],
+    ["http-log's queue block without max_retry_time", { ...base, queue: { max_batch_size: 1, max_coalescing_delay: 1, max_entries: 10000, max_bytes: 1048576, initial_retry_delay: 0.01, max_retry_delay: 60, concurrency_limit: 1 } }],
   ];
   for (const [what, config] of good) {
     t.deepEqual(kongCheckConfig(schemaFields, config).problems, [], `Kong, ${what}`);
