@@ -856,3 +856,38 @@ test('Kong refuses, with our message, what StartInstance would refuse (no I/O ne
     t.deepEqual(pluginCheckConfig(schemaFields, config).problems, [], `plugin, ${what}`);
   }
 });
+
+test('examples/: the decK file, the KongPlugin/KongClusterPlugin manifests and the Admin API script configure the plugin validly', (t) => {
+  const configs: Array<[string, unknown]> = [];
+  // decK: Kong's declarative format 3.0, plugins on routes, services and at the top level
+  const deck = parseKongYml(readFileSync(join(projectRoot(), 'examples', 'deck', 'kong.yaml'), 'utf8'));
+  t.is(String((deck as unknown as Record<string, unknown>)._format_version), '3.0');
+  for (const { where, plugin } of pluginEntries(deck)) if (plugin.name === PLUGIN) configs.push([`deck ${where}`, plugin.config]);
+  t.is(configs.length, 2, 'a route plugin and a global one');
+  // Kong Ingress Controller
+  const docs = YAML.parseAllDocuments(readFileSync(join(projectRoot(), 'examples', 'kubernetes', 'immudb-audit.yaml'), 'utf8')).map((d) => d.toJS() as Record<string, any>);
+  const plugins = docs.filter((d) => d.apiVersion === 'configuration.konghq.com/v1' && (d.kind === 'KongPlugin' || d.kind === 'KongClusterPlugin'));
+  t.deepEqual(plugins.map((d) => d.kind).sort(), ['KongClusterPlugin', 'KongPlugin']);
+  for (const p of plugins) {
+    t.is(p.plugin, PLUGIN);
+    configs.push([`${p.kind} ${p.metadata.name}`, p.config]);
+  }
+  const ingress = docs.find((d) => d.kind === 'Ingress');
+  t.is(ingress?.metadata.annotations['konghq.com/plugins'], plugins.find((p) => p.kind === 'KongPlugin')!.metadata.name);
+  // the Admin API script's JSON bodies
+  const script = readFileSync(join(projectRoot(), 'examples', 'admin-api', 'configure.sh'), 'utf8');
+  const put = /plugins\/immudb-audit-payments" \\\n\s+-H 'content-type: application\/json' \\\n\s+--data '(\{[\s\S]*?\})' >/.exec(script);
+  t.truthy(put, 'the PUT of the plugin');
+  const body = JSON.parse(put![1]!) as { name: string; config: unknown };
+  t.is(body.name, PLUGIN);
+  configs.push(['admin-api PUT', body.config]);
+  for (const [where, config] of configs) {
+    t.deepEqual(kongCheckConfig(schemaFields, config).problems, [], `${where}: Kong would reject it`);
+    t.deepEqual(pluginCheckConfig(schemaFields, config).problems, [], `${where}: the plugin would reject it`);
+    const refs = kongCheckConfig(schemaFields, config).refs;
+    t.true(refs.includes('immudb_password'), `${where}: the password is a vault reference`);
+  }
+  // what the script says Kong refuses, Kong refuses
+  const refused = kongCheckConfig(schemaFields, { ...(body.config as object), privacy: { pseudonymize: ['client_ip'] } }).problems;
+  t.true(refused.some((p) => /privacy\.pseudonymize needs the secret 'pseudonym_key'/.test(p)), JSON.stringify(refused));
+});
