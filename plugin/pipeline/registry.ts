@@ -16,6 +16,7 @@ import { AuditWriter } from '../store/audit-writer.js';
 import { immudbConnection } from './connection.js';
 import { AuditPipeline } from './audit-pipeline.js';
 import { Spool } from './spool.js';
+import { adoptLegacySpool } from './legacy-spool.js';
 import { AuditMetrics } from '../telemetry/metrics.js';
 import { AuditTracing } from '../telemetry/tracing.js';
 
@@ -133,6 +134,7 @@ export class PipelineRegistry {
       serverPublicKey: config.server_public_key,
       logger,
     });
+    adoptLegacySpool(this.spoolDir(config), `${this.spoolDir(config)}_${safeDirName(config.immudb_username)}`, logger);
     const spool = Spool.open({
       dir: this.spoolDir(config),
       maxBytes: config.spool_max_bytes,

@@ -2,6 +2,8 @@
 // under steady load, Kong sends the new configuration (StartInstance with it, CloseInstance of
 // the old one) and writing resumes with the new credentials, nothing lost, nothing twice.
 import test from 'ava';
+import { readdirSync, renameSync } from 'node:fs';
+import { join } from 'node:path';
 import { simulateWorkers } from '../helpers/kong-driver.js';
 import { buildFixture, SCENARIO_KINDS } from '../fixtures/serialized-logs.js';
 import { immuclient, PLUGIN_NAME, scanAll, startAuditStack, waitForEntries } from '../helpers/audit-stack.js';
@@ -73,4 +75,31 @@ test.serial('a rotated immudb password takes effect when Kong sends the new conf
   // max_retry_delay is 1 s; the bound is generous for a loaded machine.
   t.true(resumedMs < 15_000, `writing resumed ${resumedMs} ms after the new configuration`);
   t.log(`${acked.size} events; writing resumed ${resumedMs} ms after the new configuration`);
+});
+
+test.serial("a spool left by an earlier version under <host>_<port>_<database>_<user> is replayed, not orphaned", async (t) => {
+  const stack = await startAuditStack();
+  t.teardown(() => stack.dispose());
+  const config = stack.config({ key_prefix: 'legacy', queue: { max_coalescing_delay: 0.01, initial_retry_delay: 0.05, max_retry_delay: 0.2 } });
+  const [w] = await simulateWorkers(stack.rpc, 1, PLUGIN_NAME, config);
+  await stack.immudb.stop();
+  const ids: string[] = [];
+  for (let i = 0; i < 5; i++) {
+    const f = buildFixture(SCENARIO_KINDS[i % SCENARIO_KINDS.length]!, 900_000 + i);
+    t.true((await w!.runLogEvent({ 'kong.log.serialize': f.json })).completed);
+    ids.push(f.expected.requestId);
+  }
+  await stack.server.stop();
+  // Where an earlier version kept this destination's spool (the user in the name).
+  const root = join(stack.dataDir, 'spool');
+  const current = readdirSync(root).find((d) => d.endsWith('_defaultdb'))!;
+  t.truthy(current, readdirSync(root).join(', '));
+  renameSync(join(root, current), join(root, `${current}_${stack.immudb.username}`));
+  await stack.immudb.restart();
+  await stack.server.restart();
+  await w!.runLogEvent({ 'kong.log.serialize': buildFixture(SCENARIO_KINDS[0]!, 900_100).json });
+  const entries = await waitForEntries(await stack.client('defaultdb'), 'legacy:entry:', 6);
+  const stored = new Set(entries.map((e) => (JSON.parse(e.value.toString()) as { request_id: string }).request_id));
+  t.deepEqual(ids.filter((id) => !stored.has(id)), [], 'the entries of the old spool are written');
+  t.regex(stack.server.logs(), /of an earlier version renamed to/);
 });
