@@ -100,3 +100,14 @@ test.serial('a database that does not exist is a permanent error of its own kind
   t.is(s.last_error_kind, 'database');
   t.regex(s.last_error ?? '', /database does not exist/);
 });
+
+test.serial('a configuration only the plugin server can check fails StartInstance and is logged at error level, once', async (t) => {
+  const config = stack.config({ key_prefix: 'bad', privacy: { pseudonymize: ['client_ip'], pseudonym_key: 'env:KIA_NO_SUCH_VARIABLE', pseudonym_key_id: 'k1' } });
+  for (let i = 0; i < 2; i++) {
+    const err = await t.throwsAsync(stack.rpc.startInstance(PLUGIN_NAME, config));
+    t.regex(err!.message, /privacy\.pseudonym_key: environment variable KIA_NO_SUCH_VARIABLE is not set/);
+  }
+  const lines = stack.server.logs().split('\n').filter((l) => /KIA_NO_SUCH_VARIABLE/.test(l) && /ERROR|error/.test(l) && /not started/.test(l));
+  t.is(lines.length, 1, lines.join('\n') || stack.server.logs().slice(-2000));
+  t.regex(lines[0]!, /requests of its route are not audited until the configuration is fixed/);
+});
