@@ -1,4 +1,4 @@
-// One pipeline per immudb destination (host, port, database, user): every plugin configuration
+// One pipeline per immudb destination (host, port, database): every plugin configuration
 // and worker instance that writes there shares it. An entry is made durable in the spool, then
 // queued in memory (bounded); when memory is full the spool alone holds it and the queue is
 // refilled from disk as it drains, so memory stays flat while immudb is down. A batch leaves
