@@ -103,3 +103,40 @@ test.serial("a spool left by an earlier version under <host>_<port>_<database>_<
   t.deepEqual(ids.filter((id) => !stored.has(id)), [], 'the entries of the old spool are written');
   t.regex(stack.server.logs(), /of an earlier version renamed to/);
 });
+
+test.serial('a new immudb user for the same database: the same writer reconnects, one spool, nothing lost or twice', async (t) => {
+  const stack = await startAuditStack();
+  t.teardown(() => stack.dispose());
+  await immuclient(stack.immudb, 'defaultdb', 'exec', `CREATE USER writer_a WITH PASSWORD '${PW1}' READWRITE;`);
+  await immuclient(stack.immudb, 'defaultdb', 'exec', `CREATE USER writer_b WITH PASSWORD '${PW2}' READWRITE;`);
+  const queue = { max_batch_size: 16, max_coalescing_delay: 0.02, initial_retry_delay: 0.05, max_retry_delay: 0.5 };
+  const config = (user: string, password: string) => stack.config({ immudb_username: user, immudb_password: password, key_prefix: 'users', queue });
+  const workers = await simulateWorkers(stack.rpc, 2, PLUGIN_NAME, config('writer_a', PW1));
+  const acked = new Set<string>();
+  let running = true;
+  const load = (async () => {
+    for (let i = 0; running && i < 5_000; i++) {
+      const f = buildFixture(SCENARIO_KINDS[i % SCENARIO_KINDS.length]!, 700_000 + i);
+      const r = await workers[i % 2]!.runLogEvent({ 'kong.log.serialize': f.json });
+      if (r.completed) acked.add(f.expected.requestId);
+      await new Promise((res) => setTimeout(res, 5));
+    }
+  })();
+  const client = await stack.client('defaultdb');
+  await waitForEntries(client, 'users:entry:', 20, 60_000);
+  for (const [w, worker] of workers.entries()) await worker.reconfigure(config('writer_b', PW2), { seq: 200 + w });
+  await new Promise((r) => setTimeout(r, 1_500));
+  running = false;
+  await load;
+  const entries = await waitForEntries(client, 'users:entry:', acked.size, 120_000);
+  const seen = new Map<string, number>();
+  for (const e of entries) {
+    const rid = (JSON.parse(e.value.toString()) as { request_id: string }).request_id;
+    seen.set(rid, (seen.get(rid) ?? 0) + 1);
+  }
+  t.deepEqual([...acked].filter((r) => !seen.has(r)), [], 'nothing lost');
+  t.deepEqual([...seen].filter(([, n]) => n > 1), [], 'nothing twice');
+  t.deepEqual(readdirSync(join(stack.dataDir, 'spool')).filter((d) => d.includes('_defaultdb')).length, 1, 'one spool for the destination');
+  t.regex(stack.server.logs(), /changed \(immudb_username, immudb_password\): the writer reconnects with the new settings/);
+  t.notRegex(stack.server.logs(), /halted|VERIFICATION/i);
+});
