@@ -835,6 +835,9 @@ test('Kong refuses, with our message, what StartInstance would refuse (no I/O ne
     ['a short key', { ...base, privacy: { pseudonymize: ['client_ip'], pseudonym_key: 'short', pseudonym_key_id: 'k1' } }, /privacy\.pseudonym_key: must be at least 32 characters/],
     ['a client key without its certificate', { ...base, tls: { enabled: true, client_key: 'env:KEY' } }, /tls\.@entity: all or none of these fields must be set: 'client_cert', 'client_key'/],
     ['a path template with a query', { ...base, privacy: { path_redactions: ['/reset?token=:redact'] } }, /privacy\.path_redactions\[1\]: a path template has no query string/],
+    ['a relative file: reference', { ...base, tls: { enabled: true, client_cert: 'file:certs/c.pem', client_key: 'file:/etc/k.pem' } }, /tls\.client_cert: file: reference must be an absolute path/],
+    ['a malformed env: reference', { ...base, privacy: { pseudonymize: ['subject'], pseudonym_key: 'env:AUDIT-KEY', pseudonym_key_id: 'k1' } }, /privacy\.pseudonym_key: invalid environment variable name in env: reference/],
+    ['a CA that is not PEM', { ...base, tls: { enabled: true, ca_cert: 'my-ca.crt' } }, /tls\.ca_cert: expected certificates in PEM/],
     // Kong's queue vocabulary (http-log's queue block): understood, answered with the reason.
     ['max_retry_time', { ...base, queue: { max_retry_time: 60 } }, /queue\.max_retry_time: is not supported: an audit entry is never given up/],
     ['concurrency_limit -1', { ...base, queue: { concurrency_limit: -1 } }, /queue\.concurrency_limit: must be 1: each destination has exactly one writer/],

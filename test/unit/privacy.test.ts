@@ -123,11 +123,16 @@ test('secret references: env:, file:, unresolved vault; errors name fields, neve
     t.is(r.privacy.pseudonym_key, env.AUDIT_KEY);
     t.is(cfg.privacy.pseudonym_key, 'env:AUDIT_KEY', 'the input is not changed');
 
-    const bad = parseConfig({ ...CREDS, immudb_password: '{vault://env/immudb-pw}', privacy: { pseudonym_key: 'env:MISSING_VAR' }, tls: { client_cert: 'file:relative/cert', client_key: 'file:relative/path' } });
+    const bad = parseConfig({ ...CREDS, immudb_password: '{vault://env/immudb-pw}', privacy: { pseudonym_key: 'env:MISSING_VAR' } });
     const err = t.throws(() => resolveSecretRefs(bad, { env }), { instanceOf: ConfigError })!;
     t.deepEqual(err.problems, [
       'immudb_password: the vault reference was not resolved by Kong (is the vault configured, and is Kong\'s schema for this plugin up to date?)',
       "privacy.pseudonym_key: environment variable MISSING_VAR is not set in the plugin server's environment",
+    ]);
+    // The shape of a reference needs no I/O: the schema refuses it (so does Kong, decisions #19).
+    const shape = t.throws(() => parseConfig({ ...CREDS, privacy: { pseudonym_key: 'env:NOT-A-NAME' }, tls: { client_cert: 'file:relative/cert', client_key: 'file:relative/path' } }), { instanceOf: ConfigError })!;
+    t.deepEqual(shape.problems, [
+      'privacy.pseudonym_key: invalid environment variable name in env: reference',
       'tls.client_cert: file: reference must be an absolute path',
       'tls.client_key: file: reference must be an absolute path',
     ]);
@@ -189,10 +194,15 @@ test('config: the privacy and tls groups follow Kong schema conventions and defa
 
 test('TLS settings: material is checked at start without being quoted', (t) => {
   t.is(immudbTlsOptions(parseConfig({ ...CREDS })), undefined);
-  const bad = parseConfig({ ...CREDS, tls: { enabled: true, ca_cert: 'not-a-pem-SECRET', client_cert: 'not-a-cert-SECRET', client_key: '-----BEGIN PRIVATE KEY-----\nSECRET\n-----END PRIVATE KEY-----' } });
+  // Not PEM at all: the schema refuses it, without quoting it.
+  const notPem = t.throws(() => parseConfig({ ...CREDS, tls: { enabled: true, ca_cert: 'not-a-pem-SECRET' } }), { instanceOf: ConfigError })!;
+  t.regex(notPem.message, /tls\.ca_cert: expected certificates in PEM/);
+  t.false(notPem.message.includes('SECRET'));
+  // PEM-shaped but not parseable: found at start, by the plugin server.
+  const bad = parseConfig({ ...CREDS, tls: { enabled: true, ca_cert: '-----BEGIN CERTIFICATE-----\nSECRET\n-----END CERTIFICATE-----', client_cert: 'BEGIN CERTIFICATE SECRET', client_key: '-----BEGIN PRIVATE KEY-----\nSECRET\n-----END PRIVATE KEY-----' } });
   const problems = tlsProblems(bad);
   t.deepEqual(problems, [
-    'tls.ca_cert: not a PEM certificate',
+    'tls.ca_cert: a certificate in it cannot be parsed',
     'tls.client_cert: not a PEM certificate',
     'tls.client_key: not a PEM private key (or an encrypted one, which is not supported)',
   ]);
