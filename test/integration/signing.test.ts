@@ -91,3 +91,14 @@ test.serial('a server key set by a new configuration applies to the running writ
   await stack.server.waitForLog(/writer halted: state of tx \d+ of database keylater is not signed by the configured server key/, 20_000);
   t.regex(stack.server.logs(), /configuration of 127\.0\.0\.1:\d+\/keylater changed \(server_public_key\)/);
 });
+
+test.serial('a malformed key in a new configuration of a running destination fails that instance only; the writer keeps its settings', async (t) => {
+  const cfg = (key: string | null) => stack.config({ immudb_database: 'keybad', create_database: true, key_prefix: 'kb', server_public_key: key, queue: { max_batch_size: 8, max_coalescing_delay: 0.01 } });
+  const [w] = await simulateWorkers(stack.rpc, 1, PLUGIN_NAME, cfg(server.pubPem));
+  for (const f of generateFixtures(2, { seed: 8 })) await w!.runLogEvent({ 'kong.log.serialize': f.json });
+  const err = await t.throwsAsync(stack.rpc.startInstance(PLUGIN_NAME, cfg('not a key')));
+  t.regex(err!.message, /server public key is not a PEM public key/);
+  for (const f of generateFixtures(2, { seed: 9 })) await w!.runLogEvent({ 'kong.log.serialize': f.json });
+  t.is((await waitForEntries(await stack.client('keybad'), 'kb:entry:', 4)).length, 4);
+  t.notRegex(stack.server.logs(), /keybad changed/);
+});
