@@ -2,23 +2,26 @@
 // `immudb-audit`: read and verify audit entries. Connection settings come from flags or the
 // environment (IMMUDB_ADDRESS, IMMUDB_USERNAME, IMMUDB_PASSWORD, IMMUDB_DATABASE,
 // IMMUDB_AUDIT_KEY_PREFIX); passwords are best given by environment or file, not on the
-// command line. Exit codes: 0 ok, 1 not found or failed, 2 usage, 3 verification failed.
-import { Command, InvalidArgumentError } from 'commander';
+// command line. Exit codes: 0 ok, 1 not found, nothing matched or failed, 2 usage, 3 verification
+// failed (status: a writer halted), 4 (status) a destination's writes are being retried.
+import { Command, CommanderError, InvalidArgumentError } from 'commander';
 import { readFileSync } from 'node:fs';
 import { homedir } from 'node:os';
 import { join } from 'node:path';
 import { AuditReader, NotFoundError } from './verify/verified-read.js';
+import { findTrace } from './verify/find-trace.js';
+import { checkDirectorySync } from './pipeline/path-check.js';
 import { VerificationError } from './store/proofs/index.js';
 import { FAILOVER_DOC, resetTrust, TRUST_DOC } from './store/trusted-session.js';
 import { AuditWriter } from './store/audit-writer.js';
-import { lifecycleKey } from './store/lifecycle.js';
+import { lifecycleKey } from './store/key-layout.js';
 import { parseAddress } from './config/fields/connection.js';
-import { canonicalJson } from './capture/canonical-json.js';
 import { v7 } from 'uuid';
 import { createLogger } from './log.js';
+import { Version } from './version.js';
+import { registerWorkbench } from './workbench/commands.js';
 
 const silentLogger = createLogger('trust', () => undefined);
-import { Version } from './handler.js';
 
 interface GlobalOptions {
   address: string[];
@@ -48,15 +51,24 @@ function logName(o: GlobalOptions): string {
   return o.log ?? o.database;
 }
 
+/** No default credentials: a forgotten password must not become the superuser's (exit 2). */
 function password(o: GlobalOptions): string {
   if (o.passwordFile) return readFileSync(o.passwordFile, 'utf8').replace(/\r?\n$/, '');
-  return process.env.IMMUDB_PASSWORD ?? 'immudb';
+  if (process.env.IMMUDB_PASSWORD) return process.env.IMMUDB_PASSWORD;
+  throw new InvalidArgumentError('no immudb password: set IMMUDB_PASSWORD or --password-file');
+}
+
+function username(o: GlobalOptions): string {
+  if (o.username) return o.username;
+  throw new InvalidArgumentError('no immudb user: set IMMUDB_USERNAME or --username');
 }
 
 async function withReader<T>(o: GlobalOptions, fn: (r: AuditReader) => Promise<T>): Promise<T> {
   const all = addresses(o);
+  // Checked (and created) before the trusted state's recursive mkdir could spin on /proc.
+  checkDirectorySync(o.stateDir, '--state-dir');
   const reader = await AuditReader.open(
-    { host: all[0]!.host, port: all[0]!.port, username: o.username, password: password(o), database: o.database, callTimeoutMs: 30_000 },
+    { host: all[0]!.host, port: all[0]!.port, username: username(o), password: password(o), database: o.database, callTimeoutMs: 30_000 },
     o.prefix,
     o.stateDir,
     { addresses: all, log: logName(o), serverPublicKey: o.serverPublicKey ? readFileSync(o.serverPublicKey, 'utf8') : undefined },
@@ -79,14 +91,17 @@ program
   .version(Version)
   .option('-a, --address <host:port>', 'immudb address; repeat it or separate with commas for a primary and its replicas (any of them is read, each must prove it holds the log) (default: $IMMUDB_ADDRESS, else 127.0.0.1:3322)', (v: string, prev: string[]) => [...prev, v], [] as string[])
   .option('--log <name>', 'name of the audit log this trusted state belongs to (default: the database; the plugin\'s immudb_log_name)', process.env.IMMUDB_AUDIT_LOG_NAME)
-  .option('-u, --username <user>', 'immudb user', process.env.IMMUDB_USERNAME ?? 'immudb')
-  .option('--password-file <file>', 'file holding the immudb password (default: $IMMUDB_PASSWORD, else "immudb")')
+  .option('-u, --username <user>', 'immudb user (default: $IMMUDB_USERNAME; required)', process.env.IMMUDB_USERNAME)
+  .option('--password-file <file>', 'file holding the immudb password (default: $IMMUDB_PASSWORD; one of them is required)')
   .option('-d, --database <db>', 'immudb database', process.env.IMMUDB_DATABASE ?? 'defaultdb')
   .option('--prefix <prefix>', 'key prefix of the plugin configuration', process.env.IMMUDB_AUDIT_KEY_PREFIX ?? 'audit')
   .option('--state-dir <dir>', "this auditor's own trusted state", process.env.IMMUDB_AUDIT_AUDITOR_STATE_DIR ?? join(homedir(), '.config', 'kong-immudb-audit', 'auditor'))
   .option('--server-public-key <file>', "PEM public key of immudb's state signing key (--signingKey): reject states it did not sign", process.env.IMMUDB_AUDIT_SERVER_PUBLIC_KEY)
   .option('--json', 'machine-readable output')
-  .showHelpAfterError();
+  .showHelpAfterError()
+  // Commander's own usage errors (unknown option, missing argument, invalid value) throw instead
+  // of exiting 1, so that every usage error exits 2 (below); subcommands inherit this.
+  .exitOverride();
 
 program
   .command('get')
@@ -139,29 +154,35 @@ program
 
 program
   .command('find')
-  .description("the entries of a trace, from the trace index written with each entry")
+  .description("the entries of a trace: candidates from the trace index, kept only when the entry's own trace_id is the trace (exit 3 with --verify, else 1, when the index lists others)")
   .requiredOption('--trace <trace-id>', 'W3C trace id (32 hex characters)')
   .option('--verify', 'verified reads of the entries found (exit 3 if any check fails)')
   .action(async (cmd: { trace: string; verify?: boolean }) => {
     const o = program.opts<GlobalOptions>();
+    const verify = Boolean(cmd.verify);
     await withReader(o, async (reader) => {
-      const ids = await reader.findByTrace(cmd.trace);
-      if (!ids.length) throw new NotFoundError(`no audit entries for trace ${cmd.trace.toLowerCase()} in immudb database ${o.database}`);
-      for (const id of ids) {
-        const r = cmd.verify ? await reader.verify(id) : await reader.get(id);
-        const e = r.entry as { time?: string; what?: { method?: string; path?: string }; outcome?: { status?: number } } | null;
+      const r = await findTrace(reader, cmd.trace, o.prefix, verify);
+      if (!r.members.length && !r.mismatches.length) throw new NotFoundError(`no audit entries for trace ${r.traceId} in immudb database ${o.database}`);
+      for (const m of r.members) {
+        const e = m.entry as { time?: string; what?: { method?: string; path?: string }; outcome?: { status?: number } } | null;
         print(
           o,
-          `${id}  tx ${r.txId}  ${e?.time ?? ''}  ${e?.what?.method ?? '-'} ${e?.what?.path ?? '-'} -> ${e?.outcome?.status ?? '-'}${cmd.verify ? '  verified' : ''}`,
-          { id, key: r.key, tx: r.txId, verified: Boolean(cmd.verify), entry: r.entry },
+          `${m.id}  tx ${m.txId}  ${e?.time ?? ''}  ${e?.what?.method ?? '-'} ${e?.what?.path ?? '-'} -> ${e?.outcome?.status ?? '-'}  ${verify ? 'verified' : 'unverified'}`,
+          { id: m.id, key: m.key, tx: m.txId, verified: verify, entry: m.entry },
         );
       }
+      // The index lied (or was forged): say so for each key, and fail.
+      for (const m of r.mismatches) {
+        process.stderr.write(`immudb-audit: ${verify ? 'VERIFICATION FAILED: ' : ''}${m.reason}\n`);
+        if (o.json) print(o, '', { id: m.id, key: m.key, verified: verify, mismatch: m.reason, entry_trace_id: m.entryTraceId ?? null });
+      }
+      if (r.mismatches.length) process.exitCode = verify ? 3 : 1;
     });
   });
 
 program
   .command('status')
-  .description("the plugin server's pipeline figures (from its metrics endpoint, IMMUDB_AUDIT_METRICS_PORT); exit 3 when a writer is halted")
+  .description("the plugin server's pipeline figures (from its metrics endpoint, IMMUDB_AUDIT_METRICS_PORT); exit 3 when a writer is halted, 4 when writes are being retried")
   .option('--metrics-url <url>', 'base URL of the metrics endpoint', `http://127.0.0.1:${process.env.IMMUDB_AUDIT_METRICS_PORT ?? '9542'}`)
   .action(async (cmd: { metricsUrl: string }) => {
     const o = program.opts<GlobalOptions>();
@@ -176,14 +197,16 @@ program
     }
     const lines = [`plugin server pid ${body.pid}`];
     for (const [dest, s] of Object.entries(body.destinations)) {
-      lines.push(`${dest}${s.halted ? `  HALTED: ${s.halted}` : ''}`);
-      for (const k of ['captured', 'spooled', 'written', 'duplicates', 'refused', 'retries', 'verified_batches', 'queued_memory', 'spool_entries', 'spool_bytes', 'oldest_unacked_ms', 'last_tx_id']) {
+      const failing = s.state === 'retrying' ? `  RETRYING (${s.last_error_kind}): ${s.last_error}` : '';
+      lines.push(`${dest}${s.halted ? `  HALTED: ${s.halted}` : failing}`);
+      for (const k of ['captured', 'spooled', 'written', 'duplicates', 'refused', 'retries', 'verified_batches', 'queued_memory', 'spool_entries', 'spool_bytes', 'oldest_unacked_ms', 'last_tx_id', 'state', 'last_error_at']) {
         lines.push(`  ${k.padEnd(18)} ${s[k] ?? '-'}`);
       }
     }
     if (!Object.keys(body.destinations).length) lines.push('no destination used yet');
     print(o, lines.join('\n'), body);
     if (Object.values(body.destinations).some((s) => s.halted)) process.exitCode = 3;
+    else if (Object.values(body.destinations).some((s) => s.state === 'retrying')) process.exitCode = 4;
   });
 
 const trust = program.command('trust').description("this auditor's trusted state, or the plugin writer's");
@@ -233,7 +256,7 @@ trust
     const stateDir = cmd.dataDir ? join(cmd.dataDir, 'trusted-state') : o.stateDir;
     const all = addresses(o);
     const reader = await AuditReader.open(
-      { host: all[0]!.host, port: all[0]!.port, username: o.username, password: password(o), database: o.database, callTimeoutMs: 30_000 },
+      { host: all[0]!.host, port: all[0]!.port, username: username(o), password: password(o), database: o.database, callTimeoutMs: 30_000 },
       o.prefix, stateDir,
       { addresses: all, log: logName(o), serverPublicKey: o.serverPublicKey ? readFileSync(o.serverPublicKey, 'utf8') : undefined },
     );
@@ -255,9 +278,9 @@ trust
 async function recordLifecycle(o: GlobalOptions, all: Array<{ host: string; port: number }>, stateDir: string, event: Record<string, unknown>): Promise<{ key: string; tx: number }> {
   const id = v7();
   const key = lifecycleKey(o.prefix, id);
-  const value = Buffer.from(canonicalJson({ id, time: new Date().toISOString(), ...event }) ?? "{}");
+  const value = Buffer.from(JSON.stringify({ id, time: new Date().toISOString(), ...event }));
   const writer = new AuditWriter({
-    connection: { host: all[0]!.host, port: all[0]!.port, username: o.username, password: password(o), database: o.database, callTimeoutMs: 30_000 },
+    connection: { host: all[0]!.host, port: all[0]!.port, username: username(o), password: password(o), database: o.database, callTimeoutMs: 30_000 },
     addresses: all, log: logName(o), stateDir,
     serverPublicKey: o.serverPublicKey ? readFileSync(o.serverPublicKey, 'utf8') : null,
     logger: silentLogger,
@@ -270,9 +293,20 @@ async function recordLifecycle(o: GlobalOptions, all: Array<{ host: string; port
   }
 }
 
+registerWorkbench(program, {
+  globals: () => program.opts<GlobalOptions>(),
+  withReader: (fn) => withReader(program.opts<GlobalOptions>(), fn),
+  productVersion: Version,
+});
+
 program.parseAsync(process.argv).catch((err: unknown) => {
   const o = program.opts<GlobalOptions>();
   const e = err as Error;
+  // Commander printed its own message (or help, or the version) already.
+  if (err instanceof CommanderError && !(err instanceof InvalidArgumentError)) {
+    process.exitCode = err.exitCode === 0 ? 0 : 2;
+    return;
+  }
   const code = err instanceof VerificationError ? 3 : err instanceof InvalidArgumentError || /^not an? (audit|trace) id/.test(e.message) ? 2 : 1;
   const prefix = err instanceof VerificationError ? 'VERIFICATION FAILED: ' : err instanceof NotFoundError ? '' : 'error: ';
   if (o.json) process.stdout.write(JSON.stringify({ error: e.message, kind: e.name, verified: false }) + '\n');

@@ -5,7 +5,7 @@
 // for the keys a verified read proves to hold exactly our value. A failed check, or a trusted
 // state that cannot be used, halts the writer (entries stay spooled) and says so loudly.
 //
-// A log may have several addresses (a primary and its replicas, decisions #19): the writer
+// A log may have several addresses (a primary and its replicas, decisions #23): the writer
 // writes to the first, in order from the one it used last, that is not a read-only replica and
 // proves its history extends the trusted state; it fails over when that one goes away. With
 // `replicaAcks`, a write resolves (and its entries leave the spool) only once that many other
@@ -18,7 +18,7 @@ import { BehindError, FAILOVER_DOC, TRUST_DOC, TrustedSession, type Address } fr
 import { VerificationError, verifyVerifiableEntry, verifyVerifiableSet, verifyVerifiableTx } from './proofs/index.js';
 import { EntryTypeAction } from './immudb-types.js';
 import { toSafeInt } from './longs.js';
-import { traceIndexOf } from '../capture/trace-index.js';
+import { traceIndexOf } from './key-layout.js';
 import type { Logger } from '../log.js';
 
 /** What the writer stores: a key and its value (the audit record as encoded once). */
@@ -41,7 +41,7 @@ export interface AuditWriterOptions {
   connection: ImmudbConnectionOptions;
   /** Every address of the log (primary and replicas); default: the connection's. */
   addresses?: Address[];
-  /** The log's name (decisions #19); default: the database. */
+  /** The log's name (decisions #23); default: the database. */
   log?: string;
   /** Other addresses that must prove they hold a batch's transaction before write() resolves. */
   replicaAcks?: number;
@@ -78,7 +78,7 @@ export class AuditWriter {
   private current = 0;
   /** A batch written whose replica acknowledgements are still awaited (see retryReplicaWait). */
   private unacked: { records: readonly KeyValue[]; result: WriteResult } | undefined;
-  private readonly session: TrustedSession;
+  private session: TrustedSession;
   private chain: Promise<unknown> = Promise.resolve();
   /** Set when a check failed; the writer then refuses every write until restarted. */
   halted: Error | undefined;
@@ -87,11 +87,15 @@ export class AuditWriter {
   readonly events = { serverChanges: 0, failovers: 0, lagRecoveries: 0 };
 
   constructor(private readonly opts: AuditWriterOptions) {
-    const { host, port, database } = opts.connection;
+    const { host, port } = opts.connection;
     this.addresses = opts.addresses?.length ? opts.addresses : [{ host, port }];
-    const log = opts.log ?? database;
-    this.session = new TrustedSession({
-      log, database, addresses: this.addresses,
+    this.session = this.createSession(opts);
+  }
+
+  private createSession(opts: AuditWriterOptions): TrustedSession {
+    const log = opts.log ?? opts.connection.database;
+    return new TrustedSession({
+      log, database: opts.connection.database, addresses: this.addresses,
       stateDir: opts.stateDir,
       serverPublicKey: opts.serverPublicKey,
       resetCommand: resetCommand(opts.stateDir, opts.connection, log),
@@ -103,6 +107,26 @@ export class AuditWriter {
         opts.logger.warn(m);
       },
     });
+  }
+
+  /**
+   * A configuration change for the same destination (addresses, database): new credentials,
+   * TLS or server key. Applied between two writes (on the write chain), so no write races it;
+   * the next write opens new connections with them. The trusted state is the same file: the
+   * new session loads it and admits the servers again. A malformed key throws here, before
+   * anything changes.
+   */
+  reconfigure(connection: ImmudbConnectionOptions, serverPublicKey: string | null | undefined): Promise<void> {
+    const next = { ...this.opts, connection, serverPublicKey };
+    const session = this.createSession(next);
+    const run = this.chain.then(() => {
+      this.opts.connection = next.connection;
+      this.opts.serverPublicKey = next.serverPublicKey;
+      this.session = session;
+      for (const i of [...this.clients.keys()]) this.dropClient(i);
+    });
+    this.chain = run.catch(() => undefined);
+    return run;
   }
 
   private address(i: number): string {

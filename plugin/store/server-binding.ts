@@ -1,5 +1,5 @@
 // Which immudb identity (server UUID) earlier versions bound to an address and database, in
-// `<state dir>/bindings/`. Trust now belongs to the audit log (decisions #19), so bindings are
+// `<state dir>/bindings/`. Trust now belongs to the audit log (decisions #23), so bindings are
 // no longer written: they are read once, to migrate the trusted state an earlier version kept
 // per server identity, and moved aside by `trust reset`. A binding file that cannot be read is
 // reported (UnusableTrustFile), never taken for a missing one.

@@ -2,7 +2,7 @@
 // state of the log, the admission of any server that claims to hold it, the check that its
 // states are signed, and the advance of the trusted state once a proof held.
 //
-// Trust belongs to the log, not to a server (decisions #19): the state is kept per log (the
+// Trust belongs to the log, not to a server (decisions #23): the state is kept per log (the
 // database name unless configured), and every server, whatever its identity or address, must
 // prove with a dual proof from the trusted tx that its history extends the trusted state before
 // a write or a read is accepted from it (admit()). A server with another identity but the same
@@ -57,7 +57,7 @@ export interface Address {
 
 /** The audit log a session trusts: a name, its database, and the addresses that may serve it. */
 export interface LogDestination {
-  /** The log's name (decisions #19): `immudb_log_name` / `--log`, default the database name. */
+  /** The log's name (decisions #23): `immudb_log_name` / `--log`, default the database name. */
   log: string;
   database: string;
   /** Every address configured for the log (bindings of earlier versions are read for these). */

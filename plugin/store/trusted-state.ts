@@ -1,7 +1,7 @@
 // The state a client trusts in one audit log: the last transaction it verified (id and Alh),
 // the server that proved it last, and (for a writer that waits for replicas) the last
 // transaction known to be held by them. Kept per log (`<dir>/logs/<log>.json`), not per server:
-// any server that proves its history extends this state may serve the log (decisions #19).
+// any server that proves its history extends this state may serve the log (decisions #23).
 // Written atomically (temp file, fsync, rename, fsync of the directory) so a crash leaves
 // either the old or the new state, never a torn one. The plugin and each auditor keep their
 // own directory: trusting what somebody else verified would defeat the point.
@@ -30,7 +30,7 @@ export class UnusableTrustFile extends Error {
 }
 
 export interface TrustedState {
-  /** The audit log this state belongs to (decisions #19: the database name unless configured). */
+  /** The audit log this state belongs to (decisions #23: the database name unless configured). */
   log: string;
   database: string;
   txId: number;

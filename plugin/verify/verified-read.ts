@@ -8,8 +8,7 @@ import { EntryTypeAction } from '../store/immudb-types.js';
 import { mkdirSync, readFileSync, renameSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { toSafeInt } from '../store/longs.js';
-import { entryKey } from '../capture/encode.js';
-import { traceIndexPrefix } from '../capture/trace-index.js';
+import { entryKey, kindPrefix, parseKey, traceIndexPrefix } from '../store/key-layout.js';
 
 export class NotFoundError extends Error {
   override readonly name = 'NotFoundError';
@@ -41,6 +40,18 @@ export interface VerifyAllResult {
   trustedTxId: number;
 }
 
+/** An audit entry of a verified transaction: its key and value as written (no store prefixes). */
+export interface VerifiedEntry {
+  key: Buffer;
+  value: Buffer;
+}
+/**
+ * Receives each transaction's audit entries once they are checked; `time`: the tx's timestamp in
+ * ms. A returned promise is awaited before the walk goes on (a slower consumer holds it back).
+ */
+export type OnVerifiedEntries = (tx: { id: number; time: number }, entries: VerifiedEntry[]) => void | Promise<void>;
+
+
 /** Transactions per TxScan call of `verifyAll` (halved while a page is too large for one message). */
 const SCAN_PAGE_TXS = 8;
 /** gRPC status of a message over the size limit. */
@@ -65,7 +76,7 @@ function parseValue(value: Buffer): unknown {
 export interface ReaderTarget {
   /** Every address that may serve the log (primary, replicas): the first that proves it holds the log is read. */
   addresses?: Array<{ host: string; port: number }>;
-  /** The log's name (decisions #19); default: the database. */
+  /** The log's name (decisions #23); default: the database. */
   log?: string;
   /** PEM of immudb's state signing key; every proven state must be signed by it. */
   serverPublicKey?: string | undefined;
@@ -161,14 +172,21 @@ export class AuditReader {
   }
 
   /**
-   * The audit ids of a trace, from the trace index written with each entry (a prefix scan of
-   * `<prefix>:trace:<trace id>:`, not a scan of everything).
+   * What the trace index lists under a trace (a prefix scan of `<prefix>:trace:<trace id>:`, not
+   * a scan of everything): the audit ids, and keys under that prefix that are not index keys.
+   * Unverified: plugin/verify/find-trace.ts checks each entry's own trace_id.
    */
-  async findByTrace(traceId: string): Promise<string[]> {
+  async findByTrace(traceId: string): Promise<{ ids: string[]; strays: string[] }> {
     const t = traceId.toLowerCase();
     if (!/^[0-9a-f]{32}$/.test(t)) throw new Error(`not a trace id: ${JSON.stringify(traceId)} (expected 32 hex characters)`);
-    const prefix = Buffer.from(traceIndexPrefix(this.prefix, t));
-    return (await this.client.scanPrefix(prefix)).map((e) => e.key.subarray(prefix.length).toString());
+    const ids: string[] = [];
+    const strays: string[] = [];
+    for (const e of await this.client.scanPrefix(Buffer.from(traceIndexPrefix(this.prefix, t)))) {
+      const k = parseKey(e.key);
+      if (k?.kind === 'trace' && k.prefix === this.prefix && k.traceId === t) ids.push(k.id);
+      else strays.push(e.key.toString('utf8'));
+    }
+    return { ids, strays };
   }
 
   /** A verified read: inclusion of the entry in its tx, and the tx consistent with our state. */
@@ -213,9 +231,10 @@ export class AuditReader {
    * their headers checked as one Alh chain that must end in the proven Alh (TxChain). The
    * trusted state and the checkpoint advance only when everything held. Counts the audit
    * entries found under the prefix; `onTx` sees each transaction once its entries and its link
-   * to the one before are checked (the range as a whole holds only when this returns).
+   * to the one before are checked (the range as a whole holds only when this returns);
+   * `onEntries` likewise gets its audit entries (for the auditor's index, plugin/workbench).
    */
-  async verifyAll(opts: { fromTx?: number; onTx?: (txId: number, entries: number) => void } = {}): Promise<VerifyAllResult> {
+  async verifyAll(opts: { fromTx?: number; onTx?: (txId: number, entries: number) => void; onEntries?: OnVerifiedEntries } = {}): Promise<VerifyAllResult> {
     const uuid = this.client.serverUuid;
     const { database } = this.client.options;
     const trusted = this.session.trusted;
@@ -261,7 +280,7 @@ export class AuditReader {
     const anchor = first === 1 ? INITIAL_ALH : trusted?.txId === first - 1 ? trusted.alh : undefined;
     const chain = new TxChain(first, anchor);
     if (trusted && trusted.txId >= first) chain.expectAlh(trusted.txId, trusted.alh);
-    const entryPrefix = Buffer.from(`${this.prefix}:entry:`);
+    const entryPrefix = Buffer.from(kindPrefix(this.prefix, 'entry'));
     let entries = 0;
     let page = SCAN_PAGE_TXS;
     while (chain.nextTxId <= current) {
@@ -282,14 +301,18 @@ export class AuditReader {
       for (const tx of txs.slice(0, limit)) {
         const { header } = chain.append(tx);
         let n = 0;
+        const audit: VerifiedEntry[] | undefined = opts.onEntries ? [] : undefined;
         tx.entries.forEach((e, i) => {
           if (!e.key.subarray(1).subarray(0, entryPrefix.length).equals(entryPrefix)) return;
           // Audit entries are checked by their values (the chain checked the values it got).
           if (!e.value?.length) throw new VerificationError(`tx ${header.id} entry ${i} (${e.key.subarray(1).toString()}): its value was not sent`);
           n++;
+          // Keys and values as stored carry a one-byte prefix (plain key, plain value).
+          audit?.push({ key: e.key.subarray(1), value: e.value.subarray(1) });
         });
         entries += n;
         opts.onTx?.(header.id, n);
+        if (audit?.length) await opts.onEntries!({ id: header.id, time: Number(header.ts) * 1000 }, audit);
       }
     }
     chain.finish(current, end.alh);
@@ -304,5 +327,10 @@ export class AuditReader {
 
   close(): Promise<void> {
     return this.client.close();
+  }
+
+  /** The identity (immudb-uuid) of the server this reader is connected to. */
+  get serverUuid(): string {
+    return this.client.serverUuid;
   }
 }

@@ -171,7 +171,7 @@ test('kong/Dockerfile: the official kong:3.9.3, the Node the tests run on, built
   const tested = /version="\$\{NODE_VERSION:-([0-9.]+)\}"/.exec(projectFile('scripts', 'node24.sh'))?.[1];
   t.is(dockerfile.globalArgs.NODE_VERSION, tested, 'the image adds the Node version the tests run on (scripts/node24.sh)');
   const [major, minor] = (dockerfile.globalArgs.NODE_VERSION ?? '').split('.').map(Number) as [number, number];
-  t.true(major === 24 || (major === 22 && minor >= 12), 'a Node version package.json "engines" supports');
+  t.true(major === 24 || (major === 22 && minor >= 13), 'a Node version package.json "engines" supports');
   t.true(buildStages.length >= 1 && buildStages.some((s) => expandArgs(s.from, dockerfile.globalArgs).startsWith(`node:${tested}-`)), 'a build stage on the same Node');
   // nothing is built or installed in the final image
   for (const r of finalRuns) t.notRegex(r, /\b(apt-get|apt|apk|npm|npx|yarn|pnpm|tsc|gcc|make)\b\s/, `final stage runs a build tool: ${r}`);
@@ -581,4 +581,15 @@ test('README: the Docker quick start matches the files', async (t) => {
   t.true(section!.includes(`Jaeger ${services.jaeger!.image!.split(':')[1]}`));
   for (const v of ['IMMUDB_ADMIN_PASSWORD', 'IMMUDB_AUDIT_PSEUDONYM_KEY']) t.true(projectFile('docker-compose.yml').includes(`\${${v}:-`), `${v} is a variable of docker-compose.yml`);
   t.true(section!.includes('`docker compose run --rm auditor verify --all`'));
+});
+
+test('docker-compose.yml: the plugin server\'s metrics and immudb\'s web console reach the host\'s loopback; README says how to see the status', (t) => {
+  const kong = services.kong!;
+  t.is(String(kong.environment?.IMMUDB_AUDIT_METRICS_HOST), '0.0.0.0', 'inside the container the endpoint listens beyond the container\'s loopback');
+  const port = String(kong.environment?.IMMUDB_AUDIT_METRICS_PORT);
+  t.true((kong.ports ?? []).includes(`127.0.0.1:${port}:${port}`), `metrics port ${port} published on the host's loopback`);
+  t.true((services.immudb!.ports ?? []).includes('127.0.0.1:8080:8080'), "immudb's web console published on the host's loopback");
+  const readme = projectFile('README.md');
+  t.true(readme.includes('`docker compose exec kong immudb-audit status`'));
+  t.true(readme.includes(`--metrics-url http://127.0.0.1:${port}`));
 });

@@ -228,7 +228,7 @@ test.serial('forged proof for an existing key: the writer halts, the entries sta
 
 type Damage = (stateDir: string, db: string, port: number) => string;
 
-/** The log's trusted state (decisions #19: per log, named after the database by default). */
+/** The log's trusted state (decisions #23: per log, named after the database by default). */
 function stateFile(stateDir: string, db: string): string {
   return join(stateDir, 'logs', `${db}.json`);
 }
