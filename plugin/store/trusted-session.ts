@@ -222,12 +222,7 @@ export class TrustedSession {
           `Nothing is written to or read from it; find the server that holds the log (see ${FAILOVER_DOC}), or, if an operator decides this history is the one to keep, \`${this.opts.resetCommand}\` (see ${TRUST_DOC})`,
       );
     }
-    try {
-      this.checkSigned(next, vtx.signature);
-    } catch (e) {
-      if (e instanceof VerificationError) e.message = `tx ${n}: ${e.message}`;
-      throw e;
-    }
+    this.checkSigned(next, vtx.signature);
     return next;
   }
 

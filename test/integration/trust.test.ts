@@ -312,7 +312,7 @@ test.serial('the writer halts on a trusted state it cannot read, even when immud
 
   // The operator reviews the server and resets trust explicitly.
   await stack.server.stop();
-  const reset = await runCli(['--address', `${stack.immudb.host}:${stack.immudb.port}`, '--database', db, 'trust', 'reset', '--data-dir', stack.dataDir]);
+  const reset = await runCli(['--address', `${stack.immudb.host}:${stack.immudb.port}`, '--username', stack.immudb.username, '--database', db, 'trust', 'reset', '--data-dir', stack.dataDir], { IMMUDB_PASSWORD: stack.immudb.password });
   t.is(reset.code, 0, reset.stderr);
   t.log(reset.stdout);
   t.regex(reset.stdout, new RegExp(`moved ${damaged.replace(/[.*+?^${}()|[\]\\]/g, '\\$&')} aside to \\S+\\.reset-`));
