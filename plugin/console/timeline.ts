@@ -1,0 +1,71 @@
+// Request volume and failures over a time range, in buckets, counted by the auditor's index
+// (the same rows and filters as search): all requests, 4xx, 5xx, and the 401/403 Kong answered
+// itself (outcome.source = kong: an authentication or authorisation refusal at the gateway).
+import type { AuditIndex } from '../workbench/audit-index.js';
+import type { SqlCondition } from '../workbench/filters.js';
+
+const MINUTE = 60_000;
+const HOUR = 60 * MINUTE;
+const DAY = 24 * HOUR;
+const SIZES = [MINUTE, 5 * MINUTE, 15 * MINUTE, 30 * MINUTE, HOUR, 3 * HOUR, 6 * HOUR, 12 * HOUR, DAY, 7 * DAY, 30 * DAY, 365 * DAY];
+/** At most this many buckets. */
+export const MAX_BUCKETS = 48;
+
+export interface Bucket {
+  /** Bucket start and end (exclusive), RFC 3339. */
+  from: string;
+  to: string;
+  total: number;
+  status_4xx: number;
+  status_5xx: number;
+  kong_401_403: number;
+}
+
+export interface Timeline {
+  from: string | null;
+  to: string | null;
+  bucket_ms: number;
+  buckets: Bucket[];
+}
+
+/** The smallest bucket size that covers [from, to) in at most MAX_BUCKETS buckets. */
+export function bucketSize(from: number, to: number): number {
+  return SIZES.find((s) => Math.ceil((to - from) / s) <= MAX_BUCKETS) ?? SIZES[SIZES.length - 1]!;
+}
+
+const and = (c: SqlCondition, where: string, params: SqlCondition['params']): SqlCondition => ({ where: `(${c.where}) AND ${where}`, params: [...c.params, ...params] });
+
+const KONG_REFUSED = "status IN (401, 403) AND rowid IN (SELECT rowid FROM entry_json WHERE json_extract(CAST(json AS TEXT), '$.outcome.source') = 'kong')";
+
+/**
+ * The timeline of `cond` over [since, until): without `since`, from the first matching request;
+ * without `until`, up to `now`.
+ */
+export function timeline(index: AuditIndex, cond: SqlCondition, range: { since?: number; until?: number }, now = Date.now()): Timeline {
+  let since = range.since;
+  if (since === undefined) {
+    const first = index.query(and(cond, 'time IS NOT NULL', []), 1).next();
+    if (first.done) return { from: null, to: null, bucket_ms: 0, buckets: [] };
+    since = first.value.time!;
+  }
+  let until = range.until ?? Math.max(now, since + 1);
+  if (until <= since) until = since + 1;
+  const size = bucketSize(since, until);
+  const start = Math.floor(since / size) * size;
+  const buckets: Bucket[] = [];
+  for (let b = start; b < until; b += size) {
+    const lo = Math.max(b, since);
+    const hi = Math.min(b + size, until);
+    const inBucket = and(cond, 'time >= ? AND time < ?', [lo, hi]);
+    const total = index.count(inBucket);
+    buckets.push({
+      from: new Date(lo).toISOString(),
+      to: new Date(hi).toISOString(),
+      total,
+      status_4xx: total && index.count(and(inBucket, 'status BETWEEN 400 AND 499', [])),
+      status_5xx: total && index.count(and(inBucket, 'status BETWEEN 500 AND 599', [])),
+      kong_401_403: total && index.count(and(inBucket, KONG_REFUSED, [])),
+    });
+  }
+  return { from: new Date(since).toISOString(), to: new Date(until).toISOString(), bucket_ms: size, buckets };
+}
