@@ -303,6 +303,7 @@ $('#prev').addEventListener('click', () => {
   void loadPage().catch((e: Error) => showError(e.message));
 });
 window.addEventListener('hashchange', () => void route());
-void runSearch();
-void route();
+// The entry named in the address first, then the search (one request at a time: the server
+// answers them in turn anyway).
+void route().then(runSearch);
 void writers().catch((e: Error) => showError(e.message));
