@@ -20,6 +20,8 @@ table { border-collapse: collapse; width: 100%; }
 th, td { text-align: left; padding: 3px 6px; border-bottom: 1px solid var(--line); vertical-align: top; unicode-bidi: isolate; }
 th { font-size: 12px; color: var(--muted); }
 td { font-family: ui-monospace, monospace; font-size: 12px; max-width: 420px; overflow-wrap: anywhere; }
+#results td { white-space: nowrap; }
+#results td:nth-child(4), #results td:nth-child(7) { white-space: normal; overflow-wrap: anywhere; min-width: 16em; }
 #fields td:first-child { white-space: nowrap; color: var(--muted); }
 .suspicious { background: #fff8c5; }
 .pager { margin-top: 8px; }
