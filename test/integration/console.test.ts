@@ -430,6 +430,7 @@ serial('a tampered entry fails loudly: the server replaced by one holding a forg
       t.true(await page.locator('#download').isHidden());
       t.is(await page.locator('#fields tbody tr').count(), 0);
       await page.locator('#error').filter({ hasText: /VERIFICATION FAILED/ }).waitFor();
+      await page.locator('#state.failed').filter({ hasText: /^VERIFICATION FAILED: the index is not brought up to date/ }).waitFor();
       t.is((await fetch(`${main.url}api/entry/download?id=${row!.audit_id}`)).status, 409);
       t.is(await page.evaluate(() => (window as unknown as { __pwned?: unknown }).__pwned), undefined);
       t.deepEqual(dialogs, []);

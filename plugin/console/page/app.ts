@@ -60,9 +60,16 @@ function showError(message: string | null) {
   const p = $('#error');
   p.hidden = message === null;
   p.textContent = message ?? '';
+  // A failed check: nothing on the page is current any more, say so where the state is.
+  if (message?.startsWith('VERIFICATION FAILED')) {
+    const s = $('#state');
+    s.textContent = `VERIFICATION FAILED: the index is not brought up to date; ${s.textContent ?? ''}`;
+    s.classList.add('failed');
+  }
 }
 
 function showState(s: State) {
+  $('#state').classList.remove('failed');
   $('#state').textContent = `complete up to tx ${s.complete_up_to_tx} of database ${s.database} (prefix ${s.prefix}) on server ${s.server_uuid}, verified at ${s.verified_at ?? 'never'} · ${s.entries_indexed} entries indexed`;
 }
 

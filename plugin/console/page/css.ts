@@ -7,7 +7,9 @@ header { position: sticky; top: 0; z-index: 1; background: #fff; border-bottom: 
 h1 { font-size: 18px; margin: 0; }
 h2 { font-size: 15px; margin: 0 0 8px; }
 .state { margin: 4px 0 0; color: var(--muted); font-family: ui-monospace, monospace; font-size: 12px; }
-main { padding: 12px 16px; display: grid; gap: 12px; }
+.state.failed { color: #fff; background: var(--bad); padding: 2px 6px; font-weight: 700; }
+main { padding: 12px 16px; display: grid; grid-template-columns: minmax(0, 1fr); gap: 12px; }
+#writers-body { overflow-x: auto; }
 section, form { background: #fff; border: 1px solid var(--line); border-radius: 6px; padding: 12px; }
 form { display: grid; grid-template-columns: repeat(auto-fill, minmax(190px, 1fr)); gap: 8px; align-items: end; }
 label { display: grid; gap: 2px; font-size: 12px; color: var(--muted); }
