@@ -36,8 +36,6 @@ export function bucketSize(from: number, to: number): number {
 
 const and = (c: SqlCondition, where: string, params: SqlCondition['params']): SqlCondition => ({ where: `(${c.where}) AND ${where}`, params: [...c.params, ...params] });
 
-const KONG_REFUSED = "status IN (401, 403) AND rowid IN (SELECT rowid FROM entry_json WHERE json_extract(CAST(json AS TEXT), '$.outcome.source') = 'kong')";
-
 /**
  * The timeline of `cond` over [since, until): without `since`, from the first matching request;
  * without `until`, up to `now`.
@@ -53,19 +51,18 @@ export function timeline(index: AuditIndex, cond: SqlCondition, range: { since?:
   if (until <= since) until = since + 1;
   const size = bucketSize(since, until);
   const start = Math.floor(since / size) * size;
+  // One pass over the range (AuditIndex.buckets), bucketed from `start`; empty buckets filled in.
+  const counted = new Map(index.buckets(cond, since, until, size, start).map((b) => [b.bucket, b]));
   const buckets: Bucket[] = [];
-  for (let b = start; b < until; b += size) {
-    const lo = Math.max(b, since);
-    const hi = Math.min(b + size, until);
-    const inBucket = and(cond, 'time >= ? AND time < ?', [lo, hi]);
-    const total = index.count(inBucket);
+  for (let b = start, i = 0; b < until; b += size, i++) {
+    const c = counted.get(i);
     buckets.push({
-      from: new Date(lo).toISOString(),
-      to: new Date(hi).toISOString(),
-      total,
-      status_4xx: total && index.count(and(inBucket, 'status BETWEEN 400 AND 499', [])),
-      status_5xx: total && index.count(and(inBucket, 'status BETWEEN 500 AND 599', [])),
-      kong_401_403: total && index.count(and(inBucket, KONG_REFUSED, [])),
+      from: new Date(Math.max(b, since)).toISOString(),
+      to: new Date(Math.min(b + size, until)).toISOString(),
+      total: c?.total ?? 0,
+      status_4xx: c?.c4xx ?? 0,
+      status_5xx: c?.c5xx ?? 0,
+      kong_401_403: c?.kong ?? 0,
     });
   }
   return { from: new Date(since).toISOString(), to: new Date(until).toISOString(), bucket_ms: size, buckets };
