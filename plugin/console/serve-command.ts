@@ -43,7 +43,7 @@ export function registerServe(program: Command, ctx: WorkbenchContext & { server
     .option('--port <port>', 'listen port', parsePort, 8089)
     .option('--token-file <file>', 'file holding a bearer token every request must carry (or IMMUDB_AUDIT_CONSOLE_TOKEN)')
     .option('--basic-auth-file <file>', 'file holding "user:password" for HTTP basic authentication (or IMMUDB_AUDIT_CONSOLE_BASIC_AUTH)')
-    .option('--trace-url <template>', "link to an entry's trace, {trace_id} replaced (e.g. http://localhost:16686/trace/{trace_id})", process.env.IMMUDB_AUDIT_TRACE_URL)
+    .option('--trace-url <template>', "link to an entry's trace, {trace_id} replaced (e.g. http://localhost:16686/trace/{trace_id}; or IMMUDB_AUDIT_TRACE_URL)", process.env.IMMUDB_AUDIT_TRACE_URL)
     .option('--status-url <url>', "the plugin server's /status URL (e.g. http://127.0.0.1:9542/status), fetched by this server", parseHttpUrl)
     .option('--pseudonym-key-file <file>', 'pseudonym key file: search pseudonymised fields by their clear value')
     .option('--pseudonym-key-id <id>', 'its key id')
@@ -73,7 +73,11 @@ export function registerServe(program: Command, ctx: WorkbenchContext & { server
       const port = typeof addr === 'object' && addr ? addr.port : o.port;
       const host = o.host.includes(':') ? `[${o.host}]` : o.host;
       process.stdout.write(`immudb-audit console on http://${host}:${port}/ (read-only${credentials ? `, ${credentials.kind} authentication` : ', loopback only'})\n`);
-      const stop = () => server.close();
+      // Read-only: open connections can be cut at once.
+      const stop = () => {
+        server.close();
+        server.closeAllConnections();
+      };
       process.once('SIGINT', stop);
       process.once('SIGTERM', stop);
       await once(server, 'close');

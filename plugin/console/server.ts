@@ -22,8 +22,9 @@ const SECURITY_HEADERS: Record<string, string> = {
   'Cache-Control': 'no-store',
 };
 
-/** The page's script, compiled by tsc next to this module. */
-const PAGE_JS = readFileSync(new URL('./page/app.js', import.meta.url));
+/** The page's script, compiled by tsc next to this module (read when first asked for, not by every CLI command). */
+let pageJs: Buffer | undefined;
+const PAGE_JS = () => (pageJs ??= readFileSync(new URL('./page/app.js', import.meta.url)));
 
 const API: Record<string, (ctx: ConsoleContext, q: URLSearchParams) => Promise<ApiAnswer>> = {
   '/api/search': search,
@@ -60,7 +61,7 @@ async function handle(ctx: ConsoleContext, credentials: Credentials | undefined,
   if (req.method !== 'GET' && req.method !== 'HEAD') return send(req, res, 405, JSON_TYPE, json({ error: 'read-only: GET only' }), { Allow: 'GET, HEAD' });
   const url = new URL(req.url ?? '/', 'http://console.invalid');
   if (url.pathname === '/') return send(req, res, 200, 'text/html; charset=utf-8', PAGE_HTML);
-  if (url.pathname === '/app.js') return send(req, res, 200, 'text/javascript; charset=utf-8', PAGE_JS);
+  if (url.pathname === '/app.js') return send(req, res, 200, 'text/javascript; charset=utf-8', PAGE_JS());
   if (url.pathname === '/app.css') return send(req, res, 200, 'text/css; charset=utf-8', PAGE_CSS);
   const api = API[url.pathname];
   if (!api) return send(req, res, 404, JSON_TYPE, json({ error: 'not found' }));
