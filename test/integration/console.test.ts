@@ -209,6 +209,15 @@ serial('the page searches the index with the CLI filters, pages through the answ
     t.true(want.length > 0 && want.length < PLAIN);
     await page.waitForFunction((n) => document.querySelectorAll('#results tbody tr').length === n, want.length);
     t.deepEqual(await rowIds(page), want);
+    // The address keeps the filters: the same answer from a link.
+    const link = page.url();
+    t.regex(link, /\?status=4xx&result=failure&since=2026-01-01T00%3A00%3A00Z&until=2026-01-01T03%3A00%3A00Z$/);
+    const linked = await ctx.newPage();
+    await linked.goto(link);
+    await linked.waitForFunction((n) => document.querySelectorAll('#results tbody tr').length === n, want.length);
+    t.deepEqual(await rowIds(linked), want);
+    t.is(await linked.inputValue('input[name=status]'), '4xx');
+    await linked.close();
     // A bad value gets the CLI's message.
     await page.fill('input[name=status]', '9xx');
     await page.click('#search');

@@ -181,9 +181,19 @@ function drawChart(t: TimelineAnswer) {
   $('#chart').replaceChildren(t.buckets.length ? svg : el('p', 'no requests in this range'));
 }
 
+/** The filters of the address (`?status=4xx&since=24h`), so that a search can be linked to. */
+function formFromAddress() {
+  const form = $<HTMLFormElement>('#filters');
+  for (const [k, v] of new URLSearchParams(location.search)) {
+    const field = form.elements.namedItem(k);
+    if (field instanceof HTMLInputElement || field instanceof HTMLSelectElement) field.value = v;
+  }
+}
+
 async function runSearch() {
   showError(null);
   query = filterQuery();
+  history.replaceState(null, '', `${query.size ? `?${query}` : location.pathname}${location.hash}`);
   cursors = [null];
   page = 0;
   matched = null;
@@ -312,5 +322,6 @@ $('#prev').addEventListener('click', () => {
 window.addEventListener('hashchange', () => void route());
 // The entry named in the address first, then the search (one request at a time: the server
 // answers them in turn anyway).
+formFromAddress();
 void route().then(runSearch);
 void writers().catch((e: Error) => showError(e.message));
