@@ -1,6 +1,7 @@
 // Benchmark 6: issue 17's goal table. Every ratio is measured in this one run, rounds of the arms
 // alternating on the same machine state:
-//   no-op    the noop plugin (one kong.log.serialize() per event, nothing else)
+//   no-op    the noop plugin (one kong.log.serialize() per event, nothing else), on our plugin
+//            server command and, for comparison, on kong-pdk's kong-js-pluginserver
 //   ours     the immudb-audit plugin, end to end (captured, spooled, written, verified), tracing on
 //   batched  an unverified batched writer with immudb-log-audit's layout: each 200 lines sent as
 //            one plain Set (payload, primary key, 3 field indexes per line), from this process
@@ -186,6 +187,7 @@ async function floorStages(ctx: BenchContext, inp: FloorInput): Promise<{ rows: 
 
 interface RoundFigures {
   noop: PerThread;
+  noopUpstream: PerThread;
   ours: PerThread;
   oursImmudb: number;
   oursRate: number;
@@ -208,6 +210,11 @@ export async function run(ctx: BenchContext): Promise<BenchResult> {
 
     const noop = await startBenchServer('noop');
     servers.push(noop);
+    // The same no-op plugin on kong-pdk's own kong-js-pluginserver: what our listener saves.
+    const noopUp = await startBenchServer('noop', { command: 'kong-pdk' });
+    servers.push(noopUp);
+    const noopUpWorkers = await startWorkers(noopUp, WORKERS, {});
+    await drive(noopUpWorkers, serialized, { concurrency: CONCURRENCY, count: 2_000 });
     const ours = await startBenchServer('audit');
     servers.push(ours);
     const noopWorkers = await startWorkers(noop, WORKERS, {});
@@ -220,6 +227,7 @@ export async function run(ctx: BenchContext): Promise<BenchResult> {
     await batchedWriter(direct, serialized, 2_000, 0);
 
     const noopMeter = new ThreadMeter(noop.pid);
+    const noopUpMeter = new ThreadMeter(noopUp.pid);
     const oursMeter = new ThreadMeter(ours.pid);
     const immudbCpu = () => cpuMs(immudb.pid!);
     const figures: RoundFigures[] = [];
@@ -229,6 +237,10 @@ export async function run(ctx: BenchContext): Promise<BenchResult> {
       const dn = await drive(noopWorkers, serialized, { concurrency: CONCURRENCY, count: perRound });
       if (dn.errors) throw new Error(`no-op: ${dn.errors} events failed: ${dn.firstError}`);
       const noopCpu = per(noopMeter.lap(), dn.events);
+      noopUpMeter.lap();
+      const du = await drive(noopUpWorkers, serialized, { concurrency: CONCURRENCY, count: perRound });
+      if (du.errors) throw new Error(`no-op on kong-js-pluginserver: ${du.errors} events failed: ${du.firstError}`);
+      const noopUpCpu = per(noopUpMeter.lap(), du.events);
 
       oursMeter.lap();
       let i0 = immudbCpu();
@@ -246,7 +258,7 @@ export async function run(ctx: BenchContext): Promise<BenchResult> {
       const b = await batchedWriter(direct, serialized, perRound, lineNo);
       lineNo += perRound;
       const batchedImmudb = ((immudbCpu() - i0) * 1000) / perRound;
-      figures.push({ noop: noopCpu, ours: oursCpu, oursImmudb, oursRate, batchedClient: (b.cpuMs * 1000) / perRound, batchedImmudb });
+      figures.push({ noop: noopCpu, noopUpstream: noopUpCpu, ours: oursCpu, oursImmudb, oursRate, batchedClient: (b.cpuMs * 1000) / perRound, batchedImmudb });
       ctx.log(`goals: round ${r + 1}/${rounds}: ours ${total(oursCpu).toFixed(0)} + immudb ${oursImmudb.toFixed(0)} µs/entry, batched ${((b.cpuMs * 1000) / perRound).toFixed(0)} + ${batchedImmudb.toFixed(0)}, no-op ${total(noopCpu).toFixed(0)}`);
     }
 
@@ -283,6 +295,7 @@ export async function run(ctx: BenchContext): Promise<BenchResult> {
         title: `CPU per event by thread, µs (median over ${rounds} rounds of ${perRound} events at saturation, ${CONCURRENCY} in flight; ours includes writing and verifying them)`,
         rows: [
           threadRow('no-op plugin', medianThreads(figures.map((x) => x.noop))),
+          threadRow("no-op plugin on kong-pdk's kong-js-pluginserver", medianThreads(figures.map((x) => x.noopUpstream))),
           threadRow('ours (immudb-audit)', medianThreads(figures.map((x) => x.ours)), { immudb: med((x) => x.oursImmudb), 'entries/s end to end': med((x) => x.oursRate) }),
           { arm: `unverified batched writer (${LINES_PER_SETALL} lines per Set, 5 kvs per line)`, 'writer process': med((x) => x.batchedClient), immudb: med((x) => x.batchedImmudb) },
           { arm: 'one VerifiableSet per entry (client, proof checked)', 'writer process': naive.cpuUsPerEntry, 'entries/s end to end': naiveRate },
