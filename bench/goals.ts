@@ -77,7 +77,8 @@ async function batchedWriter(client: ImmudbClient, lines: readonly string[], n: 
 
 /** CPU time of this thread, µs: the floor is CPU like the per-thread figures it is compared with. */
 function threadCpuUs(): number {
-  const u = process.threadCpuUsage();
+  // process.threadCpuUsage is Node >= 23.9; on 22 the whole process's CPU is the nearest figure.
+  const u = typeof process.threadCpuUsage === 'function' ? process.threadCpuUsage() : process.cpuUsage();
   return u.user + u.system;
 }
 
