@@ -24,7 +24,7 @@ import type { ImmudbClient } from '../plugin/store/immudb-client.js';
 import { verifyVerifiableSet, type TrustedState } from '../plugin/store/proofs/index.js';
 import type { VerifiableTx } from '../plugin/store/immudb-types.js';
 import { projectRoot } from '../test/helpers/kong-driver.js';
-import { fixturePool, serializedPool, tracedRecords, writerKvs } from './lib/payloads.js';
+import { fixturePool, serializedPool, auditRecords, writerKvs } from './lib/payloads.js';
 import { cpuMs, rss, ThreadMeter, type ThreadGroup } from './lib/proc.js';
 import type { BenchContext, BenchResult, Table } from './lib/report.js';
 import { auditConfig, drive, startBenchImmudb, startBenchServer, startWorkers, WriteCounter, type BenchImmudb, type BenchServer } from './lib/stack.js';
@@ -235,7 +235,7 @@ export async function run(ctx: BenchContext): Promise<BenchResult> {
   const servers: BenchServer[] = [];
   try {
     const direct = await immudb.connect('bench_goals_direct');
-    const floor = await floorStages(ctx, { client: direct, records: tracedRecords(2_000, 'floor', pool), serialized });
+    const floor = await floorStages(ctx, { client: direct, records: auditRecords(2_000, 'floor', pool), serialized });
     ctx.log(`goals: floor ${floor.floor.toFixed(1)} µs/entry`);
 
     const noop = await startBenchServer('noop');
@@ -292,7 +292,7 @@ export async function run(ctx: BenchContext): Promise<BenchResult> {
       ctx.log(`goals: round ${r + 1}/${rounds}: ours ${total(oursCpu).toFixed(0)} + immudb ${oursImmudb.toFixed(0)} µs/entry, batched ${((b.cpuMs * 1000) / perRound).toFixed(0)} + ${batchedImmudb.toFixed(0)}, no-op ${total(noopCpu).toFixed(0)}`);
     }
 
-    const naive = await naiveVerifiedSets(direct, tracedRecords(3_000, 'naive', pool), ctx.quick ? 2_000 : 4_000);
+    const naive = await naiveVerifiedSets(direct, auditRecords(3_000, 'naive', pool), ctx.quick ? 2_000 : 4_000);
     const naiveRate = perSecond(naive.entries, naive.ms);
 
     // Memory with a backlog: immudb paused, events keep coming; RSS of the whole plugin server.

@@ -73,7 +73,7 @@ function goalTable(results: BenchResult[]): Array<Record<string, unknown>> {
   const rows: Array<Record<string, unknown>> = (goals?.targets ?? []).map((t) => ({ goal: t.name, measured: t.value, target: `${t.op} ${t.target}`, met: t.met }));
   const v = verify?.figures.verifyAllVsTxScan;
   rows.splice(4, 0, { goal: 'verify --all / plain TxScan', measured: typeof v === 'number' ? v : 'not run', target: '>= 0.8', met: typeof v === 'number' ? v >= 0.8 : '' });
-  if (!goals) rows.unshift({ goal: '(benchmark goals not run: --only goals)', measured: '', target: '', met: '' });
+  if (!goals) rows.unshift({ goal: '(benchmark 6 not run: add goals to --only)', measured: '', target: '', met: '' });
   return rows;
 }
 
