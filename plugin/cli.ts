@@ -20,6 +20,7 @@ import { v7 } from 'uuid';
 import { createLogger } from './log.js';
 import { Version } from './version.js';
 import { registerWorkbench } from './workbench/commands.js';
+import { registerServe } from './console/serve-command.js';
 
 const silentLogger = createLogger('trust', () => undefined);
 
@@ -297,6 +298,12 @@ registerWorkbench(program, {
   globals: () => program.opts<GlobalOptions>(),
   withReader: (fn) => withReader(program.opts<GlobalOptions>(), fn),
   productVersion: Version,
+});
+registerServe(program, {
+  globals: () => program.opts<GlobalOptions>(),
+  withReader: (fn) => withReader(program.opts<GlobalOptions>(), fn),
+  productVersion: Version,
+  serverPublicKey: () => program.opts<GlobalOptions>().serverPublicKey,
 });
 
 program.parseAsync(process.argv).catch((err: unknown) => {
