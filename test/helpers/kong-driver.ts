@@ -57,7 +57,7 @@ export function projectRoot(): string {
 export type PluginServerCommand = 'ours' | 'kong-pdk';
 
 /** Absolute path of the plugin-server script for `command` (default: ours). */
-export function pluginServerBin(command: PluginServerCommand = 'kong-pdk'): string {
+export function pluginServerBin(command: PluginServerCommand = 'ours'): string {
   if (command === 'kong-pdk') return path.join(path.dirname(require.resolve('kong-pdk/package.json')), 'bin', 'kong-js-pluginserver');
   return path.join(projectRoot(), 'dist', 'plugin', 'pluginserver', 'main.js');
 }

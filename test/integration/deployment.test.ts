@@ -92,13 +92,17 @@ function vaultRefs(v: unknown, out: string[] = []): string[] {
 }
 
 /** Variables the plugin server's code reads (the CLI excluded: it never runs inside Kong). */
+const AUDITOR_ONLY = new Set([join(root, 'plugin', 'cli.ts'), join(root, 'plugin', 'workbench'), join(root, 'plugin', 'console')]);
+
 function pluginServerEnvReads(): string[] {
   const names = new Set<string>();
   const walk = (dir: string) => {
     for (const e of readdirSync(dir, { withFileTypes: true })) {
       const p = join(dir, e.name);
-      if (e.isDirectory()) walk(p);
-      else if (e.name.endsWith('.ts') && p !== join(root, 'plugin', 'cli.ts')) {
+      // The auditor's tools (CLI, workbench, console) do not run in the plugin server.
+      if (e.isDirectory()) {
+        if (!AUDITOR_ONLY.has(p)) walk(p);
+      } else if (e.name.endsWith('.ts') && !AUDITOR_ONLY.has(p)) {
         const text = readFileSync(p, 'utf8');
         for (const m of text.matchAll(/\benv\s*(?:\.\s*([A-Z][A-Z0-9_]+)|\[\s*['"]([A-Z][A-Z0-9_]+)['"]\s*\])/g)) names.add((m[1] ?? m[2])!);
       }

@@ -43,7 +43,7 @@ const sleep = (ms: number) => new Promise<void>((r) => setTimeout(r, ms));
 /** A server of our own, disposed at the end of the test. */
 async function ownServer(
   t: { teardown(fn: () => unknown): void },
-  command: PluginServerCommand = 'kong-pdk',
+  command: PluginServerCommand = 'ours',
 ): Promise<{ ps: PluginServerProcess; client: KongRpcClient }> {
   const ps = await startPluginServer({ pluginsDir: NOOP_DIR, command });
   const client = new KongRpcClient(ps.socketPath, { callTimeoutMs: 10_000 });
