@@ -235,8 +235,11 @@ export class PluginServerProcess {
     return raw ? text : stripAnsi(text);
   }
 
-  /** Waits until the (ANSI-stripped) logs match. */
-  async waitForLog(pattern: RegExp | string, timeoutMs = 5_000): Promise<void> {
+  /**
+   * Waits until the (ANSI-stripped) logs match. The deadline only matters on failure: it is
+   * generous, as output reaches us late on a loaded machine.
+   */
+  async waitForLog(pattern: RegExp | string, timeoutMs = 30_000): Promise<void> {
     const deadline = Date.now() + timeoutMs;
     const test = (s: string) => (typeof pattern === 'string' ? s.includes(pattern) : pattern.test(s));
     while (!test(this.logs())) {

@@ -219,7 +219,7 @@ test('a log event completes with exactly one kong.log.serialize call', async (t)
   t.deepEqual(r.calls[0]?.args, []);
   t.is(r.calls[0]?.answer, fx.json);
   t.is(r.roundTrips, 2); // HandleEvent + one Step
-  t.true(r.durationMs > 0 && r.durationMs < 5_000);
+  t.true(r.durationMs > 0 && r.durationMs < 60_000, 'measured (the bound only catches a hang)');
 });
 
 test('an object answer to kong.log.serialize is sent as a cjson-like JSON string', async (t) => {
@@ -475,7 +475,8 @@ test('the kong-pdk listener reassembles a request split inside a string', async 
   s.write(req.subarray(10, req.length - 4));
   await sleep(50);
   s.write(req.subarray(req.length - 4));
-  await sleep(200);
+  const deadline = Date.now() + 30_000;
+  while (!replies.length && Date.now() < deadline) await sleep(20);
   t.true(Buffer.concat(replies).length > 0);
   t.true(shared.ps.isRunning());
 });
@@ -491,7 +492,7 @@ test('kong-pdk 0.6.0 quirk: a chunk boundary inside a MessagePack header kills t
   s.write(req.subarray(0, 1)); // the fixarray header alone
   await sleep(100);
   s.write(req.subarray(1));
-  const exit = await waitForExit(ps, 3_000);
+  const exit = await waitForExit(ps, 30_000);
   t.deepEqual(exit, { code: 1, signal: null });
   // The exit event can come before the last stderr chunk: wait for it.
   await ps.waitForLog(/RangeError: Offset is outside the bounds of the DataView/);
@@ -525,7 +526,7 @@ test('kong-pdk 0.6.0 quirk: two pipelined requests in one chunk kill the server'
   s.on('error', () => undefined);
   t.teardown(() => s.destroy());
   s.write(Buffer.concat([encode([0, 1, 'plugin.GetStatus', []]), encode([0, 2, 'plugin.GetStatus', []])]));
-  const exit = await waitForExit(ps, 3_000);
+  const exit = await waitForExit(ps, 30_000);
   t.deepEqual(exit, { code: 1, signal: null });
   await ps.waitForLog(/RangeError: Extra \d+ of \d+ byte\(s\) found/);
   t.regex(ps.stderr(), /RangeError: Extra \d+ of \d+ byte\(s\) found/);
