@@ -8,8 +8,11 @@ import { readFileSync } from 'node:fs';
 import { homedir } from 'node:os';
 import { join } from 'node:path';
 import { AuditReader, NotFoundError } from './verify/verified-read.js';
+import { findTrace } from './verify/find-trace.js';
+import { checkDirectorySync } from './pipeline/path-check.js';
 import { VerificationError } from './store/proofs/index.js';
-import { Version } from './handler.js';
+import { resetTrust, TRUST_DOC } from './store/trusted-session.js';
+import { Version } from './version.js';
 
 interface GlobalOptions {
   address: string;
@@ -36,6 +39,8 @@ function password(o: GlobalOptions): string {
 
 async function withReader<T>(o: GlobalOptions, fn: (r: AuditReader) => Promise<T>): Promise<T> {
   const { host, port } = parsePort(o.address);
+  // Checked (and created) before the trusted state's recursive mkdir could spin on /proc.
+  checkDirectorySync(o.stateDir, '--state-dir');
   const reader = await AuditReader.open(
     { host, port, username: o.username, password: password(o), database: o.database, callTimeoutMs: 30_000 },
     o.prefix,
@@ -119,23 +124,29 @@ program
 
 program
   .command('find')
-  .description("the entries of a trace, from the trace index written with each entry")
+  .description("the entries of a trace: candidates from the trace index, kept only when the entry's own trace_id is the trace (exit 3 with --verify, else 1, when the index lists others)")
   .requiredOption('--trace <trace-id>', 'W3C trace id (32 hex characters)')
   .option('--verify', 'verified reads of the entries found (exit 3 if any check fails)')
   .action(async (cmd: { trace: string; verify?: boolean }) => {
     const o = program.opts<GlobalOptions>();
+    const verify = Boolean(cmd.verify);
     await withReader(o, async (reader) => {
-      const ids = await reader.findByTrace(cmd.trace);
-      if (!ids.length) throw new NotFoundError(`no audit entries for trace ${cmd.trace.toLowerCase()} in immudb database ${o.database}`);
-      for (const id of ids) {
-        const r = cmd.verify ? await reader.verify(id) : await reader.get(id);
-        const e = r.entry as { time?: string; what?: { method?: string; path?: string }; outcome?: { status?: number } } | null;
+      const r = await findTrace(reader, cmd.trace, o.prefix, verify);
+      if (!r.members.length && !r.mismatches.length) throw new NotFoundError(`no audit entries for trace ${r.traceId} in immudb database ${o.database}`);
+      for (const m of r.members) {
+        const e = m.entry as { time?: string; what?: { method?: string; path?: string }; outcome?: { status?: number } } | null;
         print(
           o,
-          `${id}  tx ${r.txId}  ${e?.time ?? ''}  ${e?.what?.method ?? '-'} ${e?.what?.path ?? '-'} -> ${e?.outcome?.status ?? '-'}${cmd.verify ? '  verified' : ''}`,
-          { id, key: r.key, tx: r.txId, verified: Boolean(cmd.verify), entry: r.entry },
+          `${m.id}  tx ${m.txId}  ${e?.time ?? ''}  ${e?.what?.method ?? '-'} ${e?.what?.path ?? '-'} -> ${e?.outcome?.status ?? '-'}  ${verify ? 'verified' : 'unverified'}`,
+          { id: m.id, key: m.key, tx: m.txId, verified: verify, entry: m.entry },
         );
       }
+      // The index lied (or was forged): say so for each key, and fail.
+      for (const m of r.mismatches) {
+        process.stderr.write(`immudb-audit: ${verify ? 'VERIFICATION FAILED: ' : ''}${m.reason}\n`);
+        if (o.json) print(o, '', { id: m.id, key: m.key, verified: verify, mismatch: m.reason, entry_trace_id: m.entryTraceId ?? null });
+      }
+      if (r.mismatches.length) process.exitCode = verify ? 3 : 1;
     });
   });
 
@@ -164,6 +175,29 @@ program
     if (!Object.keys(body.destinations).length) lines.push('no destination used yet');
     print(o, lines.join('\n'), body);
     if (Object.values(body.destinations).some((s) => s.halted)) process.exitCode = 3;
+  });
+
+const trust = program.command('trust').description("this auditor's trusted state, or the plugin writer's");
+trust
+  .command('reset')
+  .description(
+    `start trust in a destination (--address, --database) again, once you have checked the server: its server binding and trusted state are moved aside (renamed with a timestamp, never deleted); the next contact trusts the server's current history. See ${TRUST_DOC}`,
+  )
+  .option('--data-dir <dir>', "the plugin server's IMMUDB_AUDIT_DATA_DIR: reset its writer's trust (<dir>/trusted-state) instead of this auditor's --state-dir")
+  .option('--server-uuid <uuid>', 'the server identity whose trusted state to move aside, when the binding file cannot be read')
+  .action((cmd: { dataDir?: string; serverUuid?: string }) => {
+    const o = program.opts<GlobalOptions>();
+    const { host, port } = parsePort(o.address);
+    const stateDir = cmd.dataDir ? join(cmd.dataDir, 'trusted-state') : o.stateDir;
+    const r = resetTrust(stateDir, { host, port, database: o.database }, cmd.serverUuid);
+    const lines = [...r.moved.map((m) => `moved ${m.from} aside to ${m.to}`), ...r.notes];
+    if (r.moved.length) {
+      lines.push(
+        `trust reset for immudb at ${host}:${port} database ${o.database} in ${stateDir}: the next contact trusts the server's current history (trust on first use)` +
+          (cmd.dataDir ? '; restart the plugin server so that its halted writer starts again' : ''),
+      );
+    }
+    print(o, lines.join('\n'), { reset: r.moved.length > 0, state_dir: stateDir, moved: r.moved, notes: r.notes });
   });
 
 program.parseAsync(process.argv).catch((err: unknown) => {

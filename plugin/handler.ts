@@ -7,7 +7,8 @@ import { parseConfig, type PluginConfig } from './config/config.js';
 import { createLogger } from './log.js';
 import { sharedRegistry, type PipelineRegistry } from './pipeline/registry.js';
 import type { AuditPipeline } from './pipeline/audit-pipeline.js';
-import { encodeEntry, entryKey } from './capture/encode.js';
+import { encodeEntry } from './capture/encode.js';
+import { entryKey } from './store/key-layout.js';
 import { requestTraceOf } from './capture/request-trace.js';
 import type { EntrySpanRef } from './telemetry/tracing.js';
 import type { AuditEntry } from './capture/audit-entry.js';
@@ -17,8 +18,6 @@ import { redactSecretFields, resolveSecretRefs, unresolvedVaultRefs } from './ca
 import { compilePrivacy, reportRefused, type PrivacyPolicy } from './capture/privacy-policy.js';
 import { tlsProblems } from './config/fields/tls.js';
 import { ConfigError } from './config/kong-schema.js';
-
-export { Name, Version, Priority, Schema } from './plugin-info.js';
 
 const logger = createLogger('handler');
 
@@ -42,30 +41,51 @@ export function readSerialized(raw: unknown, problems: string[]): KongSerialized
   return null;
 }
 
+/**
+ * An instance's configuration: parsed, env:/file: references resolved, TLS material checked.
+ * Overwrites every secret field of `rawConfig` (kong-pdk echoes it back to Kong).
+ */
+function instanceConfig(rawConfig: Record<string, unknown>): PluginConfig {
+  let config: PluginConfig;
+  try {
+    const unresolved = unresolvedVaultRefs(rawConfig);
+    if (unresolved.length) throw new ConfigError(unresolved);
+    // env:/file: references resolved here; Kong resolved {vault://...} ones before sending.
+    config = resolveSecretRefs(parseConfig(rawConfig));
+  } finally {
+    // kong-pdk keeps this object and echoes it in StartInstance/InstanceStatus/CloseInstance
+    // replies: every secret field is overwritten (we hold our own parsed copy).
+    redactSecretFields(rawConfig);
+  }
+  const tls = tlsProblems(config);
+  if (tls.length) throw new ConfigError(tls);
+  return config;
+}
+
 export class Plugin {
   private readonly config: PluginConfig;
   private readonly registry: PipelineRegistry;
   private readonly pipeline: AuditPipeline;
   private readonly privacy: PrivacyPolicy;
 
-  constructor(rawConfig: Record<string, unknown>, registry: PipelineRegistry = sharedRegistry()) {
-    try {
-      const unresolved = unresolvedVaultRefs(rawConfig);
-      if (unresolved.length) throw new ConfigError(unresolved);
-      // env:/file: references resolved here; Kong resolved {vault://...} ones before sending.
-      this.config = resolveSecretRefs(parseConfig(rawConfig));
-    } finally {
-      // kong-pdk keeps this object and echoes it in StartInstance/InstanceStatus/CloseInstance
-      // replies: every secret field is overwritten (we hold our own parsed copy).
-      redactSecretFields(rawConfig);
-    }
-    const tls = tlsProblems(this.config);
-    if (tls.length) throw new ConfigError(tls);
+  /**
+   * The audit thread's way to start an instance: the destination's directories are checked with
+   * async calls first, so a bad path fails this instance without blocking the thread.
+   */
+  static async start(rawConfig: Record<string, unknown>, registry: PipelineRegistry = sharedRegistry()): Promise<Plugin> {
+    const config = instanceConfig(rawConfig);
+    await registry.checkPaths(config);
+    return new Plugin(rawConfig, registry, config);
+  }
+
+  /** In process (kong-pdk calls this): a new destination's directories get the bounded sync check. */
+  constructor(rawConfig: Record<string, unknown>, registry: PipelineRegistry = sharedRegistry(), config: PluginConfig = instanceConfig(rawConfig)) {
+    this.config = config;
     this.privacy = compilePrivacy(this.config.privacy);
     reportRefused(this.privacy);
     this.registry = registry;
-    // Opening the destination's pipeline replays its spool; a spool that cannot be opened
-    // fails StartInstance with the reason.
+    // Opening the destination's pipeline replays its spool; a directory that fails its check or
+    // a spool that cannot be opened fails StartInstance with the reason.
     this.pipeline = registry.get(this.config);
   }
 

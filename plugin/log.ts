@@ -1,6 +1,6 @@
 // The plugin's own log lines. The plugin server's stdout/stderr go to Kong's error log, so a
-// line is prefixed with the plugin name; repeated problems are reported once per key (with a
-// count later) so a flood of bad requests cannot flood the log. Never pass secrets in here.
+// line is prefixed with the plugin name; repeated problems are reported once per key so a
+// flood of bad requests cannot flood the log. Never pass secrets in here.
 
 export type Level = 'debug' | 'info' | 'warn' | 'error';
 
@@ -12,14 +12,12 @@ export interface Logger {
   info(msg: string): void;
   warn(msg: string): void;
   error(msg: string): void;
-  /** Logs `msg` the first time `key` is seen; later occurrences are only counted. */
+  /** Logs `msg` the first time `key` is seen; later occurrences are not logged. */
   once(level: Level, key: string, msg: string): void;
-  /** How many times `key` was reported through once(). */
-  count(key: string): number;
 }
 
 export function createLogger(scope: string, write: (line: string) => void = (l) => process.stderr.write(l + '\n')): Logger {
-  const seen = new Map<string, number>();
+  const seen = new Set<string>();
   const emit = (level: Level, msg: string) => {
     if (order[level] < threshold) return;
     write(`${new Date().toISOString()} [immudb-audit] ${level} ${scope}: ${msg}`);
@@ -30,10 +28,9 @@ export function createLogger(scope: string, write: (line: string) => void = (l) 
     warn: (m) => emit('warn', m),
     error: (m) => emit('error', m),
     once(level, key, msg) {
-      const n = (seen.get(key) ?? 0) + 1;
-      seen.set(key, n);
-      if (n === 1) emit(level, `${msg} (reported once; further occurrences are counted)`);
+      if (seen.has(key)) return;
+      seen.add(key);
+      emit(level, `${msg} (reported once)`);
     },
-    count: (key) => seen.get(key) ?? 0,
   };
 }

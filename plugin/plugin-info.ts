@@ -3,7 +3,7 @@
 import { configFields } from './config/schema.js';
 
 export const Name = 'immudb-audit';
-export const Version = '0.1.0';
+export { Version } from './version.js';
 /** Runs after Kong's bundled loggers (http-log is 12): auditing sees the final outcome. */
 export const Priority = 10;
 export const Schema = configFields;

@@ -2,6 +2,7 @@
 // demo requests sent through it exactly as Kong sends log events. Prints each request's audit
 // id and verifies it with a verified read. `--keep` leaves the stack running until Ctrl-C.
 import { mkdtempSync } from 'node:fs';
+import { createServer } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { simulateWorkers } from '../test/helpers/kong-driver.js';
@@ -13,7 +14,17 @@ import type { AuditEntry } from '../plugin/capture/audit-entry.js';
 const keep = process.argv.includes('--keep');
 const count = 14;
 
-const stack = await startAuditStack();
+/** A free loopback port for the plugin server's metrics and /status endpoint. */
+async function freePort(): Promise<number> {
+  const srv = createServer();
+  await new Promise<void>((r) => srv.listen(0, '127.0.0.1', r));
+  const port = (srv.address() as { port: number }).port;
+  await new Promise((r) => srv.close(r));
+  return port;
+}
+
+const metricsPort = await freePort();
+const stack = await startAuditStack({ env: { IMMUDB_AUDIT_METRICS_PORT: String(metricsPort) } });
 try {
   const database = 'audit';
   const prefix = 'audit';
@@ -21,7 +32,9 @@ try {
   const workers = await simulateWorkers(stack.rpc, 2, PLUGIN_NAME, stack.config({ immudb_database: database, create_database: true, key_prefix: prefix, queue: { max_batch_size: 64, max_coalescing_delay: 0.1 } }));
   console.log(`plugin ${PLUGIN_NAME} started on 2 worker instances; sending ${count} requests through the log phase`);
 
-  const fixtures = Array.from({ length: count }, (_, i) => buildFixture(SCENARIO_KINDS[i % SCENARIO_KINDS.length]!, 100 + i));
+  // Requests of the last minute, one a few seconds apart, so the entries carry today's date.
+  const now = Date.now();
+  const fixtures = Array.from({ length: count }, (_, i) => buildFixture(SCENARIO_KINDS[i % SCENARIO_KINDS.length]!, 100 + i, { startedAt: now - (count - i) * 3_000 }));
   await Promise.all(fixtures.map((f, i) => workers[i % 2]!.runLogEvent({ 'kong.log.serialize': f.json })));
 
   const client = await stack.client(database);
@@ -29,10 +42,11 @@ try {
   const stored = (await scanAll(client, `${prefix}:entry:`)).map((s) => JSON.parse(s.value.toString()) as AuditEntry);
   stored.sort((a, b) => a.time.localeCompare(b.time));
 
+  const auditorDir = mkdtempSync(join(tmpdir(), 'kia-demo-auditor-'));
   const reader = await AuditReader.open(
     { host: stack.immudb.host, port: stack.immudb.port, username: stack.immudb.username, password: stack.immudb.password, database },
     prefix,
-    mkdtempSync(join(tmpdir(), 'kia-demo-auditor-')),
+    auditorDir,
   );
   try {
     for (const e of stored) {
@@ -46,8 +60,15 @@ try {
   console.log(`\n${stored.length} requests audited and verified.`);
   if (!keep) console.log('Run `bash scripts/demo.sh --keep` to keep immudb up and try the CLI on these entries.');
   if (keep) {
-    console.log('Read one back (in another terminal):');
-    console.log(`  IMMUDB_PASSWORD=${stack.immudb.password} node dist/plugin/cli.js --address ${stack.immudb.host}:${stack.immudb.port} --database ${database} verify ${stored[0]!.id}`);
+    const cli = `node dist/plugin/cli.js --address ${stack.immudb.host}:${stack.immudb.port} --username ${stack.immudb.username} --database ${database} --prefix ${prefix} --state-dir ${auditorDir}`;
+    const traced = stored.find((e) => e.trace_id);
+    console.log('Try the CLI on these entries (in another terminal, from this directory):');
+    console.log(`  export IMMUDB_PASSWORD=${stack.immudb.password}`);
+    console.log(`  ${cli} get ${stored[0]!.id}`);
+    console.log(`  ${cli} verify ${stored[0]!.id}`);
+    console.log(`  ${cli} verify --all`);
+    if (traced) console.log(`  ${cli} find --trace ${traced.trace_id} --verify`);
+    console.log(`  node dist/plugin/cli.js status --metrics-url http://127.0.0.1:${metricsPort}`);
     console.log('\n--keep: the stack stays up; press Ctrl-C to stop it.');
     await new Promise<void>((resolve) => process.once('SIGINT', () => resolve()));
   }

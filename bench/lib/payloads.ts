@@ -5,6 +5,7 @@ import { hostname } from 'node:os';
 import { v7 as uuidv7 } from 'uuid';
 import { buildAuditEntry } from '../../plugin/capture/build-entry.js';
 import { encodeEntry, type AuditRecord } from '../../plugin/capture/encode.js';
+import { traceIndexOf } from '../../plugin/store/key-layout.js';
 import type { KongSerializedLog } from '../../plugin/capture/kong-log.js';
 import { generateFixtures, toKongJson, type LogFixture, type KongSerializedLog as FixtureLog } from '../../test/fixtures/serialized-logs.js';
 
@@ -56,27 +57,15 @@ export function grownSerialized(f: LogFixture, bytes: number): string {
   return json;
 }
 
-type TraceIndexFn = (key: Buffer, value: Buffer) => { key: Buffer; value: Buffer } | undefined;
-let traceIndexOf: TraceIndexFn | null | undefined;
-
 /**
- * What the plugin's writer sends for these records: each entry, plus its trace-index key when
- * the plugin has one (plugin/capture/trace-index.ts, loaded if present), so that direct writes
- * carry the same payload as the plugin's.
+ * What the plugin's writer sends for these records: each entry, plus its trace-index key
+ * (plugin/store/key-layout.ts), so that direct writes carry the same payload as the plugin's.
  */
-export async function writerKvs(records: readonly AuditRecord[]): Promise<Array<{ key: Buffer; value: Buffer }>> {
-  if (traceIndexOf === undefined) {
-    try {
-      const mod = (await import(String(new URL('../../plugin/capture/trace-index.js', import.meta.url)))) as { traceIndexOf?: TraceIndexFn };
-      traceIndexOf = mod.traceIndexOf ?? null;
-    } catch {
-      traceIndexOf = null;
-    }
-  }
+export function writerKvs(records: readonly AuditRecord[]): Array<{ key: Buffer; value: Buffer }> {
   const out: Array<{ key: Buffer; value: Buffer }> = [];
   for (const r of records) {
     out.push({ key: r.key, value: r.value });
-    const idx = traceIndexOf?.(r.key, r.value);
+    const idx = traceIndexOf(r.key, r.value);
     if (idx) out.push(idx);
   }
   return out;

@@ -3,8 +3,16 @@
 import type { AuditEntry } from './audit-entry.js';
 import type { KongSerializedLog } from './kong-log.js';
 import { header, isRecord, str } from './safe-read.js';
-import { parseTraceparent } from './traceparent.js';
-import type { RequestTrace } from '../telemetry/tracing.js';
+import { parseTraceparent, type ParentContext } from './traceparent.js';
+
+/** Where the request's trace context came from (see AuditEntry.trace_source). */
+export interface RequestTrace {
+  parent: (ParentContext & { traceState: string | null }) | null;
+  /** Kong's own trace id (tracing plugin) when there is no traceparent. */
+  kongTraceId: string | null;
+  /** Route template for http.route (Kong route path), when known. */
+  route: string | null;
+}
 
 export function requestTraceOf(log: KongSerializedLog | null, entry: AuditEntry): RequestTrace {
   const headers = isRecord(log?.request) ? log.request.headers : undefined;

@@ -13,39 +13,21 @@ import { validateRecord } from './kong-schema.js';
 /** The validated configuration: one type per group of fields (see fields/). */
 export type PluginConfig = ConnectionConfig & { queue: QueueConfig } & SpoolConfig & TracingConfig & PrivacyConfig & TlsConfig;
 
-/** What Kong adds to a plugin's config when it starts an instance (plugins_iterator.lua). */
-export interface KongPluginMeta {
-  pluginId: string | null;
-  workspaceId: string | null;
-  routeId: string | null;
-  serviceId: string | null;
-  consumerId: string | null;
-  instanceName: string | null;
-}
+/** Fields Kong adds to a plugin's config when it starts an instance (plugins_iterator.lua). */
+const KONG_FIELDS = new Set(['route_id', 'service_id', 'consumer_id', 'plugin_instance_name']);
 
-const META_FIELDS = new Set(['route_id', 'service_id', 'consumer_id', 'plugin_instance_name']);
-
-/** Separates Kong's own fields (`__plugin_id`, `__seq__`, `route_id`, ...) from the plugin's. */
-export function splitKongMeta(raw: unknown): { config: unknown; meta: KongPluginMeta } {
-  const meta: KongPluginMeta = { pluginId: null, workspaceId: null, routeId: null, serviceId: null, consumerId: null, instanceName: null };
-  if (typeof raw !== 'object' || raw === null || Array.isArray(raw)) return { config: raw, meta };
+/** The plugin's own fields: Kong's (`__plugin_id`, `__seq__`, `route_id`, ...) left out. */
+export function withoutKongFields(raw: unknown): unknown {
+  if (typeof raw !== 'object' || raw === null || Array.isArray(raw)) return raw;
   const config: Record<string, unknown> = {};
-  const text = (v: unknown) => (typeof v === 'string' ? v : null);
   for (const [k, v] of Object.entries(raw as Record<string, unknown>)) {
-    if (k.startsWith('__') || META_FIELDS.has(k)) continue;
+    if (k.startsWith('__') || KONG_FIELDS.has(k)) continue;
     config[k] = v;
   }
-  const r = raw as Record<string, unknown>;
-  meta.pluginId = text(r.__plugin_id);
-  meta.workspaceId = text(r.__ws_id);
-  meta.routeId = text(r.route_id);
-  meta.serviceId = text(r.service_id);
-  meta.consumerId = text(r.consumer_id);
-  meta.instanceName = text(r.plugin_instance_name);
-  return { config, meta };
+  return config;
 }
 
 /** Validates and fills defaults; throws ConfigError with every problem found. */
 export function parseConfig(raw: unknown): PluginConfig {
-  return validateRecord(configFields, splitKongMeta(raw).config) as unknown as PluginConfig;
+  return validateRecord(configFields, withoutKongFields(raw)) as unknown as PluginConfig;
 }

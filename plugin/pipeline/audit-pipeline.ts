@@ -6,7 +6,7 @@
 import type { AuditRecord } from '../capture/encode.js';
 import type { QueueConfig } from '../config/config.js';
 import type { Logger } from '../log.js';
-import { AuditWriter, TamperError, type WriteResult } from '../store/audit-writer.js';
+import { AuditWriter, type WriteResult } from '../store/audit-writer.js';
 import { VerificationError } from '../store/proofs/index.js';
 import { Batcher } from './batcher.js';
 import { comparePos, Spool, SpoolFullError, type SpoolPosition, type SpooledRecord } from './spool.js';
@@ -65,7 +65,7 @@ export class AuditPipeline {
         maxEntries: queue.max_entries,
         initialRetryMs: queue.initial_retry_delay * 1000,
         maxRetryMs: queue.max_retry_delay * 1000,
-        isFatal: (e) => e instanceof VerificationError || e instanceof TamperError,
+        isFatal: (e) => e instanceof VerificationError,
         onWritten: (batch, res, ms) => this.written(batch, res as WriteResult, ms),
         onRetry: (err, attempt, delay) => {
           this.stats.retries++;
@@ -122,7 +122,7 @@ export class AuditPipeline {
       span?.ok(res.txId, res.written, res.duplicates);
       return res;
     } catch (e) {
-      if (e instanceof VerificationError || e instanceof TamperError) span?.fail(e);
+      if (e instanceof VerificationError) span?.fail(e);
       else span?.retry(e, attempt);
       throw e;
     }

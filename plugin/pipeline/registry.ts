@@ -1,5 +1,5 @@
-// Process-wide sharing: one pipeline per configuration and one writer per immudb target
-// (host, port, database, user), so all pipelines that write to one database chain their proofs
+// Process-wide sharing: one pipeline (spool, writer) per immudb destination (host, port,
+// database, user), shared by every configuration that writes there, so their proofs chain
 // through one trusted state. Also the process shutdown hook that flushes everything.
 import { join } from 'node:path';
 import { isMainThread } from 'node:worker_threads';
@@ -8,8 +8,9 @@ import type { PluginConfig } from '../config/config.js';
 import { createLogger, type Logger } from '../log.js';
 import { flushThenExitOnSignal } from '../exit-on-signal.js';
 import { readProcessSettings, type ProcessSettings } from './process-settings.js';
+import { checkDirectory, checkDirectorySync } from './path-check.js';
 import { AuditWriter } from '../store/audit-writer.js';
-import { immudbTlsOptions } from '../config/fields/tls.js';
+import { immudbConnection } from './connection.js';
 import { AuditPipeline } from './audit-pipeline.js';
 import { Spool } from './spool.js';
 import { AuditMetrics } from '../telemetry/metrics.js';
@@ -18,6 +19,8 @@ import { AuditTracing } from '../telemetry/tracing.js';
 export class PipelineRegistry {
   private readonly pipelines = new Map<string, AuditPipeline>();
   private readonly firstConfigs = new Map<string, PluginConfig>();
+  /** Directories that passed the path check (plugin/pipeline/path-check.ts). */
+  private readonly checked = new Set<string>();
   private hooked = false;
   readonly logger: Logger = createLogger('pipeline');
   readonly metrics = new AuditMetrics();
@@ -33,8 +36,40 @@ export class PipelineRegistry {
   constructor(readonly settings: ProcessSettings = readProcessSettings()) {}
 
   /**
-   * The pipeline of this configuration's destination, created on first use: opening it
-   * replays whatever the spool still holds. Throws when the spool cannot be opened.
+   * Checks (and creates) the directories a new destination of `config` would use, with async
+   * calls under a deadline: the audit thread awaits this before get(), so a bad path fails the
+   * instance with the reason and never blocks the thread. Nothing to do for a known destination.
+   */
+  async checkPaths(config: PluginConfig): Promise<void> {
+    if (this.pipelines.has(destinationKey(config))) return;
+    for (const [dir, what] of this.directories(config)) {
+      if (this.checked.has(dir)) continue;
+      await checkDirectory(dir, what);
+      this.checked.add(dir);
+    }
+  }
+
+  /** The directories of a destination, each with the setting that names it (for the reason). */
+  private directories(config: PluginConfig): Array<[string, string]> {
+    return [
+      [this.stateDir(), 'IMMUDB_AUDIT_DATA_DIR'],
+      [this.spoolDir(config), config.spool_dir !== null ? 'spool_dir' : this.settings.spoolDirFrom],
+    ];
+  }
+
+  private stateDir(): string {
+    return join(this.settings.dataDir, 'trusted-state');
+  }
+
+  private spoolDir(config: PluginConfig): string {
+    const root = config.spool_dir ?? this.settings.spoolDir;
+    return join(root, safeDirName(`${config.immudb_host}_${config.immudb_port}_${config.immudb_database}_${config.immudb_username}`));
+  }
+
+  /**
+   * The pipeline of this configuration's destination, created on first use: its directories
+   * are checked first (with bounded sync calls unless checkPaths() did it), then opening it
+   * replays whatever the spool still holds. Throws with the reason when either fails.
    */
   get(config: PluginConfig): AuditPipeline {
     const key = destinationKey(config);
@@ -64,25 +99,23 @@ export class PipelineRegistry {
   }
 
   private create(config: PluginConfig): AuditPipeline {
+    // Nothing below may see an unchecked path: Spool.open and the trusted state create their
+    // directories with mkdir({ recursive: true }), which never returns on /proc.
+    for (const [dir, what] of this.directories(config)) {
+      if (this.checked.has(dir)) continue;
+      checkDirectorySync(dir, what);
+      this.checked.add(dir);
+    }
     const logger = createLogger(`pipeline ${describe(config)}`);
     // The writer first: a bad setting (e.g. a malformed key) must fail before the spool is locked.
     const writer = new AuditWriter({
-      connection: {
-        host: config.immudb_host,
-        port: config.immudb_port,
-        username: config.immudb_username,
-        password: config.immudb_password,
-        database: config.immudb_database,
-        createDatabase: config.create_database,
-        tls: immudbTlsOptions(config),
-      },
-      stateDir: join(this.settings.dataDir, 'trusted-state'),
+      connection: immudbConnection(config),
+      stateDir: this.stateDir(),
       serverPublicKey: config.server_public_key,
       logger,
     });
-    const spoolRoot = config.spool_dir ?? this.settings.spoolDir;
     const spool = Spool.open({
-      dir: join(spoolRoot, safeDirName(`${config.immudb_host}_${config.immudb_port}_${config.immudb_database}_${config.immudb_username}`)),
+      dir: this.spoolDir(config),
       maxBytes: config.spool_max_bytes,
       fsync: config.spool_fsync,
       logger,
@@ -101,10 +134,6 @@ export class PipelineRegistry {
 
   all(): AuditPipeline[] {
     return [...this.pipelines.values()];
-  }
-
-  async flushAll(): Promise<void> {
-    await Promise.all(this.all().map((p) => p.flush()));
   }
 
   async shutdown(): Promise<number> {

@@ -2,7 +2,7 @@
 import { VerificationError } from './proofs/index.js';
 
 export function toSafeInt(v: string | number | bigint, what: string): number {
-  const n = typeof v === 'string' ? Number(v) : Number(v);
+  const n = Number(v);
   if (!Number.isSafeInteger(n) || n < 0) throw new VerificationError(`${what} is not a valid id: ${String(v)}`);
   return n;
 }

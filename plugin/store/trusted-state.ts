@@ -8,9 +8,22 @@
 // serialized within the process (they share the temp file); a save asked for while another is
 // being written waits for the next write, and when several wait, only the newest state is
 // written: each of them resolves once that newer state is durable.
+//
+// A state file that exists but cannot be read or parsed is reported (UnusableTrustFile), never
+// taken for a missing one: that would silently reset trust. Only the trusted session
+// (trusted-session.ts) uses this store.
 import { readFileSync } from 'node:fs';
 import { mkdir, open, rename } from 'node:fs/promises';
 import { join } from 'node:path';
+import { VerificationError } from './proofs/index.js';
+
+/** A trust file (state or binding) that exists but cannot be used; the session says what to do. */
+export class UnusableTrustFile extends Error {
+  override readonly name = 'UnusableTrustFile';
+  constructor(readonly what: 'trusted state file' | 'server binding file', readonly file: string, readonly problem: string) {
+    super(`${what} ${file} ${problem}`);
+  }
+}
 
 export interface TrustedState {
   serverUuid: string;
@@ -29,7 +42,7 @@ interface StateFile {
 }
 
 function safeName(s: string): string {
-  if (!/^[A-Za-z0-9_.-]+$/.test(s) || s === '.' || s === '..') throw new Error(`unsafe name for a state file: ${JSON.stringify(s)}`);
+  if (!/^[A-Za-z0-9_.-]+$/.test(s) || s === '.' || s === '..') throw new VerificationError(`unsafe name for a trusted state file: ${JSON.stringify(s)}`);
   return s;
 }
 
@@ -40,19 +53,26 @@ export class TrustedStateStore {
     return join(this.dir, safeName(serverUuid), `${safeName(database)}.json`);
   }
 
+  /** The state kept for this identity and database; undefined only when there is no file. */
   load(serverUuid: string, database: string): TrustedState | undefined {
+    const file = this.path(serverUuid, database);
     let text: string;
     try {
-      text = readFileSync(this.path(serverUuid, database), 'utf8');
+      text = readFileSync(file, 'utf8');
     } catch (e) {
       if ((e as NodeJS.ErrnoException).code === 'ENOENT') return undefined;
-      throw e;
+      throw new UnusableTrustFile('trusted state file', file, `cannot be read (${(e as Error).message})`);
     }
-    const f = JSON.parse(text) as StateFile;
-    if (f.server_uuid !== serverUuid || f.database !== database || !Number.isSafeInteger(f.tx_id) || !/^[0-9a-f]{64}$/.test(f.alh)) {
-      throw new Error(`trusted state file ${this.path(serverUuid, database)} is corrupt`);
+    let f: Partial<StateFile>;
+    try {
+      f = JSON.parse(text) as Partial<StateFile>;
+    } catch (e) {
+      throw new UnusableTrustFile('trusted state file', file, `is not valid JSON (${(e as Error).message})`);
     }
-    return { serverUuid, database, txId: f.tx_id, alh: Buffer.from(f.alh, 'hex') };
+    if (typeof f !== 'object' || f === null || f.server_uuid !== serverUuid || f.database !== database || !Number.isSafeInteger(f.tx_id) || f.tx_id! < 1 || typeof f.alh !== 'string' || !/^[0-9a-f]{64}$/.test(f.alh)) {
+      throw new UnusableTrustFile('trusted state file', file, `does not hold a valid state for server ${serverUuid} database ${database}`);
+    }
+    return { serverUuid, database, txId: f.tx_id!, alh: Buffer.from(f.alh, 'hex') };
   }
 
   /** Writes `state` durably; resolves once it (or a newer state of the same file) is on disk. */
@@ -101,7 +121,8 @@ async function drain(file: string, q: { writing: boolean; next?: PendingWrite | 
         await writeStateFile(file, job.dir, { ...job.body, updated_at: new Date().toISOString() });
         for (const w of job.waiters) w.resolve();
       } catch (e) {
-        for (const w of job.waiters) w.reject(e);
+        const err = new UnusableTrustFile('trusted state file', file, `cannot be written (${(e as Error).message})`);
+        for (const w of job.waiters) w.reject(err);
       }
     }
   } finally {

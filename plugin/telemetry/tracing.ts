@@ -12,7 +12,7 @@ import {
   type Sampler,
 } from '@opentelemetry/sdk-trace';
 import type { AuditEntry } from '../capture/audit-entry.js';
-import type { ParentContext } from '../capture/traceparent.js';
+import type { RequestTrace } from '../capture/request-trace.js';
 import type { Logger } from '../log.js';
 
 /** What links a batch span to an entry's span. */
@@ -21,15 +21,6 @@ export interface EntrySpanRef {
   spanId: string;
   traceFlags: number;
   auditId: string;
-}
-
-/** Where the request's trace context came from (see AuditEntry.trace_source). */
-export interface RequestTrace {
-  parent: (ParentContext & { traceState: string | null }) | null;
-  /** Kong's own trace id (tracing plugin) when there is no traceparent. */
-  kongTraceId: string | null;
-  /** Route template for http.route (Kong route path), when known. */
-  route: string | null;
 }
 
 /** Root spans in a known trace (Kong's trace id without a parent span id). */
@@ -67,7 +58,7 @@ export class AuditTracing {
   private readonly ids = new SeededIdGenerator();
 
   private constructor(env: NodeJS.ProcessEnv, private readonly logger: Logger) {
-    // Exporter problems (collector down, rejected payloads) are reported once, then counted.
+    // Exporter problems (collector down, rejected payloads) are reported once.
     const report = (msg: string) => logger.once('warn', 'otel-export', `tracing: ${msg}; audit entries are not affected`);
     setGlobalErrorHandler((e) => report(e instanceof Error ? e.message : String(e)));
     const diagLogger: DiagLogger = {

@@ -13,6 +13,8 @@ const port = parentPort;
 const logger = createLogger('audit-thread');
 
 const plugins = new Map<number, Plugin>();
+/** Instances being started (their directories checked): log events for them wait. */
+const starting = new Map<number, Promise<Plugin | undefined>>();
 
 // Settled calls go back in one message per turn of the event loop: the spool's group commit
 // settles many entries at once, and each message costs the main thread a wake-up.
@@ -35,24 +37,36 @@ function settle(call: number, error?: unknown) {
 }
 
 function start(m: Extract<ToAuditThread, { op: 'start' }>) {
-  const result: StartResult = {};
-  try {
-    plugins.set(m.instance, new Plugin(m.config));
-  } catch (e) {
-    const err = e instanceof Error ? e : new Error(String(e));
-    result.error = { name: err.name, message: err.message };
-  }
-  if (m.reply && m.signal) {
-    m.reply.postMessage(result);
-    m.reply.close();
-    const flag = new Int32Array(m.signal);
-    Atomics.store(flag, 0, 1);
-    Atomics.notify(flag, 0);
-  } else if (result.error) {
-    // A restart of an instance that started before (after this thread failed): log calls for
-    // it will fail with "no plugin instance" until Kong starts it again.
-    logger.error(`instance ${m.instance} did not restart: ${result.error.message}`);
-  }
+  const started = Plugin.start(m.config).then(
+    (p): [Plugin | undefined, StartResult] => [p, {}],
+    (e: unknown): [Plugin | undefined, StartResult] => {
+      const err = e instanceof Error ? e : new Error(String(e));
+      return [undefined, { error: { name: err.name, message: err.message } }];
+    },
+  ).then(([plugin, result]) => {
+    // Closed meanwhile (or started again): this start is void.
+    if (starting.get(m.instance) === started) {
+      starting.delete(m.instance);
+      if (plugin) plugins.set(m.instance, plugin);
+    }
+    if (m.reply && m.signal) {
+      m.reply.postMessage(result);
+      m.reply.close();
+      const flag = new Int32Array(m.signal);
+      Atomics.store(flag, 0, 1);
+      Atomics.notify(flag, 0);
+    } else if (result.error) {
+      // A restart of an instance that started before (after this thread failed): log calls for
+      // it will fail with "no plugin instance" until Kong starts it again.
+      logger.error(`instance ${m.instance} did not restart: ${result.error.message}`);
+    }
+    return plugin;
+  });
+  starting.set(m.instance, started);
+}
+
+function record(p: Plugin, call: number, raw: unknown, failure: string | undefined) {
+  p.record(raw, failure).then(() => settle(call), (e: unknown) => settle(call, e ?? 'failed'));
 }
 
 port.on('message', (m: ToAuditThread) => {
@@ -60,8 +74,13 @@ port.on('message', (m: ToAuditThread) => {
     case 'log':
       for (const [instance, call, raw, failure] of m.events) {
         const p = plugins.get(instance);
-        if (!p) settle(call, new Error(`no plugin instance ${instance} in the audit thread`));
-        else p.record(raw, failure).then(() => settle(call), (e: unknown) => settle(call, e ?? 'failed'));
+        if (p) {
+          record(p, call, raw, failure);
+          continue;
+        }
+        const pending = starting.get(instance);
+        if (!pending) settle(call, new Error(`no plugin instance ${instance} in the audit thread`));
+        else void pending.then((q) => (q ? record(q, call, raw, failure) : settle(call, new Error(`no plugin instance ${instance} in the audit thread`))));
       }
       return;
     case 'start':
@@ -69,6 +88,7 @@ port.on('message', (m: ToAuditThread) => {
       return;
     case 'close':
       plugins.delete(m.instance);
+      starting.delete(m.instance);
       return;
     case 'shutdown':
       sharedRegistry()

@@ -1,18 +1,14 @@
 // Verified reads for auditors: read an entry with its proofs and check them against the
-// auditor's own trusted state, which advances only when every check passed.
+// auditor's own trusted state (the trusted session, shared with the writer), which advances
+// only when every check passed.
 import { ImmudbClient, ImmudbError, isKeyNotFoundError, type ImmudbConnectionOptions } from '../store/immudb-client.js';
-import { TrustedStateStore, type TrustedState } from '../store/trusted-state.js';
-import { ServerBinding } from '../store/server-binding.js';
-import {
-  INITIAL_ALH, parseServerPublicKey, TxChain, verifyStateSignature, verifyVerifiableEntry, verifyVerifiableTx, VerificationError,
-} from '../store/proofs/index.js';
-import type { KeyObject } from 'node:crypto';
+import { TrustedSession } from '../store/trusted-session.js';
+import { INITIAL_ALH, TxChain, verifyVerifiableEntry, verifyVerifiableTx, VerificationError } from '../store/proofs/index.js';
 import { EntryTypeAction } from '../store/immudb-types.js';
 import { mkdirSync, readFileSync, renameSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { toSafeInt } from '../store/longs.js';
-import { entryKey } from '../capture/encode.js';
-import { traceIndexPrefix } from '../capture/trace-index.js';
+import { entryKey, kindPrefix, parseKey, traceIndexPrefix } from '../store/key-layout.js';
 
 export class NotFoundError extends Error {
   override readonly name = 'NotFoundError';
@@ -44,10 +40,6 @@ export interface VerifyAllResult {
   trustedTxId: number;
 }
 
-function rolledBack(database: string, current: number, trustedTx: number): VerificationError {
-  return new VerificationError(`immudb database ${database} reports tx ${current}, but this auditor verified tx ${trustedTx} before: its history was rolled back or replaced`);
-}
-
 /** Transactions per TxScan call of `verifyAll` (halved while a page is too large for one message). */
 const SCAN_PAGE_TXS = 8;
 /** gRPC status of a message over the size limit. */
@@ -74,17 +66,22 @@ export class AuditReader {
     private readonly client: ImmudbClient,
     private readonly prefix: string,
     private readonly stateDir: string,
-    private readonly signingKey: KeyObject | undefined,
+    private readonly session: TrustedSession,
   ) {}
 
   /** `serverPublicKey`: PEM of immudb's state signing key; every proven state must be signed by it. */
   static async open(conn: ImmudbConnectionOptions, prefix: string, stateDir: string, serverPublicKey?: string): Promise<AuditReader> {
-    const key = serverPublicKey ? parseServerPublicKey(serverPublicKey) : undefined;
+    const session = new TrustedSession({
+      host: conn.host, port: conn.port, database: conn.database, stateDir, serverPublicKey,
+      resetCommand: `immudb-audit trust reset --state-dir ${stateDir} --address ${conn.host}:${conn.port} --database ${conn.database}`,
+      holder: 'auditor',
+    });
     try {
-      return new AuditReader(await ImmudbClient.connect(conn), prefix, stateDir, key);
+      return new AuditReader(await ImmudbClient.connect(conn), prefix, stateDir, session);
     } catch (e) {
-      const known = new ServerBinding(stateDir).known(conn.host, conn.port, conn.database);
-      if (known && e instanceof ImmudbError && /database does not exist/i.test(e.details ?? e.message)) {
+      if (!(e instanceof ImmudbError && /database does not exist/i.test(e.details ?? e.message))) throw e;
+      const known = session.knownIdentity();
+      if (known) {
         throw new VerificationError(
           `database ${conn.database} does not exist on immudb at ${conn.host}:${conn.port}, but this auditor verified entries in it on server ${known}: the server was replaced or the database removed`,
         );
@@ -106,53 +103,45 @@ export class AuditReader {
   }
 
   /**
-   * The audit ids of a trace, from the trace index written with each entry (a prefix scan of
-   * `<prefix>:trace:<trace id>:`, not a scan of everything).
+   * What the trace index lists under a trace (a prefix scan of `<prefix>:trace:<trace id>:`, not
+   * a scan of everything): the audit ids, and keys under that prefix that are not index keys.
+   * Unverified: plugin/verify/find-trace.ts checks each entry's own trace_id.
    */
-  async findByTrace(traceId: string): Promise<string[]> {
+  async findByTrace(traceId: string): Promise<{ ids: string[]; strays: string[] }> {
     const t = traceId.toLowerCase();
     if (!/^[0-9a-f]{32}$/.test(t)) throw new Error(`not a trace id: ${JSON.stringify(traceId)} (expected 32 hex characters)`);
-    const prefix = Buffer.from(traceIndexPrefix(this.prefix, t));
-    return (await this.client.scanPrefix(prefix)).map((e) => e.key.subarray(prefix.length).toString());
-  }
-
-  /** The server behind this address and database must be the one this auditor verified before. */
-  private checkIdentity() {
-    const uuid = this.client.serverUuid;
-    const { host, port, database } = this.client.options;
-    const bound = new ServerBinding(this.stateDir).check(host, port, database, uuid);
-    if (bound.mismatch) {
-      throw new VerificationError(`immudb at ${host}:${port} database ${database} has identity ${uuid}, but this auditor verified entries on ${bound.expected}: a different server or data directory is behind this address`);
+    const ids: string[] = [];
+    const strays: string[] = [];
+    for (const e of await this.client.scanPrefix(Buffer.from(traceIndexPrefix(this.prefix, t)))) {
+      const k = parseKey(e.key);
+      if (k?.kind === 'trace' && k.prefix === this.prefix && k.traceId === t) ids.push(k.id);
+      else strays.push(e.key.toString('utf8'));
     }
+    return { ids, strays };
   }
 
   /** A verified read: inclusion of the entry in its tx, and the tx consistent with our state. */
   async verify(auditId: string): Promise<VerifiedReadResult> {
     const key = entryKey(this.prefix, checkAuditId(auditId));
-    const states = new TrustedStateStore(this.stateDir);
     const uuid = this.client.serverUuid;
     const { database } = this.client.options;
-    this.checkIdentity();
-    const trusted = states.load(uuid, database);
+    this.session.bind(uuid);
+    const trusted = this.session.trusted;
     let ve;
     try {
-      ve = await this.client.verifiableGet(Buffer.from(key), trusted?.txId ?? 0);
+      ve = await this.client.verifiableGet(Buffer.from(key), this.session.provenSince());
     } catch (err) {
       if (isKeyNotFoundError(err)) throw new NotFoundError(`audit entry ${auditId} not found in immudb database ${database} (key ${key})`);
       if (trusted) {
         const current = await this.client.currentState().then((s) => toSafeInt(s.txId, 'tx id')).catch(() => undefined);
-        if (current !== undefined && current < trusted.txId) {
-          throw rolledBack(database, current, trusted.txId);
-        }
+        if (current !== undefined) this.session.refuseRollback(current);
       }
       throw err;
     }
-    const next = verifyVerifiableEntry(ve, trusted ? { txId: trusted.txId, alh: trusted.alh } : undefined, { key: Buffer.from(key) });
-    if (this.signingKey) verifyStateSignature(ve.verifiableTx?.signature, this.signingKey, database, next.txId, next.alh);
+    const next = verifyVerifiableEntry(ve, this.session.anchor(), { key: Buffer.from(key) });
     const entry = ve.entry!;
-    if (!entry.key.equals(Buffer.from(key))) throw new VerificationError(`immudb answered for key ${entry.key.toString()} instead of ${key}`);
-    const after: TrustedState = { serverUuid: uuid, database, txId: next.txId, alh: next.alh };
-    if (!trusted || after.txId >= trusted.txId) await states.save(after);
+    await this.session.accept(this.client.serverUuid, next, ve.verifiableTx?.signature);
+    const after = this.session.trusted!;
     return {
       key,
       txId: toSafeInt(entry.tx, 'tx id'),
@@ -179,9 +168,8 @@ export class AuditReader {
   async verifyAll(opts: { fromTx?: number; onTx?: (txId: number, entries: number) => void } = {}): Promise<VerifyAllResult> {
     const uuid = this.client.serverUuid;
     const { database } = this.client.options;
-    this.checkIdentity();
-    const states = new TrustedStateStore(this.stateDir);
-    const trusted = states.load(uuid, database);
+    this.session.bind(uuid);
+    const trusted = this.session.trusted;
     const checkpointFile = join(this.stateDir, uuid, `${database}.audited.json`);
     let lastAudited = 0;
     try {
@@ -191,9 +179,7 @@ export class AuditReader {
     }
     const from = opts.fromTx ?? lastAudited + 1;
     const current = toSafeInt((await this.client.currentState()).txId, 'current tx id');
-    if (trusted && current < trusted.txId) {
-      throw rolledBack(database, current, trusted.txId);
-    }
+    this.session.refuseRollback(current);
     const first = Math.max(1, from);
     if (first > current) {
       return { serverUuid: uuid, database, fromTx: from, toTx: current, transactions: 0, entries: 0, trustedTxId: trusted?.txId ?? 0 };
@@ -201,13 +187,12 @@ export class AuditReader {
 
     // 1. The end of the range, proven against the trusted state (on first contact: against
     //    itself, as every first verified read is).
-    const t = trusted ? { txId: trusted.txId, alh: trusted.alh } : undefined;
-    const vtx = await this.client.verifiableTxById(current, t?.txId ?? 0, EntryTypeAction.EXCLUDE);
+    const vtx = await this.client.verifiableTxById(current, this.session.provenSince(), EntryTypeAction.EXCLUDE);
     let end;
     try {
-      end = verifyVerifiableTx(vtx, t, { listedEntries: 'none' });
+      end = verifyVerifiableTx(vtx, this.session.anchor(), { listedEntries: 'none' });
       if (end.txId !== current) throw new VerificationError(`asked for tx ${current}, immudb proved tx ${end.txId}`);
-      if (this.signingKey) verifyStateSignature(vtx.signature, this.signingKey, database, end.txId, end.alh);
+      this.session.checkSigned(end, vtx.signature);
     } catch (e) {
       throw new VerificationError(`tx ${current}: ${(e as Error).message}`);
     }
@@ -218,7 +203,7 @@ export class AuditReader {
     const anchor = first === 1 ? INITIAL_ALH : trusted?.txId === first - 1 ? trusted.alh : undefined;
     const chain = new TxChain(first, anchor);
     if (trusted && trusted.txId >= first) chain.expectAlh(trusted.txId, trusted.alh);
-    const entryPrefix = Buffer.from(`${this.prefix}:entry:`);
+    const entryPrefix = Buffer.from(kindPrefix(this.prefix, 'entry'));
     let entries = 0;
     let page = SCAN_PAGE_TXS;
     while (chain.nextTxId <= current) {
@@ -252,7 +237,7 @@ export class AuditReader {
     chain.finish(current, end.alh);
 
     // 3. Everything held: the trusted state and the checkpoint advance.
-    if (!trusted || end.txId > trusted.txId) await states.save({ serverUuid: uuid, database, txId: end.txId, alh: end.alh });
+    await this.session.advance(this.client.serverUuid, end);
     mkdirSync(join(this.stateDir, uuid), { recursive: true, mode: 0o700 });
     writeFileSync(`${checkpointFile}.tmp`, JSON.stringify({ last_tx: current, at: new Date().toISOString() }) + '\n', { mode: 0o600 });
     renameSync(`${checkpointFile}.tmp`, checkpointFile);

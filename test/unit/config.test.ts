@@ -1,5 +1,5 @@
 import test from 'ava';
-import { parseConfig, splitKongMeta } from '../../plugin/config/config.js';
+import { parseConfig, withoutKongFields } from '../../plugin/config/config.js';
 import { ConfigError } from '../../plugin/config/kong-schema.js';
 
 test('defaults fill an empty config', (t) => {
@@ -34,5 +34,5 @@ test('types are checked', (t) => {
 test("Kong's own fields in the instance config are not plugin fields", (t) => {
   const raw = { key_prefix: 'k', __plugin_id: 'p1', __ws_id: 'w1', __key__: 'x', __seq__: 3, route_id: 'r1', service_id: null, plugin_instance_name: 'n' };
   t.is(parseConfig(raw).key_prefix, 'k');
-  t.deepEqual(splitKongMeta(raw).meta, { pluginId: 'p1', workspaceId: 'w1', routeId: 'r1', serviceId: null, consumerId: null, instanceName: 'n' });
+  t.deepEqual(withoutKongFields(raw), { key_prefix: 'k' });
 });

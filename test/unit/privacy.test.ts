@@ -19,7 +19,8 @@ import type { KongSerializedLog } from '../../plugin/capture/kong-log.js';
 import { parseConfig } from '../../plugin/config/config.js';
 import { ConfigError, type KongField, type KongFieldList } from '../../plugin/config/kong-schema.js';
 import { privacyFields } from '../../plugin/config/fields/privacy.js';
-import { immudbTlsOptions, tlsFields, tlsProblems } from '../../plugin/config/fields/tls.js';
+import { tlsFields, tlsProblems } from '../../plugin/config/fields/tls.js';
+import { immudbTlsOptions } from '../../plugin/pipeline/connection.js';
 
 const require = createRequire(import.meta.url);
 const validate = new Ajv2020({ allErrors: true }).compile(JSON.parse(readFileSync(require.resolve('../../../schemas/audit-entry.v1.json'), 'utf8')));

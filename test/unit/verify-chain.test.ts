@@ -149,12 +149,14 @@ test('a failed save rejects its callers and leaves the previous state', async (t
   const tmp = join(dir, 'srv-1', `db.json.${process.pid}.tmp`);
   mkdirSync(tmp);
   const failing = [store.save(state(2)), store.save(state(3))];
-  for (const p of failing) await t.throwsAsync(p, { code: 'EISDIR' });
+  for (const p of failing) await t.throwsAsync(p, { name: 'UnusableTrustFile', message: /^trusted state file \S+db\.json cannot be written \(EISDIR/ });
   t.deepEqual(store.load('srv-1', 'db'), state(1));
   rmdirSync(tmp);
   // The queue is free again.
   await store.save(state(4));
   t.deepEqual(store.load('srv-1', 'db'), state(4));
   writeFileSync(join(dir, 'srv-1', 'db.json'), '{"server_uuid":"srv-1","database":"db","tx_id":1,"alh":"zz"}');
-  t.throws(() => store.load('srv-1', 'db'), { message: /is corrupt/ });
+  t.throws(() => store.load('srv-1', 'db'), { message: /db\.json does not hold a valid state for server srv-1 database db$/ });
+  writeFileSync(join(dir, 'srv-1', 'db.json'), '{"server_uuid":');
+  t.throws(() => store.load('srv-1', 'db'), { message: /db\.json is not valid JSON/ });
 });

@@ -1,7 +1,6 @@
 // TLS (and mutual TLS) to immudb, with the server's CA pinned.
 import { createPrivateKey, X509Certificate } from 'node:crypto';
 import type { KongFieldList } from '../kong-schema.js';
-import type { ImmudbTlsOptions } from '../../store/immudb-client.js';
 
 export interface TlsConfig {
   tls: {
@@ -28,18 +27,6 @@ export const tlsFields: KongFieldList = [
     },
   },
 ];
-
-/** The client's TLS options from a configuration whose references are resolved. */
-export function immudbTlsOptions(config: TlsConfig): ImmudbTlsOptions | undefined {
-  const t = config.tls;
-  if (!t?.enabled) return undefined;
-  return {
-    ...(t.ca_cert ? { ca: Buffer.from(t.ca_cert) } : {}),
-    ...(t.client_cert ? { cert: Buffer.from(t.client_cert) } : {}),
-    ...(t.client_key ? { key: Buffer.from(t.client_key) } : {}),
-    ...(t.server_name ? { serverName: t.server_name } : {}),
-  };
-}
 
 /**
  * What is wrong with resolved TLS settings (checked at instance start so that a bad certificate

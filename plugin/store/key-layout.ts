@@ -1,0 +1,99 @@
+// Every immudb key the product writes or reads, in one place, with its parser:
+//   <prefix>:entry:<audit id>               the audit entry (value: its canonical JSON)
+//   <prefix>:trace:<trace id>:<audit id>    trace index (value: the entry's key), written in the
+//                                           entry's transaction so `find --trace` reads a prefix
+//   <prefix>:loss:<id>                      a loss record (entries known lost)
+// The prefix is [A-Za-z0-9_.-]+ (the key_prefix field): it holds no ':', so parsing is exact.
+// The trace index is computed from the entry object's own top-level trace_id, never by matching
+// text inside the JSON, where request data (an allow-listed header named trace_id) can appear.
+
+export type KeyKind = 'entry' | 'trace' | 'loss';
+
+export type ParsedKey =
+  | { kind: 'entry'; prefix: string; id: string }
+  | { kind: 'trace'; prefix: string; traceId: string; id: string }
+  | { kind: 'loss'; prefix: string; id: string };
+
+/** A key and its value as immudb stores them. */
+export interface KeyValue {
+  key: Buffer;
+  value: Buffer;
+}
+
+const PREFIX = /^[A-Za-z0-9_.-]+$/;
+const AUDIT_ID = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/;
+const TRACE_ID = /^[0-9a-f]{32}$/;
+const KEY = /^([A-Za-z0-9_.-]+):(entry|loss):([^:]+)$|^([A-Za-z0-9_.-]+):trace:([0-9a-f]{32}):([^:]+)$/;
+
+export function isKeyPrefix(prefix: string): boolean {
+  return PREFIX.test(prefix);
+}
+
+/** Keys of one kind under a prefix start with this (e.g. `audit:entry:`). */
+export function kindPrefix(prefix: string, kind: KeyKind): string {
+  return `${prefix}:${kind}:`;
+}
+
+export function entryKey(prefix: string, auditId: string): string {
+  return `${prefix}:entry:${auditId}`;
+}
+
+export function lossKey(prefix: string, id: string): string {
+  return `${prefix}:loss:${id}`;
+}
+
+/** Every index key of trace `traceId` starts with this. */
+export function traceIndexPrefix(prefix: string, traceId: string): string {
+  return `${prefix}:trace:${traceId}:`;
+}
+
+export function traceIndexKey(prefix: string, traceId: string, auditId: string): string {
+  return traceIndexPrefix(prefix, traceId) + auditId;
+}
+
+/** The parts of a key of ours; undefined for anything else (a malformed id included). */
+export function parseKey(key: Buffer | string): ParsedKey | undefined {
+  const m = KEY.exec(typeof key === 'string' ? key : key.toString('latin1'));
+  if (!m) return undefined;
+  if (m[1] !== undefined) {
+    const kind = m[2] as 'entry' | 'loss';
+    if (kind === 'entry' && !AUDIT_ID.test(m[3]!)) return undefined;
+    return { kind, prefix: m[1], id: m[3]! };
+  }
+  if (!AUDIT_ID.test(m[6]!)) return undefined;
+  return { kind: 'trace', prefix: m[4]!, traceId: m[5]!, id: m[6]! };
+}
+
+/** The index key/value of an entry object (by its top-level trace_id); undefined without one. */
+export function traceIndexFor(prefix: string, entry: { id: string; trace_id: string | null }): KeyValue | undefined {
+  if (!PREFIX.test(prefix) || !AUDIT_ID.test(entry.id) || typeof entry.trace_id !== 'string' || !TRACE_ID.test(entry.trace_id)) return undefined;
+  return { key: Buffer.from(traceIndexKey(prefix, entry.trace_id, entry.id)), value: Buffer.from(entryKey(prefix, entry.id)) };
+}
+
+// The encoder knows the entry object: it leaves the entry's trace id here, keyed by the value
+// it encoded, so the writer does not parse the JSON again. A record read back from the spool (a
+// replay) is a new buffer and is parsed instead: both give the same answer.
+const fromEncoder = new WeakMap<Buffer, string | null>();
+
+/** Called by the encoder with the entry object's trace id. */
+export function rememberTraceId(value: Buffer, traceId: string | null): void {
+  fromEncoder.set(value, traceId);
+}
+
+/** The index key/value of an encoded entry (key + value), or undefined when it has none. */
+export function traceIndexOf(key: Buffer, value: Buffer): KeyValue | undefined {
+  const parsed = parseKey(key);
+  if (parsed?.kind !== 'entry') return undefined;
+  let traceId = fromEncoder.get(value);
+  if (traceId === undefined) {
+    let entry: unknown;
+    try {
+      entry = JSON.parse(value.toString('utf8'));
+    } catch {
+      return undefined;
+    }
+    const t = typeof entry === 'object' && entry !== null && !Array.isArray(entry) ? (entry as { trace_id?: unknown }).trace_id : undefined;
+    traceId = typeof t === 'string' ? t : null;
+  }
+  return traceId === null ? undefined : traceIndexFor(parsed.prefix, { id: parsed.id, trace_id: traceId });
+}
