@@ -65,6 +65,8 @@ export interface RigEnv {
   tally: Tally;
   /** The schedule running now (the proxy's hook consults it). */
   current?: PipelineUnderTest;
+  /** Schedules started on this env: each gets its own key prefix in the shared database. */
+  runs: number;
   dispose(): Promise<void>;
 }
 
@@ -77,7 +79,7 @@ export async function startRigEnv(tally = newTally()): Promise<RigEnv> {
   await direct.close();
   const admin = await ImmudbClient.connect({ host: immudb.host, port: immudb.port, username: immudb.username, password: immudb.password, database, createDatabase: true });
   const env: RigEnv = {
-    immudb, proxy, direct: admin, database, tally,
+    immudb, proxy, direct: admin, database, tally, runs: 0,
     async dispose() {
       await admin.close().catch(() => undefined);
       await proxy.close();
@@ -447,13 +449,12 @@ export interface ModelRunOptions {
  * fast-check's report on failure (seed, path and the shrunk command list).
  */
 export async function runModel(env: RigEnv, opts: ModelRunOptions): Promise<void> {
-  let run = 0;
   const prop = fc.asyncProperty(
     fc.commands(commandArbs, { maxCommands: opts.maxCommands ?? 20, size: 'medium' }),
     queueArb,
     fc.constantFrom(1 << 20, 1 << 20, 6 * 1024),
     async (cmds, queue, spoolMaxBytes) => {
-      const sut = new PipelineUnderTest(env, run++, queue, spoolMaxBytes);
+      const sut = new PipelineUnderTest(env, env.runs++, queue, spoolMaxBytes);
       env.current = sut;
       env.tally.schedules++;
       try {
@@ -470,6 +471,7 @@ export async function runModel(env: RigEnv, opts: ModelRunOptions): Promise<void
   );
   await fc.assert(prop, {
     numRuns: opts.numRuns,
+    includeErrorInReport: true,
     ...(opts.seed !== undefined ? { seed: opts.seed } : {}),
     ...(opts.path !== undefined ? { path: opts.path, endOnFailure: true } : {}),
     ...(opts.timeLimitMs !== undefined ? { interruptAfterTimeLimit: opts.timeLimitMs } : {}),
