@@ -5,7 +5,7 @@ import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { buildFixture, SCENARIO_KINDS, type LogFixture } from '../fixtures/serialized-logs.js';
-import { waitForEntries, type AuditStack } from './audit-stack.js';
+import { scanAll, type AuditStack } from './audit-stack.js';
 import type { ImmudbClient } from '../../plugin/store/immudb-client.js';
 import type { Entry } from '../../plugin/store/immudb-types.js';
 import { cliTarget, runCli } from './cli.js';
@@ -36,7 +36,7 @@ export interface ExactlyOnce {
 export async function checkExactlyOnce(client: ImmudbClient, prefix: string, requestIds: Set<string>, timeoutMs = 180_000): Promise<ExactlyOnce> {
   const deadline = Date.now() + timeoutMs;
   for (;;) {
-    const stored = await waitForEntries(client, `${prefix}:entry:`, requestIds.size, timeoutMs);
+    const stored = await scanAll(client, `${prefix}:entry:`);
     const seen = new Map<string, number>();
     for (const s of stored) {
       const rid = (JSON.parse(s.value.toString()) as { request_id: string }).request_id;
@@ -44,7 +44,7 @@ export async function checkExactlyOnce(client: ImmudbClient, prefix: string, req
     }
     const missing = [...requestIds].filter((r) => !seen.has(r));
     if (!missing.length || Date.now() > deadline) return { stored, missing, dupes: [...seen].filter(([, n]) => n > 1) };
-    await new Promise((r) => setTimeout(r, 250));
+    await new Promise((r) => setTimeout(r, 200));
   }
 }
 

@@ -6,6 +6,7 @@ import test from 'ava';
 import { crashSeed, runCrashRounds } from '../rig/crash-rounds.js';
 
 test('SIGKILL at seeded random points under load: every acknowledged entry lands exactly once, nothing else', async (t) => {
+  t.timeout(6 * 60_000, 'rounds, then up to 90 s for the drain, on a loaded machine');
   const seed = crashSeed();
   const rounds = Number(process.env.KIA_CRASH_ROUNDS ?? 4);
   const r = await runCrashRounds({ seed, rounds, log: (l) => t.log(l) });

@@ -13,9 +13,10 @@ test.after.always(async () => {
 });
 
 test('random schedules of appends, crashes, restarts, outages, write faults and queue changes keep every acknowledged entry proven once or spooled', async (t) => {
+  t.timeout(10 * 60_000, 'schedules and, on a failure, shrinking');
   const { seed, path } = modelSeed();
   t.log(`fast-check seed ${seed}${path ? ` path ${path}` : ''} (replay: KIA_FC_SEED=${seed})`);
-  await runModel(env, { numRuns: Number(process.env.KIA_FC_RUNS ?? 8), maxCommands: 20, seed, ...(path ? { path } : {}) });
+  await runModel(env, { numRuns: Number(process.env.KIA_FC_RUNS ?? 8), maxCommands: 20, timeLimitMs: 6 * 60_000, seed, ...(path ? { path } : {}) });
   const s = env.tally;
   t.log(`${s.schedules} schedules; commands ${JSON.stringify(s.commands)}; faults ${JSON.stringify(s.faults)}; ${s.acked} acknowledged, ${s.refused} refused, ${s.inFlightAtCrash} in flight at crashes, ${s.stillSpooled} held in the spool at the end`);
   t.is(s.lost, 0);

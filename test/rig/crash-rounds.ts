@@ -106,7 +106,7 @@ export async function runCrashRounds(opts: CrashRoundsOptions): Promise<CrashRou
       if (r.completed) acked.add(f.expected.requestId);
     }
     const client = await stack.client(db);
-    const check = await checkExactlyOnce(client, prefix, acked, 180_000);
+    const check = await checkExactlyOnce(client, prefix, acked, 90_000);
     // Entries in flight at a kill may land after the acknowledged ones: let the spool drain
     // completely before listing what is stored.
     let stored = check.stored;
