@@ -81,7 +81,7 @@ export interface StartPluginServerOptions {
   sockName?: string;
   /** Working directory of the server process (default: the project root). */
   cwd?: string;
-  /** How long to wait for the socket to accept connections (default 15 s). */
+  /** How long to wait for the socket to accept connections (default 60 s: only a failure waits that long). */
   startTimeoutMs?: number;
 }
 
@@ -198,7 +198,7 @@ export class PluginServerProcess {
     ];
     this.env = { ...process.env, ...(opts.env ?? {}) };
     this.cwd = opts.cwd ?? projectRoot();
-    this.startTimeoutMs = opts.startTimeoutMs ?? 15_000;
+    this.startTimeoutMs = opts.startTimeoutMs ?? 60_000;
   }
 
   /** Pid of the current process (changes on restart). */

@@ -489,10 +489,21 @@ test('kong-pdk 0.6.0 quirk: a chunk boundary inside a MessagePack header kills t
   s.on('error', () => undefined);
   t.teardown(() => s.destroy());
   const req = encode([0, 1, 'plugin.GetStatus', []]);
-  s.write(req.subarray(0, 1)); // the fixarray header alone
-  await sleep(100);
-  s.write(req.subarray(1));
-  const exit = await waitForExit(ps, 30_000);
+  // The header alone, then the rest. On a loaded machine the server may read both writes as one
+  // chunk (and just answer): then try again, on a new connection, leaving it longer to read.
+  let exit: Awaited<ReturnType<typeof waitForExit>>;
+  for (let attempt = 1, conn = s; ; attempt++) {
+    conn.write(req.subarray(0, 1)); // the fixarray header alone
+    await sleep(100 * attempt);
+    conn.write(req.subarray(1));
+    exit = await waitForExit(ps, 2_000 * attempt);
+    if (exit || attempt === 10 || !ps.isRunning()) break;
+    conn = await rawConnect(ps.socketPath);
+    conn.on('error', () => undefined);
+    const next = conn;
+    t.teardown(() => next.destroy());
+  }
+  exit ??= await waitForExit(ps, 30_000);
   t.deepEqual(exit, { code: 1, signal: null });
   // The exit event can come before the last stderr chunk: wait for it.
   await ps.waitForLog(/RangeError: Offset is outside the bounds of the DataView/);
