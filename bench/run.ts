@@ -16,6 +16,7 @@ const BENCHES: Array<[string, () => Promise<BenchModule>]> = [
   ['verify', () => import('./verify.js')],
   ['memory', () => import('./memory.js')],
   ['scaling', () => import('./scaling.js')],
+  ['search', () => import('./search.js')],
 ];
 
 async function main() {

@@ -2,8 +2,9 @@
 // `immudb-audit`: read and verify audit entries. Connection settings come from flags or the
 // environment (IMMUDB_ADDRESS, IMMUDB_USERNAME, IMMUDB_PASSWORD, IMMUDB_DATABASE,
 // IMMUDB_AUDIT_KEY_PREFIX); passwords are best given by environment or file, not on the
-// command line. Exit codes: 0 ok, 1 not found or failed, 2 usage, 3 verification failed.
-import { Command, InvalidArgumentError } from 'commander';
+// command line. Exit codes: 0 ok, 1 not found, nothing matched or failed, 2 usage, 3 verification
+// failed.
+import { Command, CommanderError, InvalidArgumentError } from 'commander';
 import { readFileSync } from 'node:fs';
 import { homedir } from 'node:os';
 import { join } from 'node:path';
@@ -13,6 +14,7 @@ import { checkDirectorySync } from './pipeline/path-check.js';
 import { VerificationError } from './store/proofs/index.js';
 import { resetTrust, TRUST_DOC } from './store/trusted-session.js';
 import { Version } from './version.js';
+import { registerWorkbench } from './workbench/commands.js';
 
 interface GlobalOptions {
   address: string;
@@ -71,7 +73,10 @@ program
   .option('--state-dir <dir>', "this auditor's own trusted state", process.env.IMMUDB_AUDIT_AUDITOR_STATE_DIR ?? join(homedir(), '.config', 'kong-immudb-audit', 'auditor'))
   .option('--server-public-key <file>', "PEM public key of immudb's state signing key (--signingKey): reject states it did not sign", process.env.IMMUDB_AUDIT_SERVER_PUBLIC_KEY)
   .option('--json', 'machine-readable output')
-  .showHelpAfterError();
+  .showHelpAfterError()
+  // Commander's own usage errors (unknown option, missing argument, invalid value) throw instead
+  // of exiting 1, so that every usage error exits 2 (below); subcommands inherit this.
+  .exitOverride();
 
 program
   .command('get')
@@ -200,9 +205,20 @@ trust
     print(o, lines.join('\n'), { reset: r.moved.length > 0, state_dir: stateDir, moved: r.moved, notes: r.notes });
   });
 
+registerWorkbench(program, {
+  globals: () => program.opts<GlobalOptions>(),
+  withReader: (fn) => withReader(program.opts<GlobalOptions>(), fn),
+  productVersion: Version,
+});
+
 program.parseAsync(process.argv).catch((err: unknown) => {
   const o = program.opts<GlobalOptions>();
   const e = err as Error;
+  // Commander printed its own message (or help, or the version) already.
+  if (err instanceof CommanderError && !(err instanceof InvalidArgumentError)) {
+    process.exitCode = err.exitCode === 0 ? 0 : 2;
+    return;
+  }
   const code = err instanceof VerificationError ? 3 : err instanceof InvalidArgumentError || /^not an? (audit|trace) id/.test(e.message) ? 2 : 1;
   const prefix = err instanceof VerificationError ? 'VERIFICATION FAILED: ' : err instanceof NotFoundError ? '' : 'error: ';
   if (o.json) process.stdout.write(JSON.stringify({ error: e.message, kind: e.name, verified: false }) + '\n');

@@ -40,10 +40,6 @@ export class Batcher<T> {
     return this.queue.length;
   }
 
-  get fatalError(): unknown {
-    return this.fatal;
-  }
-
   /** Queues an entry; false when the queue is full or shut down (the entry was NOT taken). */
   add(item: T): boolean {
     if (this.stopped || this.queue.length >= this.opts.maxEntries) return false;
@@ -71,10 +67,12 @@ export class Batcher<T> {
     try {
       while (this.queue.length && !this.fatal) {
         const batch = this.queue.slice(0, this.opts.maxBatchSize);
-        await this.writeWithRetry(batch);
-        if (this.fatal) break;
+        const done = await this.writeWithRetry(batch);
+        if (!done) break;
+        // Out of the queue before onWritten: a caller refilling from it sees the room it has.
         this.queue.splice(0, batch.length);
         this.written += batch.length;
+        this.opts.onWritten?.(batch, done.result, done.ms);
         this.settleWaiters();
         // A partial batch waits for company unless someone asked for a flush.
         if (this.queue.length < this.opts.maxBatchSize && !this.waiters.length && !this.stopped) break;
@@ -92,18 +90,18 @@ export class Batcher<T> {
     }
   }
 
-  private async writeWithRetry(batch: T[]) {
+  /** The batch's write result and duration, or undefined when the writer failed for good. */
+  private async writeWithRetry(batch: T[]): Promise<{ result: unknown; ms: number } | undefined> {
     for (let attempt = 1; ; attempt++) {
       const t0 = performance.now();
       try {
-        const res = await this.writer.write(batch);
-        this.opts.onWritten?.(batch, res, performance.now() - t0);
-        return;
+        const result = await this.writer.write(batch);
+        return { result, ms: performance.now() - t0 };
       } catch (err) {
         if (this.opts.isFatal?.(err)) {
           this.fatal = err;
           this.opts.onFatal?.(err);
-          return;
+          return undefined;
         }
         const base = Math.min(this.opts.maxRetryMs, this.opts.initialRetryMs * 2 ** Math.min(attempt - 1, 30));
         const delay = Math.round(base / 2 + Math.random() * (base / 2));

@@ -80,10 +80,12 @@ function* steps(dir: string): Generator<Call, void, unknown> {
       if (!((yield ['stat', d]) as Stats).isDirectory()) throw new PathError(`${d} is not a directory`);
     }
   }
-  // 4. Writable, by whoever we run as.
+  // 4. Writable, by whoever we run as. A full disk is not a bad path: the spool runs degraded
+  //    on it (entries held in memory and written to immudb directly) and recovers with space.
   try {
     yield ['probe', dir];
   } catch (e) {
+    if (code(e) === 'ENOSPC' || code(e) === 'EDQUOT') return;
     throw new PathError(`cannot be written: ${(e as Error).message}`);
   }
 }

@@ -1,30 +1,43 @@
 // The durable spool: an append-only log of audit records on local disk. An entry is appended
 // (and, with fsync 'group', fsynced: one fsync covers every record written together) before the
 // log handler returns, and leaves the spool only once immudb has proven the transaction holding
-// it (ack). Segment files rotate and are deleted when fully acknowledged. Every record carries a
-// magic number and a CRC32, so a torn tail or a damaged region is found on open, reported with
-// its size, and skipped without blocking the records after it.
+// it (ack). Segment files rotate and are deleted when fully acknowledged.
 //
-// Record: magic u16 | payload length u32 | crc32 u32 (of time+payload) | time u64 ms | payload
+// Offsets and counters move only for records that are durably written: a failed group write
+// (ENOSPC, EIO, EACCES) is cut back and the next one starts at the durable end (positional
+// writes, no O_APPEND). Every record carries a sequence number, and the spool keeps two marks:
+// `ack` (the last record proven in immudb) and `head` (the last record durably written), each
+// overwritten in place (no new blocks: they can be written on a full disk). On open, records
+// missing between the two (a pointer moved, a segment truncated or deleted, damaged bytes) are
+// counted and reported.
+//
+// Record v2: magic 0xa0d2 u16 | payload length u32 | crc32 u32 (of seq..payload) | seq u64 | time u64 ms | payload
+// Record v1: magic 0xa0d1 u16 | payload length u32 | crc32 u32 (of time+payload) | time u64 ms | payload (read only)
 // Payload: key length u16 | key | value
-import {
-  closeSync, existsSync, fsyncSync, ftruncateSync, mkdirSync, openSync, readdirSync, readFileSync, readSync,
-  renameSync, statSync, unlinkSync, writeFileSync, fsync, write,
-} from 'node:fs';
+// Mark (ack, head): magic u32 | segment u32 | offset u64 | seq u64 | crc32 u32 (of the 24 bytes before)
+import { closeSync, openSync, readFileSync, unlinkSync, writeSync } from 'node:fs';
 import { join } from 'node:path';
 import { crc32 } from 'node:zlib';
 import type { Logger } from '../log.js';
 import { ownedKeyValue } from '../capture/owned-buffers.js';
+import { nodeFs, type SpoolFs } from './spool-fs.js';
+import { LossLedger } from './loss-ledger.js';
 
-const MAGIC = 0xa0d1;
-const HEADER = 18;
+const MAGIC_V1 = 0xa0d1;
+const MAGIC_V2 = 0xa0d2;
+const HEADER_V1 = 18;
+const HEADER_V2 = 26;
 const MAX_PAYLOAD = 64 * 1024 * 1024;
 const SEGMENT_RE = /^seg-(\d{10})\.log$/;
+const MARK_MAGIC = 0x4b49414d; // "KIAM"
+const MARK_BYTES = 28;
 
 export interface SpoolPosition {
   segment: number;
   /** Byte offset just after the record. */
   offset: number;
+  /** The record's sequence number (absent for records of a v1 spool). */
+  seq?: number;
 }
 
 export interface SpooledRecord {
@@ -41,6 +54,8 @@ export interface SpoolOptions {
   fsync: 'group' | 'off';
   segmentBytes?: number;
   logger: Logger;
+  /** File calls (fault injection in tests); node:fs by default. */
+  fs?: SpoolFs;
 }
 
 export interface SpoolRecovery {
@@ -49,6 +64,12 @@ export interface SpoolRecovery {
   /** Damaged or torn regions skipped, and their total size in bytes. */
   damagedRegions: number;
   damagedBytes: number;
+  /**
+   * Records that were durably written and never proven, but are gone: sequence numbers missing
+   * between the acknowledged position and the high-water mark (plus one per damaged region of
+   * a v1 spool, whose records have no numbers).
+   */
+  missing: number;
 }
 
 export class SpoolFullError extends Error {
@@ -63,7 +84,12 @@ interface Pending {
   buf: Buffer;
   resolve: (pos: SpoolPosition) => void;
   reject: (e: unknown) => void;
+}
+
+interface Mark {
+  segment: number;
   offset: number;
+  seq: number;
 }
 
 /** Scans one segment's bytes; calls onRecord for each valid record, onDamage for skipped bytes. */
@@ -74,24 +100,27 @@ function scan(buf: Buffer, from: number, segment: number, onRecord: (r: SpooledR
     if (damageStart >= 0) onDamage?.(damageStart, at - damageStart);
     damageStart = -1;
   };
-  while (off + HEADER <= buf.length) {
+  while (off + HEADER_V1 <= buf.length) {
+    const magic = buf.readUInt16BE(off);
+    const header = magic === MAGIC_V2 ? HEADER_V2 : magic === MAGIC_V1 ? HEADER_V1 : 0;
     const len = buf.readUInt32BE(off + 2);
-    const ok = buf.readUInt16BE(off) === MAGIC && len >= 2 && len <= MAX_PAYLOAD && off + HEADER + len <= buf.length
-      && crc32(buf.subarray(off + 10, off + HEADER + len)) === buf.readUInt32BE(off + 6);
+    const ok = header > 0 && len >= 2 && len <= MAX_PAYLOAD && off + header + len <= buf.length
+      && crc32(buf.subarray(off + 10, off + header + len)) === buf.readUInt32BE(off + 6);
     if (!ok) {
       if (damageStart < 0) damageStart = off;
       off++;
       continue;
     }
     endDamage(off);
-    const payload = buf.subarray(off + HEADER, off + HEADER + len);
+    const payload = buf.subarray(off + header, off + header + len);
     const keyLen = payload.readUInt16BE(0);
-    const end = off + HEADER + len;
+    const end = off + header + len;
+    const v2 = header === HEADER_V2;
     const rec: SpooledRecord = {
-      at: Number(buf.readBigUInt64BE(off + 10)),
+      at: Number(buf.readBigUInt64BE(off + (v2 ? 18 : 10))),
       // Copied out of the file buffer: a record read back must not keep the whole read alive.
       ...ownedKeyValue(payload.subarray(2, 2 + keyLen), payload.subarray(2 + keyLen)),
-      pos: { segment, offset: end },
+      pos: v2 ? { segment, offset: end, seq: Number(buf.readBigUInt64BE(off + 10)) } : { segment, offset: end },
     };
     off = end;
     if (onRecord(rec) === false) return off;
@@ -104,27 +133,52 @@ function scan(buf: Buffer, from: number, segment: number, onRecord: (r: SpooledR
   return off;
 }
 
+function encodeMark(m: Mark): Buffer {
+  const b = Buffer.alloc(MARK_BYTES);
+  b.writeUInt32BE(MARK_MAGIC, 0);
+  b.writeUInt32BE(m.segment, 4);
+  b.writeBigUInt64BE(BigInt(m.offset), 8);
+  b.writeBigUInt64BE(BigInt(m.seq), 16);
+  b.writeUInt32BE(crc32(b.subarray(0, 24)), 24);
+  return b;
+}
+
+function decodeMark(b: Buffer): Mark | undefined {
+  if (b.length < MARK_BYTES || b.readUInt32BE(0) !== MARK_MAGIC || crc32(b.subarray(0, 24)) !== b.readUInt32BE(24)) return undefined;
+  return { segment: b.readUInt32BE(4), offset: Number(b.readBigUInt64BE(8)), seq: Number(b.readBigUInt64BE(16)) };
+}
+
 export class Spool {
+  private readonly fs: SpoolFs;
   private fd = -1;
+  private ackFd = -1;
+  private headFd = -1;
   private segment = 0;
-  private size = 0;
-  /** End of the data known to be written in the current segment. */
+  /** End of the records durably written in the current segment: the next write goes here. */
   private durableEnd = 0;
+  /** Sequence number of the last record durably written. */
+  private lastSeq = 0;
   private queue: Pending[] = [];
+  private queuedBytes = 0;
   private flushing = false;
   private totalBytes = 0;
   private segmentSizes = new Map<number, number>();
-  private ackPos: SpoolPosition;
+  private ackPos: Mark = { segment: 0, offset: 0, seq: 0 };
   private closed = false;
-  readonly recovery: SpoolRecovery = { pending: 0, damagedRegions: 0, damagedBytes: 0 };
-  /** Records appended or recovered and not yet acknowledged. */
+  /** The last write failed: the next success is reported as a recovery. */
+  private failing = false;
+  readonly recovery: SpoolRecovery = { pending: 0, damagedRegions: 0, damagedBytes: 0, missing: 0 };
+  /** Records durably written (or recovered) and not yet acknowledged. */
   pendingRecords = 0;
+  /** Appends refused or failed (the caller holds those entries elsewhere). */
   refused = 0;
   /** Group commits done (one write + one fsync each). */
   flushes = 0;
+  /** Entries lost and not yet recorded in immudb, kept across restarts (loss-ledger.ts). */
+  losses!: LossLedger;
 
   private constructor(private readonly opts: SpoolOptions) {
-    this.ackPos = { segment: 0, offset: 0 };
+    this.fs = opts.fs ?? nodeFs;
   }
 
   /** Opens (creating) the spool directory: lock, recovery scan, new segment for appends. */
@@ -133,6 +187,7 @@ export class Spool {
     try {
       s.openSync();
     } catch (e) {
+      s.closeFds();
       // StartInstance reports this to Kong: say which spool, keep the cause.
       const err = e instanceof Error ? e : new Error(String(e));
       err.message = `the spool in ${opts.dir} cannot be opened: ${err.message}`;
@@ -147,60 +202,179 @@ export class Spool {
 
   private openSync() {
     const { dir } = this.opts;
-    mkdirSync(dir, { recursive: true, mode: 0o700 });
+    this.fs.mkdir(dir);
     this.lock();
-    const ack = join(dir, 'ack.json');
-    if (existsSync(ack)) {
-      const a = JSON.parse(readFileSync(ack, 'utf8')) as SpoolPosition;
-      if (Number.isSafeInteger(a.segment) && Number.isSafeInteger(a.offset)) this.ackPos = a;
-    }
+    this.losses = new LossLedger(this.fs, dir);
+    const ackMark = this.readMark('ack');
+    const legacyAck = ackMark ? undefined : this.readLegacyAck();
+    this.ackPos = ackMark ?? legacyAck ?? { segment: 0, offset: 0, seq: 0 };
+    const head = this.readMark('head');
     const segments = this.segments();
+    /** Missing sequence numbers found, with where. */
+    const gaps: string[] = [];
+    // A v1 ack has no sequence number: gaps are counted from the first numbered record on.
+    let prev: number | undefined = ackMark ? this.ackPos.seq : undefined;
+    let damagedAt = '';
+    const gap = (upTo: number, where: string) => {
+      if (prev === undefined || upTo <= prev + 1) return;
+      const n = upTo - prev - 1;
+      this.recovery.missing += n;
+      gaps.push(`${n} after seq ${prev} ${where}`);
+    };
+    let legacyDamage = 0;
     for (const seg of segments) {
       const file = this.segPath(seg);
       if (seg < this.ackPos.segment) {
-        unlinkSync(file);
+        this.fs.unlink(file);
         continue;
       }
-      const buf = readFileSync(file);
+      const buf = this.fs.read(file);
+      if (!buf.length) {
+        this.fs.unlink(file);
+        continue;
+      }
       this.segmentSizes.set(seg, buf.length);
       this.totalBytes += buf.length;
       const from = seg === this.ackPos.segment ? Math.min(this.ackPos.offset, buf.length) : 0;
       let lastGood = from;
+      let first = true;
       scan(buf, from, seg, (r) => {
         this.recovery.pending++;
         lastGood = r.pos.offset;
+        const seq = r.pos.seq;
+        if (seq !== undefined) {
+          gap(seq, damagedAt || (first ? (seg === this.ackPos.segment ? `(after the acknowledged position in segment ${seg})` : `(before segment ${seg}: a segment deleted or truncated, or the ack pointer moved)`) : `(inside segment ${seg})`));
+          // A record already seen (a write that failed and was repeated) is not a gap.
+          if (prev === undefined || seq > prev) prev = seq;
+        }
+        damagedAt = '';
+        first = false;
       }, (at, bytes) => {
         this.recovery.damagedRegions++;
         this.recovery.damagedBytes += bytes;
+        damagedAt = `(in ${bytes} damaged bytes at offset ${at} of segment ${seg})`;
+        if (prev === undefined) legacyDamage++;
         this.opts.logger.error(`spool ${file}: ${bytes} damaged bytes at offset ${at} skipped (torn write or corruption); records in them are lost`);
       });
       // A torn tail is cut off so the file ends on a whole record.
       if (lastGood < buf.length && seg === segments[segments.length - 1]) {
-        const fd = openSync(file, 'r+');
+        const fd = this.fs.open(file, 'r+');
         try {
-          ftruncateSync(fd, lastGood);
-          fsyncSync(fd);
+          this.fs.truncate(fd, lastGood);
+          this.fs.fsyncSync(fd);
         } finally {
-          closeSync(fd);
+          this.fs.close(fd);
         }
         this.totalBytes -= buf.length - lastGood;
         this.segmentSizes.set(seg, lastGood);
       }
     }
+    if (head && head.seq > (prev ?? this.ackPos.seq)) {
+      if (prev === undefined) prev = this.ackPos.seq;
+      gap(head.seq + 1, damagedAt || `(at the end: segment ${head.segment} truncated or deleted; the last durable record was at offset ${head.offset} of it)`);
+    }
+    // v1 records have no numbers: a damaged region among them counts as (at least) one record.
+    this.recovery.missing += legacyDamage;
     this.pendingRecords = this.recovery.pending;
+    this.lastSeq = Math.max(head?.seq ?? 0, this.ackPos.seq, prev ?? 0);
+    this.ackFd = this.openMark('ack', this.ackPos);
     const last = segments.length ? segments[segments.length - 1]! : 0;
-    this.startSegment(Math.max(last + 1, this.ackPos.segment));
+    // Strictly after the ack pointer: a new segment's first records must not look acknowledged.
+    this.segment = Math.max(last + 1, this.ackPos.segment + 1);
+    this.headFd = this.openMark('head', { segment: this.segment, offset: 0, seq: this.lastSeq });
+    if (legacyAck) {
+      try {
+        this.fs.unlink(join(dir, 'ack.json'));
+      } catch {
+        // The binary mark is read first from now on.
+      }
+    }
+    try {
+      this.startSegment(this.segment);
+    } catch (e) {
+      // A full disk may refuse even an empty file: the first write tries again.
+      this.opts.logger.error(`spool ${dir}: no segment for new records yet (${(e as Error).message})`);
+    }
+    if (this.recovery.missing) {
+      this.opts.logger.error(`spool ${dir}: ${this.recovery.missing} record(s) missing between the acknowledged position and the last durable record: ${gaps.join('; ') || `${legacyDamage} damaged region(s) in records of the previous format`}. These entries were acknowledged to Kong as durable and are LOST before reaching immudb`);
+    }
     if (this.recovery.pending || this.recovery.damagedRegions) {
       this.opts.logger.warn(`spool ${dir}: ${this.recovery.pending} entries waiting from a previous run` +
         (this.recovery.damagedRegions ? `, ${this.recovery.damagedBytes} bytes in ${this.recovery.damagedRegions} damaged region(s) lost` : ''));
     }
   }
 
+  private readMark(name: string): Mark | undefined {
+    try {
+      return decodeMark(this.fs.read(join(this.opts.dir, name), 0, MARK_BYTES));
+    } catch (e) {
+      if ((e as NodeJS.ErrnoException).code === 'ENOENT') return undefined;
+      throw e;
+    }
+  }
+
+  /** The v1 pointer (ack.json, without a sequence number). */
+  private readLegacyAck(): Mark | undefined {
+    try {
+      const a = JSON.parse(readFileSync(join(this.opts.dir, 'ack.json'), 'utf8')) as Partial<Mark>;
+      if (Number.isSafeInteger(a.segment) && Number.isSafeInteger(a.offset)) return { segment: a.segment!, offset: a.offset!, seq: 0 };
+    } catch {
+      // None, or unreadable: replay from the start (idempotent).
+    }
+    return undefined;
+  }
+
+  /**
+   * Opens a mark file for in-place overwrites (no new blocks: it can be written on a full
+   * disk), creating it with `initial` when it is missing or unreadable. -1 when even that
+   * fails: the spool opens anyway and says so (each use of the mark then fails).
+   */
+  private openMark(name: string, initial: Mark): number {
+    const file = join(this.opts.dir, name);
+    try {
+      const fd = this.fs.open(file, 'r+');
+      this.fs.writeSync(fd, encodeMark(initial), 0);
+      return fd;
+    } catch (e) {
+      if ((e as NodeJS.ErrnoException).code !== 'ENOENT') this.opts.logger.warn(`spool ${file}: ${(e as Error).message}; written anew`);
+    }
+    try {
+      // Created whole under another name, then renamed: a mark is never half there.
+      const tmp = `${file}.tmp`;
+      const fd0 = this.fs.open(tmp, 'w', 0o600);
+      try {
+        this.fs.writeSync(fd0, encodeMark(initial), 0);
+        this.fs.fsyncSync(fd0);
+      } finally {
+        this.fs.close(fd0);
+      }
+      this.fs.rename(tmp, file);
+      return this.fs.open(file, 'r+');
+    } catch (e) {
+      this.opts.logger.error(`spool ${file} cannot be created (${(e as Error).message}); the spool cannot record progress until it can`);
+      return -1;
+    }
+  }
+
+  private writeMark(fd: number, m: Mark) {
+    if (fd < 0) throw new Error('its mark file could not be created');
+    this.fs.writeSync(fd, encodeMark(m), 0);
+  }
+
   private lock() {
     const file = join(this.opts.dir, 'LOCK');
     for (let attempt = 0; attempt < 2; attempt++) {
       try {
-        writeFileSync(file, String(process.pid), { flag: 'wx', mode: 0o600 });
+        const fd = openSync(file, 'wx', 0o600);
+        try {
+          writeSync(fd, String(process.pid));
+        } catch (e) {
+          // A full disk takes the (empty) file but not its pid: the lock is ours all the same;
+          // an empty lock reads as stale to a later process.
+          if ((e as NodeJS.ErrnoException).code !== 'ENOSPC') throw e;
+        } finally {
+          closeSync(fd);
+        }
         return;
       } catch (e) {
         if ((e as NodeJS.ErrnoException).code !== 'EEXIST') throw e;
@@ -221,7 +395,7 @@ export class Spool {
   }
 
   private segments(): number[] {
-    return readdirSync(this.opts.dir)
+    return this.fs.readdir(this.opts.dir)
       .map((n) => SEGMENT_RE.exec(n)?.[1])
       .filter((n): n is string => n !== undefined)
       .map(Number)
@@ -232,103 +406,151 @@ export class Spool {
     return join(this.opts.dir, `seg-${String(seg).padStart(10, '0')}.log`);
   }
 
+  /** A new, empty segment for appends (a failed open leaves the current one in use). */
   private startSegment(seg: number) {
-    if (this.fd >= 0) closeSync(this.fd);
+    const fd = this.fs.open(this.segPath(seg), 'w', 0o600);
+    if (this.fd >= 0) this.fs.close(this.fd);
+    this.fd = fd;
     this.segment = seg;
-    this.fd = openSync(this.segPath(seg), 'a', 0o600);
-    this.size = statSync(this.segPath(seg)).size;
-    this.durableEnd = this.size;
-    this.segmentSizes.set(seg, this.size);
-  }
-
-  /** Position of the first record not yet acknowledged. */
-  get start(): SpoolPosition {
-    return this.ackPos;
+    this.durableEnd = 0;
+    this.segmentSizes.set(seg, 0);
   }
 
   get bytes(): number {
     return this.totalBytes;
   }
 
-  /** Appends a record; resolves with its position once written (and fsynced with 'group'). */
+  /**
+   * Appends a record; resolves with its position (and sequence number) once written (and
+   * fsynced with 'group'); rejects when the spool is full or the write failed, and then
+   * nothing of it counts.
+   */
   append(key: Buffer, value: Buffer, at = Date.now()): Promise<SpoolPosition> {
     if (this.closed) return Promise.reject(new Error('spool is closed'));
     const len = 2 + key.length + value.length;
-    const size = HEADER + len;
-    if (this.totalBytes + size > this.opts.maxBytes) {
+    const size = HEADER_V2 + len;
+    if (this.totalBytes + this.queuedBytes + size > this.opts.maxBytes) {
       this.refused++;
       return Promise.reject(new SpoolFullError(`spool ${this.opts.dir} is full (${this.totalBytes} of ${this.opts.maxBytes} bytes)`));
     }
     const buf = Buffer.allocUnsafe(size);
-    buf.writeUInt16BE(MAGIC, 0);
+    buf.writeUInt16BE(MAGIC_V2, 0);
     buf.writeUInt32BE(len, 2);
-    buf.writeBigUInt64BE(BigInt(at), 10);
-    buf.writeUInt16BE(key.length, HEADER);
-    key.copy(buf, HEADER + 2);
-    value.copy(buf, HEADER + 2 + key.length);
-    buf.writeUInt32BE(crc32(buf.subarray(10)), 6);
-    this.totalBytes += size;
-    this.pendingRecords++;
+    buf.writeBigUInt64BE(BigInt(at), 18);
+    buf.writeUInt16BE(key.length, HEADER_V2);
+    key.copy(buf, HEADER_V2 + 2);
+    value.copy(buf, HEADER_V2 + 2 + key.length);
+    this.queuedBytes += size;
     return new Promise((resolve, reject) => {
-      this.queue.push({ buf, resolve, reject, offset: 0 });
-      if (!this.flushing) this.flush();
+      this.queue.push({ buf, resolve, reject });
+      if (!this.flushing) void this.flush();
     });
   }
 
   /** Group commit: everything queued so far in one write and one fsync. */
-  private flush() {
+  private async flush() {
     const batch = this.queue;
     this.queue = [];
     if (!batch.length) return;
     this.flushing = true;
     this.flushes++;
-    // Rotate between writes, never under one in flight.
-    if (this.size > 0 && this.size >= (this.opts.segmentBytes ?? 16 * 1024 * 1024)) this.startSegment(this.segment + 1);
-    const seg = this.segment;
-    const fd = this.fd;
-    let off = this.size;
-    for (const p of batch) {
-      off += p.buf.length;
-      p.offset = off;
-    }
-    const data = batch.length === 1 ? batch[0]!.buf : Buffer.concat(batch.map((p) => p.buf));
-    this.size = off;
-    this.segmentSizes.set(seg, off);
-    const done = (err: NodeJS.ErrnoException | null) => {
-      if (err) {
-        for (const p of batch) p.reject(err);
-        this.opts.logger.error(`spool write failed: ${err.message}`);
-      } else {
-        this.durableEnd = off;
-        for (const p of batch) p.resolve({ segment: seg, offset: p.offset });
+    const bytes = batch.reduce((n, p) => n + p.buf.length, 0);
+    let start = this.durableEnd;
+    try {
+      // Rotate between writes, never under one in flight.
+      if (this.fd < 0) this.startSegment(this.segment);
+      else if (this.durableEnd > 0 && this.durableEnd >= (this.opts.segmentBytes ?? 16 * 1024 * 1024)) this.startSegment(this.segment + 1);
+      start = this.durableEnd;
+      // Numbers are given at write time: a failed write gives its numbers to the next one.
+      let seq = this.lastSeq;
+      const ends: number[] = [];
+      let off = this.durableEnd;
+      for (const p of batch) {
+        p.buf.writeBigUInt64BE(BigInt(++seq), 10);
+        p.buf.writeUInt32BE(crc32(p.buf.subarray(10)), 6);
+        off += p.buf.length;
+        ends.push(off);
       }
+      const data = batch.length === 1 ? batch[0]!.buf : Buffer.concat(batch.map((p) => p.buf), bytes);
+      await this.fs.write(this.fd, data, this.durableEnd);
+      // The high-water mark, before the records count as written. Fsynced with them: after a
+      // power loss it may name records whose data did not reach the disk (reported missing,
+      // though never acknowledged), never the other way round.
+      this.writeMark(this.headFd, { segment: this.segment, offset: off, seq });
+      if (this.opts.fsync === 'group') await Promise.all([this.fs.fsync(this.fd), this.fs.fsync(this.headFd)]);
+      const seg = this.segment;
+      this.durableEnd = off;
+      this.lastSeq = seq;
+      this.segmentSizes.set(seg, off);
+      this.totalBytes += bytes;
+      this.pendingRecords += batch.length;
+      this.queuedBytes -= bytes;
+      if (this.failing) {
+        this.failing = false;
+        this.opts.logger.warn(`spool ${this.opts.dir}: writes succeed again`);
+      }
+      batch.forEach((p, i) => p.resolve({ segment: seg, offset: ends[i]!, seq: this.lastSeq - batch.length + 1 + i }));
+    } catch (err) {
+      this.queuedBytes -= bytes;
+      this.refused += batch.length;
+      this.cutBack(start);
+      if (!this.failing) {
+        this.failing = true;
+        this.opts.logger.error(`spool ${this.opts.dir}: write failed (${(err as Error).message}); nothing of it counts, the next write starts at the last durable record`);
+      }
+      for (const p of batch) p.reject(err);
+    } finally {
       this.flushing = false;
-      if (this.queue.length) this.flush();
-    };
-    writeAll(fd, data, (err) => {
-      if (err || this.opts.fsync === 'off') return done(err);
-      fsync(fd, done);
-    });
+      if (this.queue.length) void this.flush();
+    }
+  }
+
+  /** After a failed write: the segment and the high-water mark back to the last durable record. */
+  private cutBack(end: number) {
+    if (this.fd < 0) return;
+    try {
+      this.fs.truncate(this.fd, end);
+    } catch (e) {
+      // The next write overwrites from `end` anyway; left-over whole records are repeats of
+      // entries the caller holds (written once in immudb: keys must not exist).
+      this.opts.logger.warn(`spool ${this.opts.dir}: cannot cut back a failed write (${(e as Error).message})`);
+    }
+    try {
+      this.writeMark(this.headFd, { segment: this.segment, offset: end, seq: this.lastSeq });
+    } catch {
+      // Ahead of the data at worst: the next write that succeeds moves it again.
+    }
   }
 
   /** Everything up to and including `pos` is proven in immudb: forget it. */
   ack(pos: SpoolPosition, records: number) {
     if (comparePos(pos, this.ackPos) <= 0) return;
-    this.ackPos = pos;
+    this.ackPos = { segment: pos.segment, offset: pos.offset, seq: pos.seq ?? this.ackPos.seq };
     this.pendingRecords = Math.max(0, this.pendingRecords - records);
-    const tmp = join(this.opts.dir, 'ack.json.tmp');
-    writeFileSync(tmp, JSON.stringify(pos), { mode: 0o600 });
-    renameSync(tmp, join(this.opts.dir, 'ack.json'));
-    for (const [seg, size] of this.segmentSizes) {
-      if (seg < pos.segment || (seg === pos.segment && pos.offset >= size && seg !== this.segment)) {
-        try {
-          unlinkSync(this.segPath(seg));
-        } catch {
-          // Already gone.
-        }
-        this.totalBytes -= size;
-        this.segmentSizes.delete(seg);
+    try {
+      this.writeMark(this.ackFd, this.ackPos);
+    } catch (e) {
+      // A stale pointer only replays proven entries (idempotent); segments stay until it moves.
+      this.opts.logger.warn(`spool ${this.opts.dir}: the ack pointer could not be saved (${(e as Error).message}); proven entries may be replayed`);
+      return;
+    }
+    const done = [...this.segmentSizes].filter(([seg, size]) => seg < pos.segment || (seg === pos.segment && pos.offset >= size && seg !== this.segment));
+    if (!done.length) return;
+    try {
+      // The pointer on disk before the files it covers go: otherwise a crash would find it
+      // pointing into a deleted segment.
+      this.fs.fsyncSync(this.ackFd);
+    } catch {
+      return;
+    }
+    for (const [seg, size] of done) {
+      try {
+        this.fs.unlink(this.segPath(seg));
+      } catch (e) {
+        if ((e as NodeJS.ErrnoException).code !== 'ENOENT') continue;
       }
+      this.totalBytes -= size;
+      this.segmentSizes.delete(seg);
     }
   }
 
@@ -338,57 +560,43 @@ export class Spool {
    */
   read(after: SpoolPosition | undefined, max: number): SpooledRecord[] {
     const out: SpooledRecord[] = [];
-    let from = after && comparePos(after, this.ackPos) > 0 ? after : this.ackPos;
+    const from = after && comparePos(after, this.ackPos) > 0 ? after : this.ackPos;
     const segs = [...this.segmentSizes.keys()].sort((a, b) => a - b).filter((s) => s >= from.segment);
     for (const seg of segs) {
-      const limit = seg === this.segment ? this.durableEnd : this.segmentSizes.get(seg)!;
+      const limit = this.segmentSizes.get(seg)!;
       const start = seg === from.segment ? from.offset : 0;
       if (start >= limit) continue;
-      const buf = readRange(this.segPath(seg), start, limit);
+      const buf = this.fs.read(this.segPath(seg), start, limit);
       scan(buf, 0, seg, (r) => {
-        out.push({ ...r, pos: { segment: seg, offset: start + r.pos.offset } });
+        out.push({ ...r, pos: { ...r.pos, offset: start + r.pos.offset } });
         return out.length < max;
       });
       if (out.length >= max) break;
-      from = { segment: seg + 1, offset: 0 };
     }
     return out;
   }
 
-  /** Waits for queued writes, then closes the file and releases the lock. */
+  /** Waits for queued writes, then closes the files and releases the lock. */
   async close(): Promise<void> {
     this.closed = true;
     while (this.flushing || this.queue.length) await new Promise((r) => setTimeout(r, 5));
-    if (this.fd >= 0) closeSync(this.fd);
-    this.fd = -1;
+    this.closeFds();
     try {
       unlinkSync(join(this.opts.dir, 'LOCK'));
     } catch {
       // Nothing to release.
     }
   }
-}
 
-function writeAll(fd: number, data: Buffer, cb: (err: NodeJS.ErrnoException | null) => void) {
-  write(fd, data, 0, data.length, null, (err, n) => {
-    if (err) return cb(err);
-    if (n < data.length) return writeAll(fd, data.subarray(n), cb);
-    cb(null);
-  });
-}
-
-function readRange(file: string, start: number, end: number): Buffer {
-  const fd = openSync(file, 'r');
-  try {
-    const buf = Buffer.allocUnsafe(end - start);
-    let got = 0;
-    while (got < buf.length) {
-      const n = readSync(fd, buf, got, buf.length - got, start + got);
-      if (n === 0) break;
-      got += n;
+  private closeFds() {
+    for (const fd of [this.fd, this.ackFd, this.headFd]) {
+      try {
+        if (fd >= 0) this.fs.close(fd);
+      } catch {
+        // Closing is best effort.
+      }
     }
-    return buf.subarray(0, got);
-  } finally {
-    closeSync(fd);
+    this.fd = this.ackFd = this.headFd = -1;
+    this.losses?.close();
   }
 }

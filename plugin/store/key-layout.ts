@@ -51,6 +51,13 @@ export function traceIndexKey(prefix: string, traceId: string, auditId: string):
   return traceIndexPrefix(prefix, traceId) + auditId;
 }
 
+/** The key prefix of an entry key `<prefix>:entry:<anything>` (the id is not checked), else undefined. */
+export function prefixOfEntryKey(key: Buffer | string): string | undefined {
+  const k = typeof key === 'string' ? key : key.toString('latin1');
+  const at = k.indexOf(':entry:');
+  return at > 0 && PREFIX.test(k.slice(0, at)) ? k.slice(0, at) : undefined;
+}
+
 /** The parts of a key of ours; undefined for anything else (a malformed id included). */
 export function parseKey(key: Buffer | string): ParsedKey | undefined {
   const m = KEY.exec(typeof key === 'string' ? key : key.toString('latin1'));

@@ -3,19 +3,50 @@
 // Enabled by IMMUDB_AUDIT_METRICS_PORT; binds to IMMUDB_AUDIT_METRICS_HOST (default 127.0.0.1).
 import { createServer, type Server } from 'node:http';
 import { Counter, Gauge, Histogram, Registry } from 'prom-client';
-import type { AuditPipeline } from '../pipeline/audit-pipeline.js';
 import type { Logger } from '../log.js';
 
 const P = 'kong_immudb_audit_';
 
+/** The figures of one destination's pipeline (served as /status and as metrics). */
+export interface PipelineStats {
+  captured: number;
+  spooled: number;
+  written: number;
+  verified_batches: number;
+  duplicates: number;
+  /** Entries the spool could not take (held in memory for a direct write, or lost). */
+  refused: number;
+  /** Entries lost: the spool and immudb both failed and the memory for held entries was full. */
+  lost: number;
+  /** Loss records stored (spooled or proven in immudb). */
+  loss_records: number;
+  retries: number;
+  queued_memory: number;
+  /** Entries held in memory because the spool could not take them. */
+  held_memory: number;
+  /** Entries durably in the spool and not yet proven in immudb. */
+  spool_entries: number;
+  spool_bytes: number;
+  /** Records found missing or damaged in the spool when it was opened. */
+  spool_missing: number;
+  oldest_unacked_ms: number | null;
+  last_tx_id: number;
+  halted: string | null;
+}
+
+/** What the metrics read: anything with a snapshot (the pipeline, without importing it). */
+export interface StatsSource {
+  snapshot(): PipelineStats;
+}
+
 export class AuditMetrics {
   readonly registry = new Registry();
-  private readonly pipelines = new Map<string, AuditPipeline>();
+  private readonly pipelines = new Map<string, StatsSource>();
   readonly writeSeconds: Histogram<'destination'>;
 
   constructor() {
     const pipelines = this.pipelines;
-    const counter = (name: string, help: string, pick: (s: ReturnType<AuditPipeline['snapshot']>) => number) =>
+    const counter = (name: string, help: string, pick: (s: PipelineStats) => number) =>
       new Counter({
         name: P + name,
         help,
@@ -26,7 +57,7 @@ export class AuditMetrics {
           for (const [d, p] of pipelines) this.inc({ destination: d }, pick(p.snapshot()));
         },
       });
-    const gauge = (name: string, help: string, pick: (s: ReturnType<AuditPipeline['snapshot']>) => number) =>
+    const gauge = (name: string, help: string, pick: (s: PipelineStats) => number) =>
       new Gauge({
         name: P + name,
         help,
@@ -41,12 +72,16 @@ export class AuditMetrics {
     counter('entries_written_total', 'Entries written to immudb in transactions whose proofs we checked.', (s) => s.written);
     counter('entries_verified_total', 'Entries in verified transactions (equal to written: nothing counts as written unverified).', (s) => s.written);
     counter('entries_duplicate_total', 'Replayed entries found already stored with the same value (not written twice).', (s) => s.duplicates);
-    counter('entries_refused_total', 'Entries refused (spool full or unwritable): lost, and logged.', (s) => s.refused);
+    counter('entries_refused_total', 'Entries the spool could not take (disk full, I/O error, spool_max_bytes): held in memory and written to immudb directly, or lost.', (s) => s.refused);
+    counter('entries_lost_total', 'Entries lost: the spool and immudb both failed and the memory for held entries was full (logged; a loss record is written).', (s) => s.lost);
+    counter('loss_records_total', 'Loss records stored for the auditors (key <key_prefix>:loss:<id>).', (s) => s.loss_records);
+    counter('spool_missing_records_total', 'Records found missing or damaged in the spool on open: durably written, never proven, gone.', (s) => s.spool_missing);
     counter('write_retries_total', 'Failed immudb writes that were retried.', (s) => s.retries);
     counter('batches_verified_total', 'immudb transactions written and verified.', (s) => s.verified_batches);
-    gauge('spool_entries', 'Entries in the spool not yet proven in immudb.', (s) => s.spool_entries);
+    gauge('spool_entries', 'Entries durably in the spool, not yet proven in immudb.', (s) => s.spool_entries);
     gauge('spool_bytes', 'Bytes of the spool on disk.', (s) => s.spool_bytes);
     gauge('queue_entries', 'Entries held in memory for the writer.', (s) => s.queued_memory);
+    gauge('held_entries', 'Entries the spool could not take, held in memory until proven in immudb or spooled again.', (s) => s.held_memory);
     gauge('oldest_unacked_seconds', 'Age of the oldest entry not yet proven in immudb (0 when none).', (s) => (s.oldest_unacked_ms ?? 0) / 1000);
     gauge('last_tx_id', 'Last immudb transaction written and verified.', (s) => s.last_tx_id);
     gauge('writer_halted', '1 when the writer stopped because a check failed (tampering or a lying server).', (s) => (s.halted ? 1 : 0));
@@ -59,7 +94,7 @@ export class AuditMetrics {
     });
   }
 
-  track(destination: string, pipeline: AuditPipeline) {
+  track(destination: string, pipeline: StatsSource) {
     this.pipelines.set(destination, pipeline);
   }
 

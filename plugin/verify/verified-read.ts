@@ -40,6 +40,18 @@ export interface VerifyAllResult {
   trustedTxId: number;
 }
 
+/** An audit entry of a verified transaction: its key and value as written (no store prefixes). */
+export interface VerifiedEntry {
+  key: Buffer;
+  value: Buffer;
+}
+/**
+ * Receives each transaction's audit entries once they are checked; `time`: the tx's timestamp in
+ * ms. A returned promise is awaited before the walk goes on (a slower consumer holds it back).
+ */
+export type OnVerifiedEntries = (tx: { id: number; time: number }, entries: VerifiedEntry[]) => void | Promise<void>;
+
+
 /** Transactions per TxScan call of `verifyAll` (halved while a page is too large for one message). */
 const SCAN_PAGE_TXS = 8;
 /** gRPC status of a message over the size limit. */
@@ -163,9 +175,10 @@ export class AuditReader {
    * their headers checked as one Alh chain that must end in the proven Alh (TxChain). The
    * trusted state and the checkpoint advance only when everything held. Counts the audit
    * entries found under the prefix; `onTx` sees each transaction once its entries and its link
-   * to the one before are checked (the range as a whole holds only when this returns).
+   * to the one before are checked (the range as a whole holds only when this returns);
+   * `onEntries` likewise gets its audit entries (for the auditor's index, plugin/workbench).
    */
-  async verifyAll(opts: { fromTx?: number; onTx?: (txId: number, entries: number) => void } = {}): Promise<VerifyAllResult> {
+  async verifyAll(opts: { fromTx?: number; onTx?: (txId: number, entries: number) => void; onEntries?: OnVerifiedEntries } = {}): Promise<VerifyAllResult> {
     const uuid = this.client.serverUuid;
     const { database } = this.client.options;
     this.session.bind(uuid);
@@ -224,14 +237,18 @@ export class AuditReader {
       for (const tx of txs.slice(0, limit)) {
         const { header } = chain.append(tx);
         let n = 0;
+        const audit: VerifiedEntry[] | undefined = opts.onEntries ? [] : undefined;
         tx.entries.forEach((e, i) => {
           if (!e.key.subarray(1).subarray(0, entryPrefix.length).equals(entryPrefix)) return;
           // Audit entries are checked by their values (the chain checked the values it got).
           if (!e.value?.length) throw new VerificationError(`tx ${header.id} entry ${i} (${e.key.subarray(1).toString()}): its value was not sent`);
           n++;
+          // Keys and values as stored carry a one-byte prefix (plain key, plain value).
+          audit?.push({ key: e.key.subarray(1), value: e.value.subarray(1) });
         });
         entries += n;
         opts.onTx?.(header.id, n);
+        if (audit?.length) await opts.onEntries!({ id: header.id, time: Number(header.ts) * 1000 }, audit);
       }
     }
     chain.finish(current, end.alh);
@@ -246,5 +263,10 @@ export class AuditReader {
 
   close(): Promise<void> {
     return this.client.close();
+  }
+
+  /** The identity (immudb-uuid) of the server this reader is connected to. */
+  get serverUuid(): string {
+    return this.client.serverUuid;
   }
 }

@@ -38,6 +38,10 @@ test.serial('metrics count what the pipeline did; status shows the same', async 
   t.is(metric(text, 'kong_immudb_audit_entries_written_total'), 25);
   t.is(metric(text, 'kong_immudb_audit_entries_verified_total'), 25);
   t.is(metric(text, 'kong_immudb_audit_entries_refused_total'), 0);
+  t.is(metric(text, 'kong_immudb_audit_entries_lost_total'), 0);
+  t.is(metric(text, 'kong_immudb_audit_loss_records_total'), 0);
+  t.is(metric(text, 'kong_immudb_audit_spool_missing_records_total'), 0);
+  t.is(metric(text, 'kong_immudb_audit_held_entries'), 0);
   t.is(metric(text, 'kong_immudb_audit_spool_entries'), 0);
   t.is(metric(text, 'kong_immudb_audit_writer_halted'), 0);
   t.true(metric(text, 'kong_immudb_audit_batches_verified_total') >= 3);
@@ -49,7 +53,9 @@ test.serial('metrics count what the pipeline did; status shows the same', async 
   t.regex(status.stdout, /^plugin server pid \d+\n127\.0\.0\.1:\d+\/metrics\n  captured +25\n  spooled +25\n  written +25\n/);
   const json = await runCli(['--json', 'status', '--metrics-url', `http://127.0.0.1:${port}`]);
   const body = JSON.parse(json.stdout);
-  t.is(Object.values<{ written: number }>(body.destinations)[0]!.written, 25);
+  const dest = Object.values<{ written: number; lost: number; spool_missing: number; held_memory: number }>(body.destinations)[0]!;
+  t.is(dest.written, 25);
+  t.deepEqual([dest.lost, dest.spool_missing, dest.held_memory], [0, 0, 0]);
 });
 
 test.serial('while immudb is down the spool depth and the oldest entry age grow', async (t) => {

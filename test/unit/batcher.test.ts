@@ -64,3 +64,11 @@ test('shutdown flushes and reports what is left when the writer cannot finish', 
   t.is(await b.shutdown(30), 1);
   t.false(b.add(2));
 });
+
+test('onWritten sees the written batch out of the queue (a refill there sees its room)', async (t) => {
+  const seen: number[] = [];
+  const b = new Batcher<number>({ write: async () => undefined }, opts({ maxBatchSize: 4, maxEntries: 4, onWritten: () => seen.push(b.length) }));
+  for (let i = 0; i < 4; i++) t.true(b.add(i));
+  await b.forceFlush();
+  t.deepEqual(seen, [0]);
+});

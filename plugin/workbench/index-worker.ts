@@ -1,0 +1,61 @@
+// The index's writer thread: parses the verified entries the walk hands over and inserts them
+// inside the update's SQLite transaction, while the main thread goes on verifying (the two run
+// on different cores). Commits or rolls back when told; says so, or why it failed.
+import { parentPort, workerData } from 'node:worker_threads';
+import { AuditIndex, type IndexState } from './audit-index.js';
+import { indexRow } from './index-row.js';
+
+/** Entries of several transactions packed in one transferred buffer. */
+export interface RowsMessage {
+  t: 'rows';
+  /** Per entry: tx id, tx time (ms), key offset, key length, value offset, value length. */
+  meta: Float64Array;
+  bytes: ArrayBuffer;
+}
+export type ToWorker = RowsMessage | { t: 'commit'; txId: number; verifiedAt: string; added: number } | { t: 'rollback' };
+export type FromWorker = { t: 'begun'; state: IndexState } | { t: 'ack'; rows: number } | { t: 'done'; state: IndexState } | { t: 'error'; message: string };
+
+export interface WorkerInput {
+  file: string;
+  ident: Pick<IndexState, 'serverUuid' | 'database' | 'prefix'>;
+}
+
+const port = parentPort!;
+const post = (m: FromWorker) => port.postMessage(m);
+const { file, ident } = workerData as WorkerInput;
+
+let index: AuditIndex | undefined;
+try {
+  index = AuditIndex.open(file, ident);
+  index.begin();
+  post({ t: 'begun', state: index.state() });
+} catch (e) {
+  post({ t: 'error', message: (e as Error).message });
+}
+
+port.on('message', (m: ToWorker) => {
+  if (!index) return;
+  try {
+    if (m.t === 'rows') {
+      const bytes = Buffer.from(m.bytes);
+      const n = m.meta.length / 6;
+      for (let i = 0; i < n; i++) {
+        const [txId, txTime, ko, kl, vo, vl] = m.meta.subarray(i * 6, i * 6 + 6) as unknown as number[];
+        const value = bytes.subarray(vo!, vo! + vl!);
+        index.add(indexRow(bytes.toString('utf8', ko!, ko! + kl!), value.toString('utf8'), txId!), txTime!, value);
+      }
+      post({ t: 'ack', rows: n });
+    } else {
+      if (m.t === 'commit') index.commit(m.txId, m.verifiedAt, m.added);
+      else index.rollback();
+      const state = index.state();
+      index.close();
+      index = undefined;
+      post({ t: 'done', state });
+    }
+  } catch (e) {
+    index?.close(); // rolls back what the update added
+    index = undefined;
+    post({ t: 'error', message: (e as Error).message });
+  }
+});
