@@ -14,6 +14,7 @@ test('SIGKILL at seeded random points under load: every acknowledged entry lands
   t.log(`seed ${seed}: ${r.acked} acknowledged, ${r.inFlight} in flight at kills, ${r.stored} stored`);
   if (r.serverLog) t.log(`plugin server log (end):\n${r.serverLog}`);
   t.is(r.kills.length, rounds, replay);
+  t.is(r.lossRecorded, 0, `the plugin recorded losses (its disk is fine here); ${replay}`);
   t.deepEqual(r.lost, [], `acknowledged entries missing from immudb; ${replay}`);
   t.deepEqual(r.dupes, [], `entries stored twice; ${replay}`);
   t.deepEqual(r.unknown, [], `entries stored that were never sent; ${replay}`);

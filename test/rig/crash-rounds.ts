@@ -37,6 +37,8 @@ export interface CrashRoundsResult {
   stored: number;
   /** Acknowledged and not in immudb after the drain. */
   lost: string[];
+  /** Entries the product recorded as lost (loss records' entries_lost): reported, not hidden. */
+  lossRecorded: number;
   /** Stored more than once. */
   dupes: Array<[string, number]>;
   /** Stored but never sent (must be empty). */
@@ -116,6 +118,8 @@ export async function runCrashRounds(opts: CrashRoundsOptions): Promise<CrashRou
       if (again.length === stored.length) break;
       stored = again;
     }
+    const lossRecords = await scanAll(client, `${prefix}:loss:`);
+    const lossRecorded = lossRecords.reduce((n, e) => n + Number((JSON.parse(e.value.toString()) as { entries_lost?: number }).entries_lost ?? 0), 0);
     const ids = stored.map((s) => (JSON.parse(s.value.toString()) as { request_id: string }).request_id);
     const counts = new Map<string, number>();
     for (const id of ids) counts.set(id, (counts.get(id) ?? 0) + 1);
@@ -126,6 +130,7 @@ export async function runCrashRounds(opts: CrashRoundsOptions): Promise<CrashRou
       inFlight: sent.size - acked.size,
       stored: stored.length,
       lost: check.missing,
+      lossRecorded,
       dupes: [...counts].filter(([, n]) => n > 1),
       unknown: [...counts.keys()].filter((id) => !sent.has(id)),
     };
