@@ -3,7 +3,7 @@
 // environment (IMMUDB_ADDRESS, IMMUDB_USERNAME, IMMUDB_PASSWORD, IMMUDB_DATABASE,
 // IMMUDB_AUDIT_KEY_PREFIX); passwords are best given by environment or file, not on the
 // command line. Exit codes: 0 ok, 1 not found, nothing matched or failed, 2 usage, 3 verification
-// failed.
+// failed (status: a writer halted), 4 (status) a destination's writes are being retried.
 import { Command, CommanderError, InvalidArgumentError } from 'commander';
 import { readFileSync } from 'node:fs';
 import { homedir } from 'node:os';
@@ -34,9 +34,16 @@ function parsePort(address: string): { host: string; port: number } {
   return { host: m[1], port };
 }
 
+/** No default credentials: a forgotten password must not become the superuser's (exit 2). */
 function password(o: GlobalOptions): string {
   if (o.passwordFile) return readFileSync(o.passwordFile, 'utf8').replace(/\r?\n$/, '');
-  return process.env.IMMUDB_PASSWORD ?? 'immudb';
+  if (process.env.IMMUDB_PASSWORD) return process.env.IMMUDB_PASSWORD;
+  throw new InvalidArgumentError('no immudb password: set IMMUDB_PASSWORD or --password-file');
+}
+
+function username(o: GlobalOptions): string {
+  if (o.username) return o.username;
+  throw new InvalidArgumentError('no immudb user: set IMMUDB_USERNAME or --username');
 }
 
 async function withReader<T>(o: GlobalOptions, fn: (r: AuditReader) => Promise<T>): Promise<T> {
@@ -44,7 +51,7 @@ async function withReader<T>(o: GlobalOptions, fn: (r: AuditReader) => Promise<T
   // Checked (and created) before the trusted state's recursive mkdir could spin on /proc.
   checkDirectorySync(o.stateDir, '--state-dir');
   const reader = await AuditReader.open(
-    { host, port, username: o.username, password: password(o), database: o.database, callTimeoutMs: 30_000 },
+    { host, port, username: username(o), password: password(o), database: o.database, callTimeoutMs: 30_000 },
     o.prefix,
     o.stateDir,
     o.serverPublicKey ? readFileSync(o.serverPublicKey, 'utf8') : undefined,
@@ -66,8 +73,8 @@ program
   .description('Read and verify kong-immudb-audit entries stored in immudb')
   .version(Version)
   .option('-a, --address <host:port>', 'immudb address', process.env.IMMUDB_ADDRESS ?? '127.0.0.1:3322')
-  .option('-u, --username <user>', 'immudb user', process.env.IMMUDB_USERNAME ?? 'immudb')
-  .option('--password-file <file>', 'file holding the immudb password (default: $IMMUDB_PASSWORD, else "immudb")')
+  .option('-u, --username <user>', 'immudb user (default: $IMMUDB_USERNAME; required)', process.env.IMMUDB_USERNAME)
+  .option('--password-file <file>', 'file holding the immudb password (default: $IMMUDB_PASSWORD; one of them is required)')
   .option('-d, --database <db>', 'immudb database', process.env.IMMUDB_DATABASE ?? 'defaultdb')
   .option('--prefix <prefix>', 'key prefix of the plugin configuration', process.env.IMMUDB_AUDIT_KEY_PREFIX ?? 'audit')
   .option('--state-dir <dir>', "this auditor's own trusted state", process.env.IMMUDB_AUDIT_AUDITOR_STATE_DIR ?? join(homedir(), '.config', 'kong-immudb-audit', 'auditor'))
@@ -157,7 +164,7 @@ program
 
 program
   .command('status')
-  .description("the plugin server's pipeline figures (from its metrics endpoint, IMMUDB_AUDIT_METRICS_PORT); exit 3 when a writer is halted")
+  .description("the plugin server's pipeline figures (from its metrics endpoint, IMMUDB_AUDIT_METRICS_PORT); exit 3 when a writer is halted, 4 when writes are being retried")
   .option('--metrics-url <url>', 'base URL of the metrics endpoint', `http://127.0.0.1:${process.env.IMMUDB_AUDIT_METRICS_PORT ?? '9542'}`)
   .action(async (cmd: { metricsUrl: string }) => {
     const o = program.opts<GlobalOptions>();
@@ -172,14 +179,16 @@ program
     }
     const lines = [`plugin server pid ${body.pid}`];
     for (const [dest, s] of Object.entries(body.destinations)) {
-      lines.push(`${dest}${s.halted ? `  HALTED: ${s.halted}` : ''}`);
-      for (const k of ['captured', 'spooled', 'written', 'duplicates', 'refused', 'retries', 'verified_batches', 'queued_memory', 'spool_entries', 'spool_bytes', 'oldest_unacked_ms', 'last_tx_id']) {
+      const failing = s.state === 'retrying' ? `  RETRYING (${s.last_error_kind}): ${s.last_error}` : '';
+      lines.push(`${dest}${s.halted ? `  HALTED: ${s.halted}` : failing}`);
+      for (const k of ['captured', 'spooled', 'written', 'duplicates', 'refused', 'retries', 'verified_batches', 'queued_memory', 'spool_entries', 'spool_bytes', 'oldest_unacked_ms', 'last_tx_id', 'state', 'last_error_at']) {
         lines.push(`  ${k.padEnd(18)} ${s[k] ?? '-'}`);
       }
     }
     if (!Object.keys(body.destinations).length) lines.push('no destination used yet');
     print(o, lines.join('\n'), body);
     if (Object.values(body.destinations).some((s) => s.halted)) process.exitCode = 3;
+    else if (Object.values(body.destinations).some((s) => s.state === 'retrying')) process.exitCode = 4;
   });
 
 const trust = program.command('trust').description("this auditor's trusted state, or the plugin writer's");

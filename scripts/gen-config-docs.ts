@@ -38,6 +38,17 @@ function constraints(f: KongField, prefix = ''): string[] {
   else if (any.len_min !== undefined) out.push(`${prefix}length at least ${any.len_min}`);
   else if (any.len_max !== undefined) out.push(`${prefix}${f.type === 'array' ? 'at most' : 'length at most'} ${any.len_max}${f.type === 'array' ? ' elements' : ''}`);
   if (any.match) out.push(`${prefix}matches ${code(any.match)}`);
+  // Rules with the plugin's own message (Kong's `err`): the message says the rule.
+  if (f.eq === null && f.err) out.push(`${prefix}any value refused: ${cell(f.err)}`);
+  if (f.type === 'string' && f.match_any) out.push(`${prefix}${cell(f.match_any.err)}`);
+  if (f.type === 'string' && f.match_none) out.push(...[...new Set(f.match_none.map((m) => m.err))].map((e) => `${prefix}refused: ${cell(e)}`));
+  if (f.err && f.eq !== null) out.push(`${prefix}else: ${cell(f.err)}`);
+  if (f.type === 'record') {
+    for (const c of f.entity_checks ?? []) {
+      if ('conditional_at_least_one_of' in c) out.push(cell(c.conditional_at_least_one_of.then_err).replace('%s', c.conditional_at_least_one_of.then_at_least_one_of.map((n) => code(n)).join(', ')));
+      else out.push(`all or none of ${c.mutually_required.map((n) => code(n)).join(', ')}`);
+    }
+  }
   if (f.type === 'array') out.push(...constraints(f.elements, 'each: '));
   return out;
 }

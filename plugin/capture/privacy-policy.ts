@@ -6,7 +6,8 @@ import { createLogger } from '../log.js';
 import { isDeniedHeader, isSecretParam, parsePathTemplate, type PathTemplate } from './redaction.js';
 import type { PseudonymKey } from './pseudonyms.js';
 
-export const MIN_PSEUDONYM_KEY_LENGTH = 32;
+import { MIN_PSEUDONYM_KEY_LENGTH } from '../config/fields/privacy.js';
+export { MIN_PSEUDONYM_KEY_LENGTH };
 
 export interface PrivacyPolicy {
   /** Allow-listed request headers that may be stored (lower case, never-stored names removed). */

@@ -1,4 +1,4 @@
-// One pipeline per immudb destination (host, port, database, user): every plugin configuration
+// One pipeline per immudb destination (host, port, database): every plugin configuration
 // and worker instance that writes there shares it. An entry is made durable in the spool, then
 // queued in memory (bounded); when memory is full the spool alone holds it and the queue is
 // refilled from disk as it drains, so memory stays flat while immudb is down. A batch leaves
@@ -22,6 +22,7 @@ import { comparePos, Spool, SpoolFullError, type SpoolPosition, type SpooledReco
 import { encodeLossRecord, keyPrefixOf, noteLoss, parseLossWindows, type LossWindow } from './loss-record.js';
 import type { AuditTracing, BatchSpan, EntrySpanRef } from '../telemetry/tracing.js';
 import type { PipelineStats } from '../telemetry/metrics.js';
+import { WriteHealth } from '../telemetry/write-health.js';
 
 /** A record in memory: as spooled, plus the entry's span (for links) when it was traced. */
 export interface QueuedRecord extends SpooledRecord {
@@ -53,6 +54,8 @@ export class AuditPipeline {
   /** Records up to this position are in memory (or written); later ones only on disk. */
   private inMemoryUntil: SpoolPosition | undefined;
   private overflow: boolean;
+  /** Bytes of the entries held in memory (queue.max_bytes). */
+  private memoryBytes = 0;
   private readonly lowWater: number;
   /** Entries the spool could not take, oldest first (loss records in front). */
   private held: HeldEntry[] = [];
@@ -69,6 +72,8 @@ export class AuditPipeline {
   private lossEpisode: { count: number; reason: string } | undefined;
   private refillTimer: NodeJS.Timeout | undefined;
   private ledgerTimer: NodeJS.Timeout | undefined;
+  /** Writing, retrying or halted, and the last error (docs/operations.md, "Alerts"). */
+  readonly health: WriteHealth;
 
   constructor(
     readonly queue: QueueConfig,
@@ -80,6 +85,7 @@ export class AuditPipeline {
     private readonly node: string = process.env.IMMUDB_AUDIT_NODE_ID || process.env.KONG_NODE_ID || hostname(),
   ) {
     this.lowWater = Math.max(1, Math.floor(queue.max_entries / 2));
+    this.health = new WriteHealth(logger);
     this.batcher = new Batcher<QueuedRecord>(
       { write: (batch) => this.traced(batch) },
       {
@@ -93,11 +99,15 @@ export class AuditPipeline {
         onRetry: (err, attempt, delay) => {
           this.stats.retries++;
           this.lastWriteError = (err as Error).message;
+          this.health.failed(err);
           if (attempt === 1 || attempt % 10 === 0) {
             this.logger.warn(`write to immudb failed (attempt ${attempt}), retrying in ${delay} ms; entries stay in the spool: ${(err as Error).message}`);
           }
         },
-        onFatal: (err) => this.logger.error(`audit entries are held in the spool, not written: ${(err as Error).message}`),
+        onFatal: (err) => {
+          this.health.failed(err);
+          this.logger.error(`audit entries are held in the spool, not written: ${(err as Error).message}`);
+        },
       },
     );
     // Losses a previous run could not record yet are recorded first.
@@ -134,8 +144,12 @@ export class AuditPipeline {
   /** A durable record into the memory queue, unless memory is full (then refilled from disk). */
   private enqueue(pos: SpoolPosition, r: Omit<QueuedRecord, 'pos'>) {
     if (this.inMemoryUntil && comparePos(pos, this.inMemoryUntil) <= 0) return; // already read back from disk
-    if (!this.overflow && this.batcher.add({ ...r, pos })) this.inMemoryUntil = pos;
-    else this.overflow = true;
+    if (!this.overflow && this.roomFor(r.value.length) && this.batcher.add({ ...r, pos })) {
+      this.inMemoryUntil = pos;
+      this.memoryBytes += r.value.length;
+    } else {
+      this.overflow = true;
+    }
   }
 
   /** The spool refused or failed: hold the entry for a direct write, or count it lost. */
@@ -250,6 +264,7 @@ export class AuditPipeline {
           if (this.openLosses.size) this.recovered();
         } catch (e) {
           this.lastWriteError = (e as Error).message;
+          this.health.failed(e);
           if (this.stopped) return;
           await new Promise<void>((r) => {
             const timer = setTimeout(r, isFatal(e) ? this.queue.max_retry_delay * 1000 : delay);
@@ -320,14 +335,22 @@ export class AuditPipeline {
     this.stats.written += res.written;
     this.stats.duplicates += res.duplicates;
     this.stats.batches++;
+    this.health.written();
   }
 
   private written(batch: readonly QueuedRecord[], res: WriteResult, ms: number) {
     this.count(res);
     this.spool.ack(batch[batch.length - 1]!.pos, batch.length);
+    for (const r of batch) this.memoryBytes -= r.value.length;
     this.onBatch?.(batch, res, ms);
     if (this.overflow && this.batcher.length <= this.lowWater) this.refill();
     if (this.held.length || this.openLosses.size) this.recovered();
+  }
+
+  /** Within queue.max_bytes (always room for one entry, so that a large one cannot stall the queue). */
+  private roomFor(bytes: number): boolean {
+    const max = this.queue.max_bytes;
+    return max === null || max === undefined || this.memoryBytes === 0 || this.memoryBytes + bytes <= max;
   }
 
   /** Moves records that only the spool holds into memory, in order, while there is room. */
@@ -338,8 +361,9 @@ export class AuditPipeline {
         if (room <= 0) return;
         const recs = this.spool.read(this.inMemoryUntil, Math.min(room, 1024));
         for (const r of recs) {
-          if (!this.batcher.add(r)) return;
+          if (!this.roomFor(r.value.length) || !this.batcher.add(r)) return;
           this.inMemoryUntil = r.pos;
+          this.memoryBytes += r.value.length;
         }
         if (recs.length < Math.min(room, 1024)) this.overflow = false;
       }
@@ -382,12 +406,14 @@ export class AuditPipeline {
       retries: this.stats.retries,
       queued_memory: this.batcher.length,
       held_memory: this.held.length,
+      queued_memory_bytes: this.memoryBytes,
       spool_entries: this.spool.pendingRecords,
       spool_bytes: this.spool.bytes,
       spool_missing: this.spool.recovery.missing,
       oldest_unacked_ms: Number.isFinite(oldest) ? Date.now() - oldest : null,
       last_tx_id: this.writer.lastTxId,
       halted: this.writer.halted ? this.writer.halted.message : null,
+      ...this.health.snapshot(Boolean(this.writer.halted)),
     };
   }
 

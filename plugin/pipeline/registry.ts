@@ -1,6 +1,9 @@
 // Process-wide sharing: one pipeline (spool, writer) per immudb destination (host, port,
-// database, user), shared by every configuration that writes there, so their proofs chain
-// through one trusted state. Also the process shutdown hook that flushes everything.
+// database), shared by every configuration that writes there, so their proofs chain through
+// one trusted state with one writer. A configuration whose connection settings (credentials,
+// TLS, server key) differ from the writer's replaces them: Kong starts an instance with the new
+// configuration before closing the old one, so the newest is the one the operator wants.
+// Also the process shutdown hook that flushes everything.
 import { join } from 'node:path';
 import { isMainThread } from 'node:worker_threads';
 import { canonicalJson } from '../capture/canonical-json.js';
@@ -13,12 +16,15 @@ import { AuditWriter } from '../store/audit-writer.js';
 import { immudbConnection } from './connection.js';
 import { AuditPipeline } from './audit-pipeline.js';
 import { Spool } from './spool.js';
+import { adoptLegacySpool } from './legacy-spool.js';
 import { AuditMetrics } from '../telemetry/metrics.js';
 import { AuditTracing } from '../telemetry/tracing.js';
 
 export class PipelineRegistry {
   private readonly pipelines = new Map<string, AuditPipeline>();
+  /** Per destination: the first configuration (pipeline settings) and the one whose connection the writer uses. */
   private readonly firstConfigs = new Map<string, PluginConfig>();
+  private readonly connectionConfigs = new Map<string, PluginConfig>();
   /** Directories that passed the path check (plugin/pipeline/path-check.ts). */
   private readonly checked = new Set<string>();
   private hooked = false;
@@ -63,7 +69,7 @@ export class PipelineRegistry {
 
   private spoolDir(config: PluginConfig): string {
     const root = config.spool_dir ?? this.settings.spoolDir;
-    return join(root, safeDirName(`${config.immudb_host}_${config.immudb_port}_${config.immudb_database}_${config.immudb_username}`));
+    return join(root, safeDirName(`${config.immudb_host}_${config.immudb_port}_${config.immudb_database}`));
   }
 
   /**
@@ -78,6 +84,7 @@ export class PipelineRegistry {
       p = this.create(config);
       this.pipelines.set(key, p);
       this.firstConfigs.set(key, config);
+      this.connectionConfigs.set(key, config);
       this.metrics.track(describe(config), p);
       this.hookShutdown();
       this.startMetrics();
@@ -87,15 +94,28 @@ export class PipelineRegistry {
       for (const [what, a, b] of [
         ['queue', first.queue, config.queue],
         ['spool', [first.spool_dir, first.spool_max_bytes, first.spool_fsync], [config.spool_dir, config.spool_max_bytes, config.spool_fsync]],
-        ['tls', first.tls, config.tls],
-        ['server_public_key', first.server_public_key, config.server_public_key],
       ] as const) {
         if (canonicalJson(a) !== canonicalJson(b)) {
           this.logger.once('warn', `${what}-settings-${key}`, `configurations writing to ${describe(config)} differ in their ${what} settings; the first one's apply to all of them`);
         }
       }
+      this.reconnectIfChanged(key, p, config);
     }
     return p;
+  }
+
+  /**
+   * The newest configuration's connection settings replace the writer's when they differ; the
+   * writer applies them between two writes and reconnects. Entries stay in the spool, in order.
+   */
+  private reconnectIfChanged(key: string, p: AuditPipeline, config: PluginConfig) {
+    const current = this.connectionConfigs.get(key)!;
+    const changed = connectionSettings(current).filter(([, v], i) => canonicalJson(v) !== canonicalJson(connectionSettings(config)[i]![1])).map(([name]) => name);
+    if (!changed.length) return;
+    // Throws on a malformed server key: the new instance fails, the writer keeps its settings.
+    void p.writer.reconfigure(immudbConnection(config), config.server_public_key).catch(() => undefined);
+    this.connectionConfigs.set(key, config);
+    this.logger.info(`configuration of ${describe(config)} changed (${changed.join(', ')}): the writer reconnects with the new settings`);
   }
 
   private create(config: PluginConfig): AuditPipeline {
@@ -114,6 +134,7 @@ export class PipelineRegistry {
       serverPublicKey: config.server_public_key,
       logger,
     });
+    adoptLegacySpool(this.spoolDir(config), `${this.spoolDir(config)}_${safeDirName(config.immudb_username)}`, logger);
     const spool = Spool.open({
       dir: this.spoolDir(config),
       maxBytes: config.spool_max_bytes,
@@ -165,9 +186,24 @@ export class PipelineRegistry {
   }
 }
 
-/** Where a configuration's entries go: one pipeline, spool and writer per destination. */
+/**
+ * Where a configuration's entries go: one pipeline, spool and writer per destination. The user
+ * is not part of it: a new user for the same database is a new connection of the same writer,
+ * never a second writer on the same trusted state.
+ */
 function destinationKey(c: PluginConfig): string {
-  return [c.immudb_host, c.immudb_port, c.immudb_database, c.immudb_username].join('\u0000');
+  return [c.immudb_host, c.immudb_port, c.immudb_database].join('\u0000');
+}
+
+/** The settings of a configuration that a writer's connection is made of (secrets compared, never logged). */
+function connectionSettings(c: PluginConfig): Array<[string, unknown]> {
+  return [
+    ['immudb_username', c.immudb_username],
+    ['immudb_password', c.immudb_password],
+    ['create_database', c.create_database],
+    ['tls', c.tls],
+    ['server_public_key', c.server_public_key],
+  ];
 }
 
 function describe(c: PluginConfig): string {

@@ -45,15 +45,19 @@ function resetCommand(stateDir: string, c: ImmudbConnectionOptions): string {
 export class AuditWriter {
   private client: ImmudbClient | undefined;
   private connecting: Promise<ImmudbClient> | undefined;
-  private readonly session: TrustedSession;
+  private session: TrustedSession;
   private chain: Promise<unknown> = Promise.resolve();
   /** Set when a check failed; the writer then refuses every write until restarted. */
   halted: Error | undefined;
   lastTxId = 0;
 
   constructor(private readonly opts: AuditWriterOptions) {
+    this.session = AuditWriter.trustedSession(opts);
+  }
+
+  private static trustedSession(opts: AuditWriterOptions): TrustedSession {
     const { host, port, database } = opts.connection;
-    this.session = new TrustedSession({
+    return new TrustedSession({
       host, port, database,
       stateDir: opts.stateDir,
       serverPublicKey: opts.serverPublicKey,
@@ -61,6 +65,26 @@ export class AuditWriter {
       holder: 'writer',
       onFirstContact: (m) => opts.logger.warn(m),
     });
+  }
+
+  /**
+   * A configuration change for the same destination (host, port, database): new credentials,
+   * TLS or server key. Applied between two writes (on the write chain), so no write races it;
+   * the next write opens a new connection with them. The trusted state is the same files: the
+   * new session loads it when the new connection binds. A malformed key throws here, before
+   * anything changes.
+   */
+  reconfigure(connection: ImmudbConnectionOptions, serverPublicKey: string | null | undefined): Promise<void> {
+    const next = { ...this.opts, connection, serverPublicKey };
+    const session = AuditWriter.trustedSession(next);
+    const run = this.chain.then(() => {
+      this.opts.connection = next.connection;
+      this.opts.serverPublicKey = next.serverPublicKey;
+      this.session = session;
+      this.dropClient();
+    });
+    this.chain = run.catch(() => undefined);
+    return run;
   }
 
   private async connect(): Promise<ImmudbClient> {

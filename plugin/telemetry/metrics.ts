@@ -4,11 +4,12 @@
 import { createServer, type Server } from 'node:http';
 import { Counter, Gauge, Histogram, Registry } from 'prom-client';
 import type { Logger } from '../log.js';
+import { WRITER_STATES, type WriteHealthSnapshot } from './write-health.js';
 
 const P = 'kong_immudb_audit_';
 
 /** The figures of one destination's pipeline (served as /status and as metrics). */
-export interface PipelineStats {
+export interface PipelineStats extends WriteHealthSnapshot {
   captured: number;
   spooled: number;
   written: number;
@@ -22,6 +23,8 @@ export interface PipelineStats {
   loss_records: number;
   retries: number;
   queued_memory: number;
+  /** Bytes of the entries queued in memory (queue.max_bytes). */
+  queued_memory_bytes: number;
   /** Entries held in memory because the spool could not take them. */
   held_memory: number;
   /** Entries durably in the spool and not yet proven in immudb. */
@@ -85,6 +88,22 @@ export class AuditMetrics {
     gauge('oldest_unacked_seconds', 'Age of the oldest entry not yet proven in immudb (0 when none).', (s) => (s.oldest_unacked_ms ?? 0) / 1000);
     gauge('last_tx_id', 'Last immudb transaction written and verified.', (s) => s.last_tx_id);
     gauge('writer_halted', '1 when the writer stopped because a check failed (tampering or a lying server).', (s) => (s.halted ? 1 : 0));
+    // Alerting (docs/operations.md, "Alerts"): whether writes fail, and whether an operator must act.
+    gauge('write_failing', '1 while the last write attempt failed (retrying or halted): audit logging is failing.', (s) => (s.failing ? 1 : 0));
+    gauge('permanent_error', '1 while writes fail with an error retrying cannot fix (authentication, missing database, permission, failed check).', (s) => (s.permanent ? 1 : 0));
+    gauge('last_error_timestamp_seconds', 'Unix time of the last failed write attempt (0 when none).', (s) => (s.last_error_at ? Date.parse(s.last_error_at) / 1000 : 0));
+    new Gauge({
+      name: P + 'writer_state',
+      help: 'The writer state of a destination: 1 for the current one of writing, retrying, halted.',
+      labelNames: ['destination', 'state'],
+      registers: [this.registry],
+      collect() {
+        for (const [d, p] of pipelines) {
+          const state = p.snapshot().state;
+          for (const s of WRITER_STATES) this.set({ destination: d, state: s }, s === state ? 1 : 0);
+        }
+      },
+    });
     this.writeSeconds = new Histogram({
       name: P + 'immudb_write_seconds',
       help: 'Latency of one verified batch write (VerifiableSet and proof checks).',

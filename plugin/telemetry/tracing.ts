@@ -52,6 +52,19 @@ export function samplerFromEnv(env: NodeJS.ProcessEnv): Sampler {
   }
 }
 
+/**
+ * Where spans go. OTLP/HTTP only when the environment says where (an OTLP endpoint, or
+ * OTEL_TRACES_EXPORTER=otlp for the exporter's own default of localhost:4318); otherwise
+ * nowhere: an audit plugin must not send spans to a port nobody configured, nor warn about it.
+ * OTEL_TRACES_EXPORTER=none turns export off even with an endpoint.
+ */
+export function exporterFromEnv(env: NodeJS.ProcessEnv): 'otlp' | 'none' {
+  const named = (env.OTEL_TRACES_EXPORTER ?? '').split(',').map((s) => s.trim().toLowerCase()).filter(Boolean);
+  if (named.includes('none')) return 'none';
+  if (named.includes('otlp')) return 'otlp';
+  return env.OTEL_EXPORTER_OTLP_TRACES_ENDPOINT || env.OTEL_EXPORTER_OTLP_ENDPOINT ? 'otlp' : 'none';
+}
+
 export class AuditTracing {
   private readonly provider: TracerProvider;
   private readonly tracer: Tracer;
@@ -69,13 +82,17 @@ export class AuditTracing {
       verbose: () => {},
     };
     diag.setLogger(diagLogger);
+    const exporter = exporterFromEnv(env);
+    if (exporter === 'none') {
+      logger.info('tracing: no OTEL_EXPORTER_OTLP_ENDPOINT (or OTEL_TRACES_EXPORTER=otlp): audit spans are not exported; entries still carry trace ids');
+    }
     this.provider = new TracerProvider({
       resource: resourceFromAttributes({ 'service.name': env.OTEL_SERVICE_NAME || 'kong-immudb-audit' }),
       sampler: samplerFromEnv(env),
       idGenerator: this.ids,
       // Bounded memory when the collector is down: at most 2,048 spans queued and two exports
       // (of at most 512 spans) in flight; beyond that spans are dropped, never entries.
-      spanProcessors: [new BatchSpanProcessor({
+      spanProcessors: exporter === 'none' ? [] : [new BatchSpanProcessor({
         exporter: new OTLPTraceExporter({ concurrencyLimit: 2 }),
         maxQueueSize: 2048,
         maxExportBatchSize: 512,

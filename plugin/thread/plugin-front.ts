@@ -6,6 +6,9 @@ import { createRequire } from 'node:module';
 import { redactSecretFields } from '../capture/secret-refs.js';
 import { serializeLog, type KongLogPdk } from '../capture/kong-log.js';
 import { auditThread } from './audit-thread-client.js';
+import { createLogger } from '../log.js';
+
+const logger = createLogger('plugin');
 
 interface Handler {
   log(kong: KongLogPdk): Promise<void>;
@@ -52,7 +55,15 @@ export class Plugin {
   private readonly handler: Handler;
 
   constructor(rawConfig: Record<string, unknown>) {
-    this.handler = auditThreadEnabled() ? new ThreadedInstance(rawConfig) : new (inProcessPlugin())(rawConfig);
+    try {
+      this.handler = auditThreadEnabled() ? new ThreadedInstance(rawConfig) : new (inProcessPlugin())(rawConfig);
+    } catch (e) {
+      // Kong logs "starting instance" too, but lets the route's requests through (Kong#8546):
+      // say it here as well, once per reason (reasons name fields, never values).
+      const msg = e instanceof Error ? e.message : String(e);
+      logger.once('error', `start:${msg}`, `instance not started, the requests of its route are not audited until the configuration is fixed: ${msg}`);
+      throw e;
+    }
   }
 
   log(kong: KongLogPdk): Promise<void> {

@@ -570,3 +570,14 @@ test('README: the Docker quick start matches the files', async (t) => {
   for (const v of ['IMMUDB_ADMIN_PASSWORD', 'IMMUDB_AUDIT_PSEUDONYM_KEY']) t.true(projectFile('docker-compose.yml').includes(`\${${v}:-`), `${v} is a variable of docker-compose.yml`);
   t.true(section!.includes('`docker compose run --rm auditor verify --all`'));
 });
+
+test('docker-compose.yml: the plugin server\'s metrics and immudb\'s web console reach the host\'s loopback; README says how to see the status', (t) => {
+  const kong = services.kong!;
+  t.is(String(kong.environment?.IMMUDB_AUDIT_METRICS_HOST), '0.0.0.0', 'inside the container the endpoint listens beyond the container\'s loopback');
+  const port = String(kong.environment?.IMMUDB_AUDIT_METRICS_PORT);
+  t.true((kong.ports ?? []).includes(`127.0.0.1:${port}:${port}`), `metrics port ${port} published on the host's loopback`);
+  t.true((services.immudb!.ports ?? []).includes('127.0.0.1:8080:8080'), "immudb's web console published on the host's loopback");
+  const readme = projectFile('README.md');
+  t.true(readme.includes('`docker compose exec kong immudb-audit status`'));
+  t.true(readme.includes(`--metrics-url http://127.0.0.1:${port}`));
+});

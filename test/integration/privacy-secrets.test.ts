@@ -55,7 +55,8 @@ const literalConfig = () => base({
   immudb_database: 'secretslit',
   key_prefix: 'lit',
   privacy: { pseudonymize: ['client_ip', 'consumer_username'], pseudonym_key: HMAC_LITERAL, pseudonym_key_id: 'k1' },
-  tls: { enabled: false, client_key: TLS_KEY },
+  // client_cert with client_key: the schema wants both or neither (mutually_required)
+  tls: { enabled: false, client_cert: '-----BEGIN CERTIFICATE-----\nnot parsed while TLS is off\n-----END CERTIFICATE-----', client_key: TLS_KEY },
 });
 /** Config with env: references, resolved by the plugin server. */
 const envConfig = () => base({

@@ -196,3 +196,21 @@ test.serial('a server that requires client certificates refuses the plugin witho
   const noKeyInLog = !server.logs().includes(pem('client.key').toString().split('\n')[1]!);
   t.true(noKeyInLog, 'the client key is never logged');
 });
+
+test.serial('a corrected CA takes effect without a restart: the writer reconnects with the new TLS settings', async (t) => {
+  const wrong = await rpc.startInstance(PLUGIN_NAME, config(tlsImmudb.port, 'tlsfix', { ca_cert: pem('other-ca.pem').toString() }));
+  for (const f of generateFixtures(3, { seed: 60 })) await rpc.runLogEvent(wrong.Id, { 'kong.log.serialize': f.json });
+  await server.waitForLog(/write to immudb failed \(attempt 1\).*TLS handshake failed/, 15_000);
+  // What Kong does after an Admin API change: a new instance with the new configuration, then
+  // CloseInstance of the old one.
+  const fixed = await rpc.startInstance(PLUGIN_NAME, config(tlsImmudb.port, 'tlsfix', {}));
+  await rpc.closeInstance(wrong.Id);
+  for (const f of generateFixtures(2, { seed: 61 })) await rpc.runLogEvent(fixed.Id, { 'kong.log.serialize': f.json });
+  const c = await connect(tlsImmudb.port, 'tlsfix', pinned());
+  try {
+    t.is((await waitForEntries(c, 'tlsfix:entry:', 5, 30_000)).length, 5, 'the entries spooled behind the wrong CA and the new ones');
+  } finally {
+    await c.close();
+  }
+  t.regex(server.logs(), /changed \(tls\): the writer reconnects with the new settings/);
+});

@@ -80,3 +80,25 @@ test('a malformed public key is refused at start with a clear error', async (t) 
   const err = await t.throwsAsync(stack.rpc.startInstance(PLUGIN_NAME, stack.config({ immudb_database: 'x', server_public_key: 'not a key' })));
   t.regex(err!.message, /server public key is not a PEM public key/);
 });
+
+test.serial('a server key set by a new configuration applies to the running writer (here: the wrong one halts it)', async (t) => {
+  const cfg = (key: string | null) => stack.config({ immudb_database: 'keylater', create_database: true, key_prefix: 'kl', server_public_key: key, queue: { max_batch_size: 8, max_coalescing_delay: 0.01 } });
+  const [w] = await simulateWorkers(stack.rpc, 1, PLUGIN_NAME, cfg(null));
+  for (const f of generateFixtures(3, { seed: 5 })) await w!.runLogEvent({ 'kong.log.serialize': f.json });
+  await waitForEntries(await stack.client('keylater'), 'kl:entry:', 3);
+  await w!.reconfigure(cfg(other.pubPem), { seq: 70 });
+  for (const f of generateFixtures(1, { seed: 6 })) await w!.runLogEvent({ 'kong.log.serialize': f.json });
+  await stack.server.waitForLog(/writer halted: state of tx \d+ of database keylater is not signed by the configured server key/, 20_000);
+  t.regex(stack.server.logs(), /configuration of 127\.0\.0\.1:\d+\/keylater changed \(server_public_key\)/);
+});
+
+test.serial('a malformed key in a new configuration of a running destination fails that instance only; the writer keeps its settings', async (t) => {
+  const cfg = (key: string | null) => stack.config({ immudb_database: 'keybad', create_database: true, key_prefix: 'kb', server_public_key: key, queue: { max_batch_size: 8, max_coalescing_delay: 0.01 } });
+  const [w] = await simulateWorkers(stack.rpc, 1, PLUGIN_NAME, cfg(server.pubPem));
+  for (const f of generateFixtures(2, { seed: 8 })) await w!.runLogEvent({ 'kong.log.serialize': f.json });
+  const err = await t.throwsAsync(stack.rpc.startInstance(PLUGIN_NAME, cfg('not a key')));
+  t.regex(err!.message, /server public key is not a PEM public key/);
+  for (const f of generateFixtures(2, { seed: 9 })) await w!.runLogEvent({ 'kong.log.serialize': f.json });
+  t.is((await waitForEntries(await stack.client('keybad'), 'kb:entry:', 4)).length, 4);
+  t.notRegex(stack.server.logs(), /keybad changed/);
+});

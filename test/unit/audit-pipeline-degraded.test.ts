@@ -12,7 +12,7 @@ import { faultyFs, fsError, nodeFs } from '../../plugin/pipeline/spool-fs.js';
 import { createLogger } from '../../plugin/log.js';
 import type { AuditWriter, KeyValue, WriteResult } from '../../plugin/store/audit-writer.js';
 
-const queue = { max_batch_size: 4, max_coalescing_delay: 0.01, max_entries: 2, initial_retry_delay: 0.01, max_retry_delay: 0.05 };
+const queue = { max_batch_size: 4, max_coalescing_delay: 0.01, max_entries: 2, initial_retry_delay: 0.01, max_retry_delay: 0.05, max_bytes: null, concurrency_limit: 1, max_retry_time: null };
 
 function stubWriter() {
   const stored = new Map<string, string>();

@@ -275,7 +275,7 @@ const typeOf = (v: unknown) => (v === null ? 'null' : Array.isArray(v) ? 'array'
  */
 function kongValidate(path: string, f: AnyField, v: unknown, problems: string[], refs: string[]): void {
   if (v === undefined) {
-    if (f.type === 'record') return kongValidateRecord(path, f.fields, {}, problems, refs);
+    if (f.type === 'record') return kongValidateRecord(path, f.fields, {}, problems, refs, f.entity_checks);
     if (f.required && (f.default === undefined || f.default === null)) problems.push(`${path}: required field missing`);
     return;
   }
@@ -283,6 +283,8 @@ function kongValidate(path: string, f: AnyField, v: unknown, problems: string[],
     if (f.required) problems.push(`${path}: required field missing (explicit null)`);
     return;
   }
+  // Kong: `eq = null` refuses any value, with the field's `err`.
+  if ('eq' in f && f.eq === null) return void problems.push(`${path}: ${(f.err as string | undefined) ?? 'value must be null'}`);
   switch (f.type) {
     case 'string': {
       if (typeof v !== 'string') return void problems.push(`${path}: expected a string, got ${typeOf(v)}`);
@@ -290,6 +292,12 @@ function kongValidate(path: string, f: AnyField, v: unknown, problems: string[],
         if (f.referenceable) return void refs.push(path);
         problems.push(`${path}: ${v} is not a vault reference for Kong here (the field is not referenceable): it would be taken literally`);
       }
+      // Validators in Kong's order (Schema.validators_order): match_none before match, match_any after.
+      for (const m of (f.match_none as Array<{ pattern: string; err: string }> | undefined) ?? []) {
+        if (luaMatches(v, m.pattern)) problems.push(`${path}: ${(f.err as string | undefined) ?? m.err}`);
+      }
+      const any = f.match_any as { patterns: string[]; err: string } | undefined;
+      if (any && !any.patterns.some((p) => luaMatches(v, p))) problems.push(`${path}: ${(f.err as string | undefined) ?? any.err}`);
       const lenMin = (f.len_min as number | undefined) ?? 1; // Kong: empty strings are not accepted by default
       if (f.one_of && !(f.one_of as unknown[]).includes(v)) problems.push(`${path}: expected one of: ${(f.one_of as unknown[]).join(', ')}`);
       const len = Buffer.byteLength(v);
@@ -308,10 +316,12 @@ function kongValidate(path: string, f: AnyField, v: unknown, problems: string[],
     case 'number': {
       if (typeof v !== 'number' || !Number.isFinite(v)) return void problems.push(`${path}: expected ${f.type === 'integer' ? 'an integer' : 'a number'}, got ${typeOf(v)}`);
       if (f.type === 'integer' && !Number.isInteger(v)) return void problems.push(`${path}: expected an integer`);
-      if (f.one_of && !(f.one_of as unknown[]).includes(v)) problems.push(`${path}: expected one of: ${(f.one_of as unknown[]).join(', ')}`);
+      // Kong: a failing validator reports the field's `err` when it has one.
+      const err = f.err as string | undefined;
+      if (f.one_of && !(f.one_of as unknown[]).includes(v)) problems.push(`${path}: ${err ?? `expected one of: ${(f.one_of as unknown[]).join(', ')}`}`);
       const between = f.between as [number, number] | undefined;
-      if (between && (v < between[0] || v > between[1])) problems.push(`${path}: value should be between ${between[0]} and ${between[1]}`);
-      if (typeof f.gt === 'number' && !(v > f.gt)) problems.push(`${path}: value must be greater than ${f.gt}`);
+      if (between && (v < between[0] || v > between[1])) problems.push(`${path}: ${err ?? `value should be between ${between[0]} and ${between[1]}`}`);
+      if (typeof f.gt === 'number' && !(v > f.gt)) problems.push(`${path}: ${err ?? `value must be greater than ${f.gt}`}`);
       return;
     }
     case 'boolean':
@@ -329,11 +339,49 @@ function kongValidate(path: string, f: AnyField, v: unknown, problems: string[],
     }
     case 'record':
       if (typeof v !== 'object' || Array.isArray(v)) return void problems.push(`${path}: expected a record, got ${typeOf(v)}`);
-      return kongValidateRecord(path, f.fields, v as Record<string, unknown>, problems, refs);
+      return kongValidateRecord(path, f.fields, v as Record<string, unknown>, problems, refs, f.entity_checks);
   }
 }
 
-function kongValidateRecord(path: string, fields: KongFieldList, v: Record<string, unknown>, problems: string[], refs: string[]): void {
+/** kong/db/schema/init.lua is_nonempty. */
+const isNonEmpty = (v: unknown) => !(v === undefined || v === null || v === '' || (typeof v === 'object' && Object.keys(v as object).length === 0));
+
+/**
+ * Kong's entity checks of a record (init.lua Schema.entity_checkers, run_entity_check), the ones
+ * the schema uses: errors go under "@entity", with then_err when the check has one. A vault
+ * reference in a referenceable field skips the check.
+ */
+function kongEntityChecks(path: string, fields: KongFieldList, checks: readonly unknown[], v: Record<string, unknown>, problems: string[]): void {
+  const withDefault = (name: string) => {
+    if (v[name] !== undefined) return v[name];
+    const f = fields.find((e) => name in e)?.[name] as AnyField | undefined;
+    return f?.default ?? null;
+  };
+  const at = `${path || 'config'}.@entity`;
+  for (const check of checks as Array<Record<string, any>>) {
+    const [name, arg] = Object.entries(check)[0]!;
+    if (name === 'conditional_at_least_one_of') {
+      const ifValue = withDefault(arg.if_field);
+      if (ifValue === null) continue;
+      const len = Array.isArray(ifValue) || typeof ifValue === 'string' ? ifValue.length : 0;
+      if (arg.if_match.len_min !== undefined && len < arg.if_match.len_min) continue;
+      const names = arg.then_at_least_one_of as string[];
+      if (names.some((n) => isReference(v[n]))) continue;
+      const list = names.map((n) => `'${n}'`).join(', ');
+      if (!names.some((n) => isNonEmpty(withDefault(n)))) problems.push(`${at}: ${arg.then_err ? String(arg.then_err).replace('%s', list) : `at least one of these fields must be non-empty: ${list}`}`);
+    } else if (name === 'mutually_required') {
+      const names = arg as string[];
+      if (names.some((n) => isReference(v[n]))) continue;
+      const set = names.filter((n) => isNonEmpty(withDefault(n)));
+      if (set.length && set.length !== names.length) problems.push(`${at}: all or none of these fields must be set: ${names.map((n) => `'${n}'`).join(', ')}`);
+    } else {
+      problems.push(`${at}: entity check ${name} is not modelled by this test`);
+    }
+  }
+}
+
+function kongValidateRecord(path: string, fields: KongFieldList, v: Record<string, unknown>, problems: string[], refs: string[], checks?: readonly unknown[]): void {
+  if (checks) kongEntityChecks(path, fields, checks, v, problems);
   const known = new Set<string>();
   for (const entry of fields) {
     for (const [name, f] of Object.entries(entry)) {
@@ -542,6 +590,7 @@ const OMITTED: Record<string, string> = {
   'tls.client_cert': 'TLS is off inside the compose network',
   'tls.client_key': 'TLS is off inside the compose network',
   'tls.server_name': 'TLS is off inside the compose network',
+  'queue.max_retry_time': 'any value is refused: an audit entry is never given up (docs/decisions.md #6)',
 };
 
 // ---------------------------------------------------------------------------------------------
@@ -603,6 +652,8 @@ test('every match pattern of the schema means the same to Kong (a Lua pattern) a
         const any = f as AnyField;
         const el = f.type === 'array' ? (f.elements as AnyField) : any;
         if (typeof el.match === 'string') patterns.push({ path: `${prefix}${name}`, match: el.match, samples: typeof any.default === 'string' ? [any.default] : Array.isArray(any.default) ? (any.default as string[]) : [] });
+        for (const p of (el.match_any as { patterns: string[] } | undefined)?.patterns ?? []) patterns.push({ path: `${prefix}${name} (match_any)`, match: p, samples: ['env:AUDIT_KEY', 'file:/run/key', 'x'.repeat(32), `${'y'.repeat(31)}\n`] });
+        for (const m of (el.match_none as Array<{ pattern: string }> | undefined) ?? []) patterns.push({ path: `${prefix}${name} (match_none)`, match: m.pattern, samples: ['/a?b', '/a#b', '/a b', '/a\tb', '/a\nb', '/ok'] });
         if (f.type === 'record') collect(f.fields, `${prefix}${name}.`);
       }
     }
@@ -614,7 +665,7 @@ test('every match pattern of the schema means the same to Kong (a Lua pattern) a
   for (const { path, match, samples } of patterns) {
     let re: RegExp;
     try {
-      re = new RegExp(match);
+      re = new RegExp(match, 's'); // as plugin/config/kong-schema.ts compiles it
     } catch (e) {
       t.fail(`${path}: ${match} is not a RegExp: ${(e as Error).message}`);
       continue;
@@ -770,4 +821,76 @@ test('docs/operations.md: the configuration reference is generated from the sche
   const rendered = renderConfigReference(schemaFields);
   t.is(replaceSection(doc, rendered), doc, 'docs/operations.md is stale: run `npx tsc -p . && node dist/scripts/gen-config-docs.js`');
   for (const path of leafPaths(schemaFields)) t.true(rendered.includes(`| \`${path}\` |`), `reference lists ${path}`);
+});
+
+test('Kong refuses, with our message, what StartInstance would refuse (no I/O needed to tell)', (t) => {
+  // Before docs/decisions.md #17 these passed Kong (the Admin API, decK) and failed only at
+  // StartInstance, on the route's first request, leaving its requests unaudited.
+  const base = { immudb_username: 'audit_writer', immudb_password: '{vault://env/pw}' };
+  const bad: Array<[string, Record<string, unknown>, RegExp]> = [
+    ['no user', { immudb_password: 'pw' }, /^immudb_username: required field missing/],
+    ['no password', { immudb_username: 'audit_writer' }, /^immudb_password: required field missing/],
+    ['pseudonyms without a key', { ...base, privacy: { pseudonymize: ['client_ip'], pseudonym_key_id: 'k1' } }, /privacy\.@entity: privacy\.pseudonymize needs the secret 'pseudonym_key'/],
+    ['pseudonyms without a key id', { ...base, privacy: { pseudonymize: ['client_ip'], pseudonym_key: '{vault://env/k}' } }, /privacy\.@entity: privacy\.pseudonymize needs 'pseudonym_key_id'/],
+    ['a short key', { ...base, privacy: { pseudonymize: ['client_ip'], pseudonym_key: 'short', pseudonym_key_id: 'k1' } }, /privacy\.pseudonym_key: must be at least 32 characters/],
+    ['a client key without its certificate', { ...base, tls: { enabled: true, client_key: 'env:KEY' } }, /tls\.@entity: all or none of these fields must be set: 'client_cert', 'client_key'/],
+    ['a path template with a query', { ...base, privacy: { path_redactions: ['/reset?token=:redact'] } }, /privacy\.path_redactions\[1\]: a path template has no query string/],
+    ['a relative file: reference', { ...base, tls: { enabled: true, client_cert: 'file:certs/c.pem', client_key: 'file:/etc/k.pem' } }, /tls\.client_cert: file: reference must be an absolute path/],
+    ['a malformed env: reference', { ...base, privacy: { pseudonymize: ['subject'], pseudonym_key: 'env:AUDIT-KEY', pseudonym_key_id: 'k1' } }, /privacy\.pseudonym_key: invalid environment variable name in env: reference/],
+    ['a CA that is not PEM', { ...base, tls: { enabled: true, ca_cert: 'my-ca.crt' } }, /tls\.ca_cert: expected certificates in PEM/],
+    // Kong's queue vocabulary (http-log's queue block): understood, answered with the reason.
+    ['max_retry_time', { ...base, queue: { max_retry_time: 60 } }, /queue\.max_retry_time: is not supported: an audit entry is never given up/],
+    ['concurrency_limit -1', { ...base, queue: { concurrency_limit: -1 } }, /queue\.concurrency_limit: must be 1: each destination has exactly one writer/],
+  ];
+  for (const [what, config, re] of bad) {
+    const kong = kongCheckConfig(schemaFields, config).problems;
+    t.true(kong.some((p) => re.test(p)), `Kong, ${what}: expected ${re}, got ${JSON.stringify(kong)}`);
+    t.not(pluginCheckConfig(schemaFields, config).problems.length, 0, `plugin, ${what}`);
+  }
+  const good: Array<[string, Record<string, unknown>]> = [
+    ['a key from the environment', { ...base, privacy: { pseudonymize: ['client_ip'], pseudonym_key: 'env:AUDIT_KEY', pseudonym_key_id: 'k1' } }],
+    ['a key from a vault', { ...base, privacy: { pseudonymize: ['subject'], pseudonym_key: '{vault://env/audit-key}', pseudonym_key_id: 'k1' } }],
+    ['a literal key of 32 characters', { ...base, privacy: { pseudonymize: ['subject'], pseudonym_key: 'k'.repeat(32), pseudonym_key_id: 'k1' } }],
+    ['mutual TLS', { ...base, tls: { enabled: true, client_cert: 'file:/etc/c.pem', client_key: 'file:/etc/k.pem' } }],
+    ["http-log's queue block without max_retry_time", { ...base, queue: { max_batch_size: 1, max_coalescing_delay: 1, max_entries: 10000, max_bytes: 1048576, initial_retry_delay: 0.01, max_retry_delay: 60, concurrency_limit: 1 } }],
+  ];
+  for (const [what, config] of good) {
+    t.deepEqual(kongCheckConfig(schemaFields, config).problems, [], `Kong, ${what}`);
+    t.deepEqual(pluginCheckConfig(schemaFields, config).problems, [], `plugin, ${what}`);
+  }
+});
+
+test('examples/: the decK file, the KongPlugin/KongClusterPlugin manifests and the Admin API script configure the plugin validly', (t) => {
+  const configs: Array<[string, unknown]> = [];
+  // decK: Kong's declarative format 3.0, plugins on routes, services and at the top level
+  const deck = parseKongYml(readFileSync(join(projectRoot(), 'examples', 'deck', 'kong.yaml'), 'utf8'));
+  t.is(String((deck as unknown as Record<string, unknown>)._format_version), '3.0');
+  for (const { where, plugin } of pluginEntries(deck)) if (plugin.name === PLUGIN) configs.push([`deck ${where}`, plugin.config]);
+  t.is(configs.length, 2, 'a route plugin and a global one');
+  // Kong Ingress Controller
+  const docs = YAML.parseAllDocuments(readFileSync(join(projectRoot(), 'examples', 'kubernetes', 'immudb-audit.yaml'), 'utf8')).map((d) => d.toJS() as Record<string, any>);
+  const plugins = docs.filter((d) => d.apiVersion === 'configuration.konghq.com/v1' && (d.kind === 'KongPlugin' || d.kind === 'KongClusterPlugin'));
+  t.deepEqual(plugins.map((d) => d.kind).sort(), ['KongClusterPlugin', 'KongPlugin']);
+  for (const p of plugins) {
+    t.is(p.plugin, PLUGIN);
+    configs.push([`${p.kind} ${p.metadata.name}`, p.config]);
+  }
+  const ingress = docs.find((d) => d.kind === 'Ingress');
+  t.is(ingress?.metadata.annotations['konghq.com/plugins'], plugins.find((p) => p.kind === 'KongPlugin')!.metadata.name);
+  // the Admin API script's JSON bodies
+  const script = readFileSync(join(projectRoot(), 'examples', 'admin-api', 'configure.sh'), 'utf8');
+  const put = /plugins\/immudb-audit-payments" \\\n\s+-H 'content-type: application\/json' \\\n\s+--data '(\{[\s\S]*?\})' >/.exec(script);
+  t.truthy(put, 'the PUT of the plugin');
+  const body = JSON.parse(put![1]!) as { name: string; config: unknown };
+  t.is(body.name, PLUGIN);
+  configs.push(['admin-api PUT', body.config]);
+  for (const [where, config] of configs) {
+    t.deepEqual(kongCheckConfig(schemaFields, config).problems, [], `${where}: Kong would reject it`);
+    t.deepEqual(pluginCheckConfig(schemaFields, config).problems, [], `${where}: the plugin would reject it`);
+    const refs = kongCheckConfig(schemaFields, config).refs;
+    t.true(refs.includes('immudb_password'), `${where}: the password is a vault reference`);
+  }
+  // what the script says Kong refuses, Kong refuses
+  const refused = kongCheckConfig(schemaFields, { ...(body.config as object), privacy: { pseudonymize: ['client_ip'] } }).problems;
+  t.true(refused.some((p) => /privacy\.pseudonymize needs the secret 'pseudonym_key'/.test(p)), JSON.stringify(refused));
 });

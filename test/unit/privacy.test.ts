@@ -21,6 +21,8 @@ import { ConfigError, type KongField, type KongFieldList } from '../../plugin/co
 import { privacyFields } from '../../plugin/config/fields/privacy.js';
 import { tlsFields, tlsProblems } from '../../plugin/config/fields/tls.js';
 import { immudbTlsOptions } from '../../plugin/pipeline/connection.js';
+/** No default credentials (docs/decisions.md #17): every config names its user and password. */
+const CREDS = { immudb_username: 'audit_writer', immudb_password: 'pw' };
 
 const require = createRequire(import.meta.url);
 const validate = new Ajv2020({ allErrors: true }).compile(JSON.parse(readFileSync(require.resolve('../../../schemas/audit-entry.v1.json'), 'utf8')));
@@ -115,20 +117,26 @@ test('secret references: env:, file:, unresolved vault; errors name fields, neve
   try {
     writeFileSync(join(dir, 'key'), 'from-a-file\n');
     const env = { AUDIT_KEY: 'from-the-env-0123456789-0123456789' };
-    const cfg = parseConfig({ immudb_password: `file:${join(dir, 'key')}`, privacy: { pseudonym_key: 'env:AUDIT_KEY' } });
+    const cfg = parseConfig({ ...CREDS, immudb_password: `file:${join(dir, 'key')}`, privacy: { pseudonym_key: 'env:AUDIT_KEY' } });
     const r = resolveSecretRefs(cfg, { env });
     t.is(r.immudb_password, 'from-a-file');
     t.is(r.privacy.pseudonym_key, env.AUDIT_KEY);
     t.is(cfg.privacy.pseudonym_key, 'env:AUDIT_KEY', 'the input is not changed');
 
-    const bad = parseConfig({ immudb_password: '{vault://env/immudb-pw}', privacy: { pseudonym_key: 'env:MISSING_VAR' }, tls: { client_key: 'file:relative/path' } });
+    const bad = parseConfig({ ...CREDS, immudb_password: '{vault://env/immudb-pw}', privacy: { pseudonym_key: 'env:MISSING_VAR' } });
     const err = t.throws(() => resolveSecretRefs(bad, { env }), { instanceOf: ConfigError })!;
     t.deepEqual(err.problems, [
       'immudb_password: the vault reference was not resolved by Kong (is the vault configured, and is Kong\'s schema for this plugin up to date?)',
       "privacy.pseudonym_key: environment variable MISSING_VAR is not set in the plugin server's environment",
+    ]);
+    // The shape of a reference needs no I/O: the schema refuses it (so does Kong, decisions #21).
+    const shape = t.throws(() => parseConfig({ ...CREDS, privacy: { pseudonym_key: 'env:NOT-A-NAME' }, tls: { client_cert: 'file:relative/cert', client_key: 'file:relative/path' } }), { instanceOf: ConfigError })!;
+    t.deepEqual(shape.problems, [
+      'privacy.pseudonym_key: invalid environment variable name in env: reference',
+      'tls.client_cert: file: reference must be an absolute path',
       'tls.client_key: file: reference must be an absolute path',
     ]);
-    const missing = t.throws(() => resolveSecretRefs(parseConfig({ immudb_password: `file:${join(dir, 'nope')}` }), { env }), { instanceOf: ConfigError })!;
+    const missing = t.throws(() => resolveSecretRefs(parseConfig({ ...CREDS, immudb_password: `file:${join(dir, 'nope')}` }), { env }), { instanceOf: ConfigError })!;
     t.regex(missing.message, /immudb_password: cannot read .*nope \(ENOENT\)/);
   } finally {
     rmSync(dir, { recursive: true, force: true });
@@ -164,7 +172,7 @@ test('policy: denied names leave the allow-lists; pseudonyms need a long key and
 });
 
 test('config: the privacy and tls groups follow Kong schema conventions and default to minimal', (t) => {
-  const c = parseConfig({});
+  const c = parseConfig({ ...CREDS, ...CREDS });
   t.deepEqual(c.privacy, DEFAULT_PRIVACY);
   t.deepEqual(c.tls, { enabled: false, ca_cert: null, client_cert: null, client_key: null, server_name: null });
   const check = (fields: KongFieldList, path: string) => {
@@ -179,19 +187,28 @@ test('config: the privacy and tls groups follow Kong schema conventions and defa
   };
   check(privacyFields, '');
   check(tlsFields, '');
-  const err = t.throws(() => parseConfig({ privacy: { pseudonymize: ['email'], request_headers: ['bad header'], ipv4_prefix: 4 } }), { instanceOf: ConfigError })!;
-  t.is(err.problems.length, 3);
+  const err = t.throws(() => parseConfig({ ...CREDS, privacy: { pseudonymize: ['email'], request_headers: ['bad header'], ipv4_prefix: 4 } }), { instanceOf: ConfigError })!;
+  // one_of, match, between, and the two entity checks of pseudonymize (Kong runs them with invalid fields)
+  t.is(err.problems.length, 5, err.problems.join('\n'));
 });
 
 test('TLS settings: material is checked at start without being quoted', (t) => {
-  t.is(immudbTlsOptions(parseConfig({})), undefined);
-  const bad = parseConfig({ tls: { enabled: true, ca_cert: 'not-a-pem-SECRET', client_key: '-----BEGIN PRIVATE KEY-----\nSECRET\n-----END PRIVATE KEY-----' } });
+  t.is(immudbTlsOptions(parseConfig({ ...CREDS })), undefined);
+  // Not PEM at all: the schema refuses it, without quoting it.
+  const notPem = t.throws(() => parseConfig({ ...CREDS, tls: { enabled: true, ca_cert: 'not-a-pem-SECRET' } }), { instanceOf: ConfigError })!;
+  t.regex(notPem.message, /tls\.ca_cert: expected certificates in PEM/);
+  t.false(notPem.message.includes('SECRET'));
+  // PEM-shaped but not parseable: found at start, by the plugin server.
+  const bad = parseConfig({ ...CREDS, tls: { enabled: true, ca_cert: '-----BEGIN CERTIFICATE-----\nSECRET\n-----END CERTIFICATE-----', client_cert: 'BEGIN CERTIFICATE SECRET', client_key: '-----BEGIN PRIVATE KEY-----\nSECRET\n-----END PRIVATE KEY-----' } });
   const problems = tlsProblems(bad);
   t.deepEqual(problems, [
-    'tls.ca_cert: not a PEM certificate',
+    'tls.ca_cert: a certificate in it cannot be parsed',
+    'tls.client_cert: not a PEM certificate',
     'tls.client_key: not a PEM private key (or an encrypted one, which is not supported)',
-    'tls: client_cert and client_key go together (mutual TLS)',
   ]);
+  // One without the other is refused by the schema (Kong's mutually_required), before any I/O.
+  const half = t.throws(() => parseConfig({ ...CREDS, tls: { enabled: true, client_key: 'env:KEY' } }), { instanceOf: ConfigError })!;
+  t.deepEqual(half.problems, ["tls: all or none of these fields must be set: 'tls.client_cert', 'tls.client_key'"]);
   t.false(problems.join().includes('SECRET'));
 });
 
@@ -362,8 +379,8 @@ test('cleaning is linear on hostile values and catches secrets cut by truncation
 
 test("Kong's $refs: ignored by validation, and used to name a vault reference Kong could not resolve", (t) => {
   // What Kong sends after resolving references (kong/db/schema/init.lua process_auto_fields).
-  const sent = { immudb_password: 'resolved', $refs: { immudb_password: '{vault://env/pw}' }, privacy: { pseudonym_key: '', $refs: { pseudonym_key: '{vault://hcv/audit-key}' } } };
-  t.notThrows(() => parseConfig({ ...sent, privacy: { $refs: {} } }));
+  const sent = { immudb_username: 'audit_writer', immudb_password: 'resolved', $refs: { immudb_password: '{vault://env/pw}' }, privacy: { pseudonym_key: '', $refs: { pseudonym_key: '{vault://hcv/audit-key}' } } };
+  t.notThrows(() => parseConfig({ ...CREDS, ...sent, privacy: { $refs: {} } }));
   t.deepEqual(unresolvedVaultRefs(sent), ['privacy.pseudonym_key: Kong could not resolve the vault reference {vault://hcv/audit-key} (it sent an empty value)']);
   t.deepEqual(unresolvedVaultRefs({ immudb_password: 'x', $refs: { immudb_password: '{vault://env/pw}' } }), []);
 });

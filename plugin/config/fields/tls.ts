@@ -1,6 +1,7 @@
 // TLS (and mutual TLS) to immudb, with the server's CA pinned.
 import { createPrivateKey, X509Certificate } from 'node:crypto';
 import type { KongFieldList } from '../kong-schema.js';
+import { pemOrReference, REFERENCE_SHAPE } from './references.js';
 
 export interface TlsConfig {
   tls: {
@@ -16,12 +17,13 @@ export const tlsFields: KongFieldList = [
   {
     tls: {
       type: 'record',
+      entity_checks: [{ mutually_required: ['client_cert', 'client_key'] }],
       description: 'TLS to immudb (immudb started with --certificate/--pkey; mutual TLS with --mtls --clientcas).',
       fields: [
         { enabled: { type: 'boolean', required: true, default: false, description: 'Connect to immudb over TLS.' } },
-        { ca_cert: { type: 'string', referenceable: true, len_min: 1, description: "PEM of the CA that signed immudb's certificate (only this CA is trusted: the server is pinned), or env:<VARIABLE> / file:<absolute path> / a vault reference. Unset: the system's trust store (not pinned)." } },
-        { client_cert: { type: 'string', referenceable: true, len_min: 1, description: 'PEM client certificate (chain) for mutual TLS, or a reference as for ca_cert.' } },
-        { client_key: { type: 'string', referenceable: true, encrypted: true, len_min: 1, description: 'PEM private key of client_cert, or a reference (vault, env:<VARIABLE>, file:<absolute path>).' } },
+        { ca_cert: { type: 'string', referenceable: true, len_min: 1, match_none: REFERENCE_SHAPE, match_any: pemOrReference('BEGIN CERTIFICATE', 'certificates'), description: "PEM of the CA that signed immudb's certificate (only this CA is trusted: the server is pinned), or env:<VARIABLE> / file:<absolute path> / a vault reference. Unset: the system's trust store (not pinned)." } },
+        { client_cert: { type: 'string', referenceable: true, len_min: 1, match_none: REFERENCE_SHAPE, match_any: pemOrReference('BEGIN CERTIFICATE', 'a certificate chain'), description: 'PEM client certificate (chain) for mutual TLS, or a reference as for ca_cert.' } },
+        { client_key: { type: 'string', referenceable: true, encrypted: true, len_min: 1, match_none: REFERENCE_SHAPE, match_any: pemOrReference('PRIVATE KEY', 'a private key'), description: 'PEM private key of client_cert, or a reference (vault, env:<VARIABLE>, file:<absolute path>).' } },
         { server_name: { type: 'string', match: '^[A-Za-z0-9.:-]+$', len_min: 1, len_max: 253, description: "Name to check in immudb's certificate when it differs from immudb_host." } },
       ],
     },
@@ -57,6 +59,5 @@ export function tlsProblems(config: TlsConfig): string[] {
       problems.push('tls.client_key: not a PEM private key (or an encrypted one, which is not supported)');
     }
   }
-  if (Boolean(t.client_cert) !== Boolean(t.client_key)) problems.push('tls: client_cert and client_key go together (mutual TLS)');
   return problems;
 }
