@@ -463,6 +463,10 @@ const queueArb: fc.Arbitrary<QueueConfig> = fc.record({
   max_entries: fc.integer({ min: 1, max: 40 }),
   initial_retry_delay: fc.constant(0.005),
   max_retry_delay: fc.constant(0.05),
+  // Memory bounded by bytes too, sometimes below one entry (always room for one).
+  max_bytes: fc.constantFrom(null, null, 100, 2_000),
+  concurrency_limit: fc.constant(1),
+  max_retry_time: fc.constant(null),
 });
 
 const commandArbs: Array<fc.Arbitrary<Cmd>> = [
