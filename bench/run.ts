@@ -17,6 +17,7 @@ const BENCHES: Array<[string, () => Promise<BenchModule>]> = [
   ['memory', () => import('./memory.js')],
   ['scaling', () => import('./scaling.js')],
   ['search', () => import('./search.js')],
+  ['goals', () => import('./goals.js')],
 ];
 
 async function main() {
@@ -55,6 +56,8 @@ async function main() {
   const targets = results.flatMap((r) => r.targets.map((t) => ({ benchmark: r.name, target: t.name, measured: t.value, goal: `${t.op} ${t.target}`, met: t.met })));
   process.stdout.write('\n== Summary: targets ==\n');
   process.stdout.write(formatTable(targets) + '\n');
+  process.stdout.write('\n== Issue 17 goal table (each ratio measured in this run) ==\n');
+  process.stdout.write(formatTable(goalTable(results)) + '\n');
   const total = (performance.now() - t0) / 1000;
   process.stdout.write(`total ${total.toFixed(0)} s; ${targets.filter((t) => t.met).length}/${targets.length} targets met${failures.length ? `; ${failures.length} benchmark(s) FAILED` : ''}\n`);
   const file = join(outDir, `bench-${new Date().toISOString().replace(/[:.]/g, '-')}.json`);
@@ -62,6 +65,17 @@ async function main() {
   writeFileSync(join(outDir, 'latest.json'), JSON.stringify(roundDeep({ machine, quick, totalSeconds: total, results, failures }), null, 2));
   process.stdout.write(`results: ${file}\n`);
   process.exitCode = failures.length ? 1 : 0;
+}
+
+/** The goals benchmark's targets, with verify --all / plain TxScan from benchmark 3 when it ran. */
+function goalTable(results: BenchResult[]): Array<Record<string, unknown>> {
+  const goals = results.find((r) => r.name === 'goals');
+  const verify = results.find((r) => r.name === 'verify');
+  const rows: Array<Record<string, unknown>> = (goals?.targets ?? []).map((t) => ({ goal: t.name, measured: t.value, target: `${t.op} ${t.target}`, met: t.met }));
+  const v = verify?.figures.verifyAllVsTxScan;
+  rows.splice(4, 0, { goal: 'verify --all / plain TxScan', measured: typeof v === 'number' ? v : 'not run', target: '>= 0.8', met: typeof v === 'number' ? v >= 0.8 : '' });
+  if (!goals) rows.unshift({ goal: '(benchmark 6 not run: add goals to --only)', measured: '', target: '', met: '' });
+  return rows;
 }
 
 main().catch((e) => {

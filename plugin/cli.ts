@@ -15,6 +15,7 @@ import { VerificationError } from './store/proofs/index.js';
 import { resetTrust, TRUST_DOC } from './store/trusted-session.js';
 import { Version } from './version.js';
 import { registerWorkbench } from './workbench/commands.js';
+import { registerServe } from './console/serve-command.js';
 
 interface GlobalOptions {
   address: string;
@@ -218,6 +219,12 @@ registerWorkbench(program, {
   globals: () => program.opts<GlobalOptions>(),
   withReader: (fn) => withReader(program.opts<GlobalOptions>(), fn),
   productVersion: Version,
+});
+registerServe(program, {
+  globals: () => program.opts<GlobalOptions>(),
+  withReader: (fn) => withReader(program.opts<GlobalOptions>(), fn),
+  productVersion: Version,
+  serverPublicKey: () => program.opts<GlobalOptions>().serverPublicKey,
 });
 
 program.parseAsync(process.argv).catch((err: unknown) => {

@@ -69,6 +69,7 @@ try {
     console.log(`  ${cli} verify --all`);
     if (traced) console.log(`  ${cli} find --trace ${traced.trace_id} --verify`);
     console.log(`  node dist/plugin/cli.js status --metrics-url http://127.0.0.1:${metricsPort}`);
+    console.log(`  ${cli} serve --port 8089 --status-url http://127.0.0.1:${metricsPort}/status   # then open http://127.0.0.1:8089/`);
     console.log('\n--keep: the stack stays up; press Ctrl-C to stop it.');
     await new Promise<void>((resolve) => process.once('SIGINT', () => resolve()));
   }

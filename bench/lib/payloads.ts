@@ -1,6 +1,8 @@
 // Benchmark payloads: realistic serialized logs (test/fixtures/serialized-logs.ts) and the audit
-// records the plugin makes of them (same capture and encoding code as the handler), plus padded
+// records the plugin makes of them (same capture and encoding code as the handler, a trace id on
+// each as its tracing sets one, the writer's key list), plus padded
 // variants for the payload-size scaling runs.
+import { randomBytes } from 'node:crypto';
 import { hostname } from 'node:os';
 import { v7 as uuidv7 } from 'uuid';
 import { buildAuditEntry } from '../../plugin/capture/build-entry.js';
@@ -20,8 +22,10 @@ export function serializedPool(count: number, seed = 7000): string[] {
 }
 
 /**
- * `count` audit records as the plugin would write them: each fixture's log captured and encoded
- * with a fresh UUIDv7, the pool cycled.
+ * `count` records exactly as the plugin with tracing on (its default) writes them: the handler
+ * sets each entry's trace_id to its audit span's trace id before encoding (plugin/handler.ts), the
+ * caller's trace when there is one, else a new root trace's; so every entry carries a trace
+ * index in the writer's key list (writerKvs), not only the ~14 % of fixtures with a traceparent.
  */
 export function auditRecords(count: number, prefix: string, pool: LogFixture[] = fixturePool(Math.min(count, 1000))): AuditRecord[] {
   const host = hostname();
@@ -29,6 +33,7 @@ export function auditRecords(count: number, prefix: string, pool: LogFixture[] =
   for (let i = 0; i < count; i++) {
     const f = pool[i % pool.length]!;
     const entry = buildAuditEntry(JSON.parse(f.json) as KongSerializedLog, { id: uuidv7(), now: Date.now(), nodeId: 'bench-node', hostname: host });
+    entry.trace_id ??= randomBytes(16).toString('hex');
     out[i] = encodeEntry(prefix, entry);
   }
   return out;

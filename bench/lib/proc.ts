@@ -171,3 +171,52 @@ export function probe<T = ProbeStats>(sockPath: string, cmd: Record<string, unkn
     });
   });
 }
+
+/** The threads of a Node process, grouped by what runs on them (Linux thread names, /proc/<pid>/task/<tid>/comm). */
+export type ThreadGroup = 'main' | 'audit' | 'v8' | 'libuv' | 'other';
+
+function threadGroup(pid: number, tid: string, comm: string): ThreadGroup {
+  if (Number(tid) === pid) return 'main';
+  if (/^(WorkerThread|audit)/.test(comm)) return 'audit'; // the plugin's one worker_threads Worker
+  if (/^(V8Worker|V8 DefaultWorke|DelayedTaskSche)/.test(comm)) return 'v8';
+  if (/^libuv-worker/.test(comm)) return 'libuv';
+  return 'other';
+}
+
+/** CPU ms so far of each thread group of `pid` (threads that exited are lost: keep the process up). */
+export function threadGroupCpuMs(pid: number): Record<ThreadGroup, number> {
+  const out: Record<ThreadGroup, number> = { main: 0, audit: 0, v8: 0, libuv: 0, other: 0 };
+  let tids: string[];
+  try {
+    tids = readdirSync(`/proc/${pid}/task`);
+  } catch {
+    return { main: NaN, audit: NaN, v8: NaN, libuv: NaN, other: NaN };
+  }
+  for (const tid of tids) {
+    let comm: string;
+    try {
+      comm = readFileSync(`/proc/${pid}/task/${tid}/comm`, 'utf8').trim();
+    } catch {
+      continue;
+    }
+    const ms = statCpuMs(`/proc/${pid}/task/${tid}/stat`);
+    if (Number.isFinite(ms)) out[threadGroup(pid, tid, comm)] += ms;
+  }
+  return out;
+}
+
+/** Lap meter over the thread groups of one process. */
+export class ThreadMeter {
+  private last: Record<ThreadGroup, number>;
+  constructor(private readonly pid: number) {
+    this.last = threadGroupCpuMs(pid);
+  }
+
+  lap(): Record<ThreadGroup, number> {
+    const now = threadGroupCpuMs(this.pid);
+    const d = { ...now };
+    for (const k of Object.keys(now) as ThreadGroup[]) d[k] = now[k] - this.last[k];
+    this.last = now;
+    return d;
+  }
+}

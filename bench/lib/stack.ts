@@ -12,7 +12,7 @@ import { TrustedStateStore } from '../../plugin/store/trusted-state.js';
 import { toSafeInt } from '../../plugin/store/longs.js';
 import {
   KongRpcClient, fixturePluginDir, projectRoot, simulateWorkers, startPluginServer, NOOP_PLUGIN_NAME,
-  type KongInstance, type PluginServerProcess,
+  type KongInstance, type PluginServerCommand, type PluginServerProcess,
 } from '../../test/helpers/kong-driver.js';
 import { findPid } from './proc.js';
 import { sharedOtlpSink } from './otlp-sink.js';
@@ -67,6 +67,8 @@ export interface ServerOptions {
   /** Extra node options for the plugin server (e.g. --expose-gc). */
   nodeOptions?: string[];
   env?: NodeJS.ProcessEnv;
+  /** Plugin-server command (default ours, immudb-audit-pluginserver; 'kong-pdk' for kong-js-pluginserver). */
+  command?: PluginServerCommand;
 }
 
 /** A plugin server with either the noop baseline plugin or ours (dist/kong-plugins), probe preloaded. */
@@ -80,6 +82,7 @@ export async function startBenchServer(kind: 'noop' | 'audit', opts: ServerOptio
   // The plugin's tracing is on by default: give its OTLP exporter a receiver that keeps up.
   const otlp = kind === 'audit' ? await sharedOtlpSink() : undefined;
   const ps = await startPluginServer({
+    ...(opts.command ? { command: opts.command } : {}),
     pluginsDir: kind === 'noop' ? fixturePluginDir('noop-serialize') : join(projectRoot(), 'dist', 'kong-plugins'),
     env: {
       NODE_OPTIONS: nodeOptions,

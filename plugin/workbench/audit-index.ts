@@ -185,6 +185,21 @@ export class AuditIndex {
     return Number((this.db.prepare(`SELECT COUNT(*) AS n FROM entries WHERE ${cond.where}`).get(...cond.params) as { n: number }).n);
   }
 
+  /**
+   * The matches of `cond` in [from, until) counted per bucket of `size` ms from `origin` (one pass
+   * over the range): all, 4xx, 5xx, and 401/403 whose entry says outcome.source "kong" (its
+   * JSON read for those rows only). Buckets without matches are absent. For the console's timeline.
+   */
+  buckets(cond: SqlCondition, from: number, until: number, size: number, origin = from): Array<{ bucket: number; total: number; c4xx: number; c5xx: number; kong: number }> {
+    const sql = `SELECT CAST((time - ?) / ? AS INTEGER) AS bucket, COUNT(*) AS total,
+        SUM(status BETWEEN 400 AND 499) AS c4xx, SUM(status BETWEEN 500 AND 599) AS c5xx,
+        SUM(status IN (401, 403) AND EXISTS (SELECT 1 FROM entry_json j WHERE j.rowid = entries.rowid
+          AND json_extract(CAST(j.json AS TEXT), '$.outcome.source') = 'kong')) AS kong
+      FROM entries WHERE (${cond.where}) AND time >= ? AND time < ? GROUP BY bucket ORDER BY bucket`;
+    const rows = this.db.prepare(sql).all(origin, size, ...cond.params, from, until) as Array<Record<string, number | null>>;
+    return rows.map((r) => ({ bucket: Number(r.bucket), total: Number(r.total), c4xx: Number(r.c4xx ?? 0), c5xx: Number(r.c5xx ?? 0), kong: Number(r.kong ?? 0) }));
+  }
+
   close(): void {
     this.rollback();
     this.db.close();

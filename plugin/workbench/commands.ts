@@ -27,7 +27,7 @@ export interface WorkbenchContext {
 /** Search answers at most this many entries unless --limit says otherwise (the total is still counted). */
 export const DEFAULT_SEARCH_LIMIT = 1000;
 
-interface KeyOptions {
+export interface KeyOptions {
   pseudonymKeyFile?: string;
   pseudonymKeyId?: string;
 }
@@ -89,7 +89,7 @@ function keyOf(o: KeyOptions): PseudonymKey | undefined {
 }
 
 /** The checked filters as one condition; bad combinations are usage errors. */
-function conditionOf(o: FilterOptions & KeyOptions) {
+export function conditionOf(o: FilterOptions & KeyOptions) {
   try {
     checkFilters(o);
   } catch (e) {
@@ -100,7 +100,7 @@ function conditionOf(o: FilterOptions & KeyOptions) {
 }
 
 /** Opens the index of the reader's server, updates it by a verified walk, and hands it to `fn`. */
-async function withIndex<T>(ctx: WorkbenchContext, fn: (index: AuditIndex, state: IndexState, update: UpdateResult) => Promise<T>): Promise<T> {
+export async function withIndex<T>(ctx: WorkbenchContext, fn: (index: AuditIndex, state: IndexState, update: UpdateResult) => Promise<T>): Promise<T> {
   const g = ctx.globals();
   return ctx.withReader(async (reader) => {
     const ident = { serverUuid: reader.serverUuid, database: g.database, prefix: g.prefix };

@@ -49,9 +49,17 @@ export function projectRoot(): string {
   }
 }
 
-/** Absolute path of the `kong-js-pluginserver` script shipped with the installed kong-pdk. */
-export function pluginServerBin(): string {
-  return path.join(path.dirname(require.resolve('kong-pdk/package.json')), 'bin', 'kong-js-pluginserver');
+/**
+ * Which plugin-server command to run: `ours` is `immudb-audit-pluginserver` (dist/plugin/
+ * pluginserver/main.js, what the product ships), `kong-pdk` is kong-pdk's own
+ * `kong-js-pluginserver` (same flags; kept to show its listener's quirks and for comparisons).
+ */
+export type PluginServerCommand = 'ours' | 'kong-pdk';
+
+/** Absolute path of the plugin-server script for `command` (default: ours). */
+export function pluginServerBin(command: PluginServerCommand = 'kong-pdk'): string {
+  if (command === 'kong-pdk') return path.join(path.dirname(require.resolve('kong-pdk/package.json')), 'bin', 'kong-js-pluginserver');
+  return path.join(projectRoot(), 'dist', 'plugin', 'pluginserver', 'main.js');
 }
 
 /** Absolute path of a fixture plugin directory under test/fixtures/plugins (sources, not dist). */
@@ -83,6 +91,8 @@ export interface StartPluginServerOptions {
   cwd?: string;
   /** How long to wait for the socket to accept connections (default 60 s: only a failure waits that long). */
   startTimeoutMs?: number;
+  /** Which plugin-server command (default `ours`). */
+  command?: PluginServerCommand;
 }
 
 export interface ExitInfo {
@@ -187,7 +197,7 @@ export class PluginServerProcess {
     this.sockName = opts.sockName ?? DEFAULT_SOCK_NAME;
     this.socketPath = path.join(this.prefix, this.sockName);
     this.argv = [
-      pluginServerBin(),
+      pluginServerBin(opts.command),
       ...(opts.args ?? []),
       '--plugins-directory',
       this.pluginsDir,
@@ -349,6 +359,8 @@ export interface DumpAllPluginsOptions {
   args?: string[];
   cwd?: string;
   timeoutMs?: number;
+  /** Which plugin-server command (default `ours`). */
+  command?: PluginServerCommand;
 }
 
 /**
@@ -357,7 +369,7 @@ export interface DumpAllPluginsOptions {
  * anything else printed on stdout (kong-pdk logs warnings there) makes it fail, as it would in Kong.
  */
 export async function dumpAllPlugins(pluginsDir: string, opts: DumpAllPluginsOptions = {}): Promise<PluginInfo[]> {
-  const argv = [pluginServerBin(), ...(opts.args ?? []), '--plugins-directory', path.resolve(pluginsDir), '--dump-all-plugins'];
+  const argv = [pluginServerBin(opts.command), ...(opts.args ?? []), '--plugins-directory', path.resolve(pluginsDir), '--dump-all-plugins'];
   const { stdout, stderr } = await new Promise<{ stdout: string; stderr: string }>((resolve, reject) => {
     execFile(
       process.execPath,

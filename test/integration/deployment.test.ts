@@ -195,8 +195,8 @@ test('kong/Dockerfile: the plugin server is configured the way Kong documents it
   const start = imageEnv.KONG_PLUGINSERVER_JS_START_CMD ?? '';
   const query = imageEnv.KONG_PLUGINSERVER_JS_QUERY_CMD ?? '';
   const arg = (cmd: string, name: string) => new RegExp(`(?:^|\\s)${name}\\s+(\\S+)`).exec(cmd)?.[1];
-  t.regex(start, /^\/\S+\/node\s+\/\S+\/kong-js-pluginserver\s/, 'START_CMD runs node by absolute path (nginx workers have no PATH)');
-  t.regex(query, /^\/\S+\/node\s+\/\S+\/kong-js-pluginserver\s/, 'QUERY_CMD too');
+  t.regex(start, /^\/\S+\/node\s+\/\S+\/immudb-audit-pluginserver\s/, 'START_CMD runs node by absolute path (nginx workers have no PATH)');
+  t.regex(query, /^\/\S+\/node\s+\/\S+\/immudb-audit-pluginserver\s/, 'QUERY_CMD too');
   for (const cmd of [start, query]) {
     t.notRegex(cmd, /(^|\s)(-v+|--verbose)(\s|$)/, 'no -v: at debug level kong-pdk logs every RPC argument, API keys and cookies included');
     t.regex(arg(cmd, '--plugins-directory') ?? '', /^\/usr\/local\/lib\/node_modules\/kong-immudb-audit\/dist\/kong-plugins$/, 'absolute plugins directory (kong-pdk 0.6.0 cannot load from a relative one)');
@@ -383,9 +383,9 @@ test('npm pack: the package installs into a clean directory, its plugin server l
   const extras = [...new Set(i.packed.files.map((f) => f.path.split('/').slice(0, 2).join('/')))].filter((d) => /^dist\/(test|bench|scripts|bench-results)/.test(d));
   if (extras.length) t.log(`the package also ships ${extras.join(', ')} (package.json "files" lists all of dist/)`);
   t.false(existsSync(join(i.dir, 'node_modules', 'ava')), 'no devDependencies installed');
-  // kong-js-pluginserver --plugins-directory node_modules/<pkg>/dist/kong-plugins --dump-all-plugins
+  // immudb-audit-pluginserver --plugins-directory node_modules/<pkg>/dist/kong-plugins --dump-all-plugins
   // (absolute: kong-pdk 0.6.0 require()s join(dir, file), which makes a relative directory a package name)
-  const dump = await run(join(i.dir, 'node_modules', '.bin', 'kong-js-pluginserver'), ['--plugins-directory', join(i.dir, 'node_modules', i.packed.name, 'dist', 'kong-plugins'), '--dump-all-plugins'], { cwd: i.dir, timeoutMs: 60_000 });
+  const dump = await run(join(i.dir, 'node_modules', '.bin', 'immudb-audit-pluginserver'), ['--plugins-directory', join(i.dir, 'node_modules', i.packed.name, 'dist', 'kong-plugins'), '--dump-all-plugins'], { cwd: i.dir, timeoutMs: 60_000 });
   t.is(dump.code, 0, describe(dump));
   const infos = JSON.parse(dump.stdout) as PluginInfo[];
   t.deepEqual(infos.map((x) => x.Name), [PLUGIN]);

@@ -1,17 +1,21 @@
 /**
- * The Kong driver against the real kong-js-pluginserver (kong-pdk 0.6.0) running the noop plugin.
+ * The Kong driver against the real plugin server running the noop plugin: immudb-audit-pluginserver
+ * (kong-pdk 0.6.0's server with our listener), and kong-pdk's own kong-js-pluginserver where a test
+ * shows its listener's quirks or compares answers byte for byte.
  */
 import test from 'ava';
 import * as fs from 'node:fs';
 import * as net from 'node:net';
 import * as os from 'node:os';
 import * as path from 'node:path';
-import { encode } from '@msgpack/msgpack';
+import { decode, encode } from '@msgpack/msgpack';
+import { FrameSplitter } from '../../plugin/pluginserver/frames.js';
 import {
   KongInstance,
   KongRpcClient,
   NOOP_PLUGIN_NAME,
   PluginServerProcess,
+  type PluginServerCommand,
   RpcError,
   countCalls,
   dumpAllPlugins,
@@ -37,14 +41,52 @@ const NOOP_DIR = fixturePluginDir(NOOP_PLUGIN_NAME);
 const sleep = (ms: number) => new Promise<void>((r) => setTimeout(r, ms));
 
 /** A server of our own, disposed at the end of the test. */
-async function ownServer(t: { teardown(fn: () => unknown): void }): Promise<{ ps: PluginServerProcess; client: KongRpcClient }> {
-  const ps = await startPluginServer({ pluginsDir: NOOP_DIR });
+async function ownServer(
+  t: { teardown(fn: () => unknown): void },
+  command: PluginServerCommand = 'kong-pdk',
+): Promise<{ ps: PluginServerProcess; client: KongRpcClient }> {
+  const ps = await startPluginServer({ pluginsDir: NOOP_DIR, command });
   const client = new KongRpcClient(ps.socketPath, { callTimeoutMs: 10_000 });
   t.teardown(async () => {
     await client.close();
     await ps.dispose();
   });
   return { ps, client };
+}
+
+/** Reads whole MessagePack replies off a raw socket (framed with the server's own splitter). */
+function replyReader(s: net.Socket) {
+  const frames = new FrameSplitter();
+  const queue: Buffer[] = [];
+  let wake: (() => void) | undefined;
+  s.on('data', (chunk: Buffer) => {
+    queue.push(...frames.push(chunk).map((f) => Buffer.from(f)));
+    wake?.();
+  });
+  // Generous: only a missing reply waits this long (a loaded machine answers late).
+  const deadline = () => Date.now() + 60_000;
+  const take = async (until: number): Promise<Buffer> => {
+    while (queue.length === 0) {
+      if (Date.now() > until) throw new Error('no reply within 60 s');
+      await new Promise<void>((r) => {
+        wake = r;
+        setTimeout(r, 100);
+      });
+    }
+    return queue.shift()!;
+  };
+  return {
+    async nextRaw(): Promise<[unknown[], Buffer]> {
+      const raw = await take(deadline());
+      return [decode(raw) as unknown[], raw];
+    },
+    async next(n: number): Promise<unknown[][]> {
+      const until = deadline();
+      const out: unknown[][] = [];
+      for (let i = 0; i < n; i++) out.push(decode(await take(until)) as unknown[]);
+      return out;
+    },
+  };
 }
 
 function rawConnect(socketPath: string): Promise<net.Socket> {
@@ -463,28 +505,26 @@ test('a 1 MB response (config echoed by StartInstance / InstanceStatus) is reass
   t.deepEqual(again.Config, cfg);
 });
 
-test('the kong-pdk listener reassembles a request split inside a string', async (t) => {
+test('the listener reassembles a request split inside a string', async (t) => {
   const s = await rawConnect(shared.ps.socketPath);
   t.teardown(() => s.destroy());
+  const replies = replyReader(s);
   const req = encode([0, 7, 'plugin.GetPluginInfo', [NOOP_PLUGIN_NAME]]);
-  const replies: Buffer[] = [];
-  s.on('data', (b: Buffer) => replies.push(b));
   // split inside "plugin.GetPluginInfo" and inside "noop-serialize"
   s.write(req.subarray(0, 10));
   await sleep(50);
   s.write(req.subarray(10, req.length - 4));
   await sleep(50);
   s.write(req.subarray(req.length - 4));
-  const deadline = Date.now() + 30_000;
-  while (!replies.length && Date.now() < deadline) await sleep(20);
-  t.true(Buffer.concat(replies).length > 0);
+  const [reply] = await replies.next(1);
+  t.is(reply?.[1], 7);
   t.true(shared.ps.isRunning());
 });
 
-test('kong-pdk 0.6.0 quirk: a chunk boundary inside a MessagePack header kills the server', async (t) => {
+test('kong-pdk 0.6.0 quirk: a chunk boundary inside a MessagePack header kills kong-js-pluginserver', async (t) => {
   // listener.js only tolerates the decoder's "Insufficient data" error; a DataView RangeError from
   // a truncated header escapes the 'data' handler and the process exits with code 1.
-  const { ps } = await ownServer(t);
+  const { ps } = await ownServer(t, 'kong-pdk');
   const s = await rawConnect(ps.socketPath);
   s.on('error', () => undefined);
   t.teardown(() => s.destroy());
@@ -510,6 +550,24 @@ test('kong-pdk 0.6.0 quirk: a chunk boundary inside a MessagePack header kills t
   t.regex(ps.stderr(), /RangeError: Offset is outside the bounds of the DataView/);
 });
 
+test('immudb-audit-pluginserver answers a request cut after every byte, header bytes included', async (t) => {
+  const { ps } = await ownServer(t);
+  const s = await rawConnect(ps.socketPath);
+  t.teardown(() => s.destroy());
+  const replies = replyReader(s);
+  // a str8 header (name), a map, and a uint16 msgid: every kind of header split
+  const req = encode([0, 300, 'plugin.GetPluginInfo', [NOOP_PLUGIN_NAME]]);
+  for (let i = 0; i < req.length; i++) {
+    s.write(req.subarray(i, i + 1));
+    await sleep(5);
+  }
+  const [reply] = await replies.next(1);
+  t.is(reply?.[1], 300);
+  t.is(reply?.[2], null);
+  t.is((reply?.[3] as { Name?: string } | undefined)?.Name, NOOP_PLUGIN_NAME);
+  t.true(ps.isRunning());
+});
+
 test('big Steps with Data as the last map entry survive any 64 KiB chunk alignment', async (t) => {
   // With {Data, EventId} (Data first) a single write whose length is 1 mod 65536 left the final
   // EventId byte alone in the last chunk and crashed kong-pdk 0.6.0 here; the driver's step()
@@ -531,16 +589,67 @@ test('big Steps with Data as the last map entry survive any 64 KiB chunk alignme
   t.true(ps.isRunning());
 });
 
-test('kong-pdk 0.6.0 quirk: two pipelined requests in one chunk kill the server', async (t) => {
+test('immudb-audit-pluginserver answers pipelined requests in one chunk, each with its msgid', async (t) => {
+  // kong-pdk 0.6.0's listener decodes a chunk as one value: "Extra N of M byte(s) found" ends it.
   const { ps } = await ownServer(t);
   const s = await rawConnect(ps.socketPath);
-  s.on('error', () => undefined);
   t.teardown(() => s.destroy());
-  s.write(Buffer.concat([encode([0, 1, 'plugin.GetStatus', []]), encode([0, 2, 'plugin.GetStatus', []])]));
-  const exit = await waitForExit(ps, 30_000);
-  t.deepEqual(exit, { code: 1, signal: null });
-  await ps.waitForLog(/RangeError: Extra \d+ of \d+ byte\(s\) found/);
-  t.regex(ps.stderr(), /RangeError: Extra \d+ of \d+ byte\(s\) found/);
+  const replies = replyReader(s);
+  const ids = [1, 2, 3, 4, 5];
+  // the last request is cut in two, its second half sent with nothing else
+  const all = Buffer.concat(ids.map((id) => encode([0, id, 'plugin.GetPluginInfo', [NOOP_PLUGIN_NAME]])));
+  s.write(all.subarray(0, all.length - 3));
+  await sleep(50);
+  s.write(all.subarray(all.length - 3));
+  const got = await replies.next(ids.length);
+  t.deepEqual(got.map((r) => r[1]).sort(), ids);
+  t.true(got.every((r) => r[2] === null && (r[3] as { Name?: string }).Name === NOOP_PLUGIN_NAME));
+  t.true(ps.isRunning());
+});
+
+test('immudb-audit-pluginserver drops a connection that sends a byte MessagePack never uses, and keeps serving', async (t) => {
+  const { ps, client } = await ownServer(t);
+  const s = await rawConnect(ps.socketPath);
+  s.on('error', () => undefined);
+  const closed = new Promise<void>((r) => s.once('close', () => r()));
+  s.write(Buffer.from([0x94, 0x00, 0xc1]));
+  await closed;
+  t.true(ps.isRunning());
+  t.is((await client.call<{ Name: string }>('plugin.GetPluginInfo', NOOP_PLUGIN_NAME)).Name, NOOP_PLUGIN_NAME);
+});
+
+test('immudb-audit-pluginserver answers byte for byte like kong-js-pluginserver', async (t) => {
+  const [ours, theirs] = await Promise.all([ownServer(t, 'ours'), ownServer(t, 'kong-pdk')]);
+  const fx = buildFixture('anonymous', 3);
+  const script = async (socketPath: string): Promise<Buffer[]> => {
+    const s = await rawConnect(socketPath);
+    try {
+      const replies = replyReader(s);
+      const ask = async (msgid: number, method: string, args: unknown[]) => {
+        s.write(encode([0, msgid, method, args]));
+        const [, raw] = await replies.nextRaw();
+        return raw;
+      };
+      const out: Buffer[] = [];
+      out.push(await ask(1, 'plugin.GetPluginInfo', [NOOP_PLUGIN_NAME]));
+      out.push(await ask(2, 'plugin.GetPluginInfo', ['no-such-plugin']));
+      out.push(await ask(3, 'plugin.NoSuchMethod', []));
+      out.push(await ask(4, 'other.Thing', []));
+      const started = await ask(5, 'plugin.StartInstance', [{ Name: NOOP_PLUGIN_NAME, Config: JSON.stringify({ a: 1 }) }]);
+      const id = (decode(started) as [number, number, null, { Id: number }])[3].Id;
+      const ev = await ask(6, 'plugin.HandleEvent', [{ InstanceId: id, EventName: 'log' }]);
+      const eventId = (decode(ev) as [number, number, null, { EventId: number }])[3].EventId;
+      out.push(ev);
+      out.push(await ask(7, 'plugin.Step', [{ EventId: eventId, Data: JSON.stringify(fx.log) }]));
+      out.push(await ask(8, 'plugin.CloseInstance', [id]));
+      return out;
+    } finally {
+      s.destroy();
+    }
+  };
+  const [a, b] = [await script(ours.ps.socketPath), await script(theirs.ps.socketPath)];
+  t.is(a.length, b.length);
+  for (let i = 0; i < a.length; i++) t.is(a[i]!.toString('hex'), b[i]!.toString('hex'), `reply ${i}: ${JSON.stringify(decode(b[i]!))}`);
 });
 
 test('the client decodes responses split byte by byte and records notifications', async (t) => {
