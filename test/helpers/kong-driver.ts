@@ -89,7 +89,7 @@ export interface StartPluginServerOptions {
   sockName?: string;
   /** Working directory of the server process (default: the project root). */
   cwd?: string;
-  /** How long to wait for the socket to accept connections (default 15 s). */
+  /** How long to wait for the socket to accept connections (default 60 s: only a failure waits that long). */
   startTimeoutMs?: number;
   /** Which plugin-server command (default `ours`). */
   command?: PluginServerCommand;
@@ -208,7 +208,7 @@ export class PluginServerProcess {
     ];
     this.env = { ...process.env, ...(opts.env ?? {}) };
     this.cwd = opts.cwd ?? projectRoot();
-    this.startTimeoutMs = opts.startTimeoutMs ?? 15_000;
+    this.startTimeoutMs = opts.startTimeoutMs ?? 60_000;
   }
 
   /** Pid of the current process (changes on restart). */
@@ -245,8 +245,11 @@ export class PluginServerProcess {
     return raw ? text : stripAnsi(text);
   }
 
-  /** Waits until the (ANSI-stripped) logs match. */
-  async waitForLog(pattern: RegExp | string, timeoutMs = 5_000): Promise<void> {
+  /**
+   * Waits until the (ANSI-stripped) logs match. The deadline only matters on failure: it is
+   * generous, as output reaches us late on a loaded machine.
+   */
+  async waitForLog(pattern: RegExp | string, timeoutMs = 30_000): Promise<void> {
     const deadline = Date.now() + timeoutMs;
     const test = (s: string) => (typeof pattern === 'string' ? s.includes(pattern) : pattern.test(s));
     while (!test(this.logs())) {

@@ -495,7 +495,7 @@ test('the image\'s plugin server commands work as Kong runs them, with only the 
     // the variables made it through: the spool is under IMMUDB_AUDIT_DATA_DIR, metrics listen
     t.true(existsSync(join(box, 'data', 'spool')), `spool under the mapped IMMUDB_AUDIT_DATA_DIR; output:\n${stripAnsi(output())}`);
     let metrics: Response | undefined;
-    for (let n = 0; n < 50 && !metrics; n++) {
+    for (const deadline = Date.now() + 60_000; !metrics && Date.now() < deadline;) {
       metrics = await fetch(`http://127.0.0.1:${metricsPort}/status`).catch(() => undefined);
       if (!metrics) await new Promise((r) => setTimeout(r, 100));
     }

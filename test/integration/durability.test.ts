@@ -1,59 +1,16 @@
 // Nothing is lost: entries survive an immudb outage, a SIGKILL of the plugin server, and a
 // long pile-up with flat memory, and each lands in immudb exactly once, verified.
 import test from 'ava';
-import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
-import { tmpdir } from 'node:os';
-import { join } from 'node:path';
+import { readFileSync } from 'node:fs';
 import { simulateWorkers, type KongInstance } from '../helpers/kong-driver.js';
-import { buildFixture, SCENARIO_KINDS, type LogFixture } from '../fixtures/serialized-logs.js';
-import { PLUGIN_NAME, mapLimit, scanAll, startAuditStack, waitForEntries, type AuditStack } from '../helpers/audit-stack.js';
-import { cliTarget, runCli } from '../helpers/cli.js';
+import { PLUGIN_NAME, mapLimit, scanAll, startAuditStack, waitForEntries } from '../helpers/audit-stack.js';
+import { expectExactlyOnce, fixture, until, verifyAll } from '../helpers/exactly-once.js';
 import { fullGcs, sampleGcOption } from '../helpers/gc-trace.js';
 import { median } from '../../bench/lib/stats.js';
-
-const fixture = (i: number): LogFixture => buildFixture(SCENARIO_KINDS[i % SCENARIO_KINDS.length]!, 100_000 + i);
 
 function rssMiB(pid: number): number {
   const m = /VmRSS:\s+(\d+) kB/.exec(readFileSync(`/proc/${pid}/status`, 'utf8'));
   return m ? Number(m[1]) / 1024 : NaN;
-}
-
-/** Every request id once, and nothing else. */
-async function expectExactlyOnce(t: import('ava').ExecutionContext, stack: AuditStack, db: string, prefix: string, requestIds: Set<string>) {
-  const client = await stack.client(db);
-  // Wait for the ids themselves, not a count: entries written but not acknowledged before a
-  // kill are stored too, so the count can be reached while acknowledged ones are still queued.
-  const deadline = Date.now() + 180_000;
-  let stored: Awaited<ReturnType<typeof scanAll>>;
-  let seen: Map<string, number>;
-  let missing: string[];
-  for (;;) {
-    stored = await waitForEntries(client, `${prefix}:entry:`, requestIds.size, 180_000);
-    seen = new Map<string, number>();
-    for (const s of stored) {
-      const rid = (JSON.parse(s.value.toString()) as { request_id: string }).request_id;
-      seen.set(rid, (seen.get(rid) ?? 0) + 1);
-    }
-    missing = [...requestIds].filter((r) => !seen.has(r));
-    if (!missing.length || Date.now() > deadline) break;
-    await new Promise((r) => setTimeout(r, 250));
-  }
-  if (missing.length) t.log(`plugin server log (end):\n${stack.server.logs().slice(-6000)}`);
-  const dupes = [...seen].filter(([, n]) => n > 1);
-  t.deepEqual(missing, [], 'every acknowledged request is in immudb');
-  t.deepEqual(dupes, [], 'no request is in immudb twice');
-  return stored.length;
-}
-
-async function verifyAll(t: import('ava').ExecutionContext, stack: AuditStack, db: string, prefix: string): Promise<{ entries: number }> {
-  const dir = mkdtempSync(join(tmpdir(), 'kia-auditor-'));
-  try {
-    const r = await runCli([...cliTarget(stack.immudb, db, prefix, dir), '--json', 'verify', '--all'], { IMMUDB_PASSWORD: stack.immudb.password });
-    t.is(r.code, 0, r.stderr);
-    return JSON.parse(r.stdout) as { entries: number };
-  } finally {
-    rmSync(dir, { recursive: true, force: true });
-  }
 }
 
 test.serial('immudb down for 30 s under steady load: every entry lands afterwards, verified, exactly once', async (t) => {
@@ -78,16 +35,21 @@ test.serial('immudb down for 30 s under steady load: every entry lands afterward
   })();
   await new Promise((r) => setTimeout(r, 3_000));
   await stack.immudb.stop();
+  const downAt = Date.now();
   const before = acked.size;
+  // Down for 30 s and until 1000 events were acknowledged meanwhile: a loaded machine runs
+  // fewer events in 30 s, and the count is what the test is about.
   await new Promise((r) => setTimeout(r, 30_000));
+  await until(() => acked.size - before >= 1000 || !running, 150_000);
   const during = acked.size - before;
+  const outageS = (Date.now() - downAt) / 1000;
   await stack.immudb.restart();
   await new Promise((r) => setTimeout(r, 3_000));
   running = false;
   await load;
   t.is(failed, 0, 'every log event completed');
-  t.true(during > 1000, `${during} events acknowledged while immudb was down`);
-  t.log(`${acked.size} events (${during} during the 30 s outage); slowest HandleEvent ${slowest.toFixed(1)} ms`);
+  t.true(during >= 1000, `${during} events acknowledged while immudb was down`);
+  t.log(`${acked.size} events (${during} during the ${outageS.toFixed(0)} s outage); slowest HandleEvent ${slowest.toFixed(1)} ms`);
   const stored = await expectExactlyOnce(t, stack, 'outage', 'o', acked);
   t.is(stored, acked.size);
   t.is((await verifyAll(t, stack, 'outage', 'o')).entries, acked.size);
@@ -109,12 +71,14 @@ test.serial('plugin server killed with SIGKILL under load: every event whose Han
       if (r?.completed) acked.add(f.expected.requestId);
     }
   }));
+  // Load for 2 s and until 500 events were acknowledged (fewer fit in 2 s on a loaded machine).
   await new Promise((r) => setTimeout(r, 2_000));
+  await until(() => acked.size >= 500, 120_000);
   killed = true;
   await stack.server.kill();
   await load;
   const beforeKill = acked.size;
-  t.true(beforeKill > 500, `${beforeKill} events acknowledged before the kill`);
+  t.true(beforeKill >= 500, `${beforeKill} events acknowledged before the kill`);
   // Only some of them can be in immudb yet: the rest wait in the spool.
   await stack.server.restart();
   // Kong restarts the instances ("no plugin instance") on the next events, which opens the spool.

@@ -63,10 +63,11 @@ function replyReader(s: net.Socket) {
     queue.push(...frames.push(chunk).map((f) => Buffer.from(f)));
     wake?.();
   });
-  const deadline = () => Date.now() + 10_000;
+  // Generous: only a missing reply waits this long (a loaded machine answers late).
+  const deadline = () => Date.now() + 60_000;
   const take = async (until: number): Promise<Buffer> => {
     while (queue.length === 0) {
-      if (Date.now() > until) throw new Error('no reply within 10 s');
+      if (Date.now() > until) throw new Error('no reply within 60 s');
       await new Promise<void>((r) => {
         wake = r;
         setTimeout(r, 100);
@@ -260,7 +261,7 @@ test('a log event completes with exactly one kong.log.serialize call', async (t)
   t.deepEqual(r.calls[0]?.args, []);
   t.is(r.calls[0]?.answer, fx.json);
   t.is(r.roundTrips, 2); // HandleEvent + one Step
-  t.true(r.durationMs > 0 && r.durationMs < 5_000);
+  t.true(r.durationMs > 0 && r.durationMs < 60_000, 'measured (the bound only catches a hang)');
 });
 
 test('an object answer to kong.log.serialize is sent as a cjson-like JSON string', async (t) => {
@@ -528,10 +529,21 @@ test('kong-pdk 0.6.0 quirk: a chunk boundary inside a MessagePack header kills k
   s.on('error', () => undefined);
   t.teardown(() => s.destroy());
   const req = encode([0, 1, 'plugin.GetStatus', []]);
-  s.write(req.subarray(0, 1)); // the fixarray header alone
-  await sleep(100);
-  s.write(req.subarray(1));
-  const exit = await waitForExit(ps, 3_000);
+  // The header alone, then the rest. On a loaded machine the server may read both writes as one
+  // chunk (and just answer): then try again, on a new connection, leaving it longer to read.
+  let exit: Awaited<ReturnType<typeof waitForExit>>;
+  for (let attempt = 1, conn = s; ; attempt++) {
+    conn.write(req.subarray(0, 1)); // the fixarray header alone
+    await sleep(100 * attempt);
+    conn.write(req.subarray(1));
+    exit = await waitForExit(ps, 2_000 * attempt);
+    if (exit || attempt === 10 || !ps.isRunning()) break;
+    conn = await rawConnect(ps.socketPath);
+    conn.on('error', () => undefined);
+    const next = conn;
+    t.teardown(() => next.destroy());
+  }
+  exit ??= await waitForExit(ps, 30_000);
   t.deepEqual(exit, { code: 1, signal: null });
   // The exit event can come before the last stderr chunk: wait for it.
   await ps.waitForLog(/RangeError: Offset is outside the bounds of the DataView/);

@@ -26,9 +26,9 @@ test.serial('metrics count what the pipeline did; status shows the same', async 
   const [w] = await simulateWorkers(stack.rpc, 1, PLUGIN_NAME, stack.config({ immudb_database: 'metrics', create_database: true, key_prefix: 'x', queue: { max_batch_size: 10, max_coalescing_delay: 0.01 } }));
   for (const f of generateFixtures(25, { seed: 1 })) await w!.runLogEvent({ 'kong.log.serialize': f.json });
   await waitForEntries(await stack.client('metrics'), 'x:entry:', 25);
-  // The counters move after the batch is acknowledged: poll briefly.
+  // The counters move after the batch is acknowledged: poll (a generous deadline: load).
   let text = '';
-  for (let i = 0; i < 50; i++) {
+  for (const deadline = Date.now() + 60_000; Date.now() < deadline;) {
     text = await (await fetch(`http://127.0.0.1:${port}/metrics`)).text();
     if (metric(text, 'kong_immudb_audit_entries_written_total') === 25) break;
     await new Promise((r) => setTimeout(r, 100));
@@ -63,8 +63,13 @@ test.serial('while immudb is down the spool depth and the oldest entry age grow'
   await stack.immudb.stop();
   try {
     for (const f of generateFixtures(7, { seed: 500 })) await w!.runLogEvent({ 'kong.log.serialize': f.json });
-    await new Promise((r) => setTimeout(r, 600));
-    const text = await (await fetch(`http://127.0.0.1:${port}/metrics`)).text();
+    // Wait for the conditions (a retry, half a second of age), not a fixed time.
+    let text = '';
+    for (const deadline = Date.now() + 60_000; Date.now() < deadline;) {
+      text = await (await fetch(`http://127.0.0.1:${port}/metrics`)).text();
+      if (metric(text, 'kong_immudb_audit_write_retries_total') >= 1 && metric(text, 'kong_immudb_audit_oldest_unacked_seconds') >= 0.5) break;
+      await new Promise((r) => setTimeout(r, 100));
+    }
     t.is(metric(text, 'kong_immudb_audit_spool_entries'), 7);
     t.true(metric(text, 'kong_immudb_audit_spool_bytes') > 0);
     t.true(metric(text, 'kong_immudb_audit_oldest_unacked_seconds') >= 0.5);

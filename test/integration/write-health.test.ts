@@ -107,7 +107,10 @@ test.serial('a configuration only the plugin server can check fails StartInstanc
     const err = await t.throwsAsync(stack.rpc.startInstance(PLUGIN_NAME, config));
     t.regex(err!.message, /privacy\.pseudonym_key: environment variable KIA_NO_SUCH_VARIABLE is not set/);
   }
-  const lines = stack.server.logs().split('\n').filter((l) => /KIA_NO_SUCH_VARIABLE/.test(l) && /ERROR|error/.test(l) && /not started/.test(l));
+  // The server's output and its RPC answers travel apart: wait for the line, then count.
+  const errorLines = () => stack.server.logs().split('\n').filter((l) => /KIA_NO_SUCH_VARIABLE/.test(l) && /ERROR|error/.test(l) && /not started/.test(l));
+  for (const deadline = Date.now() + 30_000; !errorLines().length && Date.now() < deadline;) await new Promise((r) => setTimeout(r, 50));
+  const lines = errorLines();
   t.is(lines.length, 1, lines.join('\n') || stack.server.logs().slice(-2000));
   t.regex(lines[0]!, /requests of its route are not audited until the configuration is fixed/);
 });

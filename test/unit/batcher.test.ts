@@ -1,18 +1,26 @@
 import test from 'ava';
 import { Batcher } from '../../plugin/pipeline/batcher.js';
+import { FakeClock, settle } from '../helpers/fake-clock.js';
 
 function opts(over: Partial<ConstructorParameters<typeof Batcher<number>>[1]> = {}) {
   return { maxBatchSize: 4, maxDelayMs: 20, maxEntries: 10, initialRetryMs: 1, maxRetryMs: 5, ...over };
 }
 
-test('full batches are written at once, the rest after the coalescing delay', async (t) => {
+test.serial('full batches are written at once, the rest after the coalescing delay', async (t) => {
+  // A fake clock: "at once" means before time moves at all, and the delay is exact, whatever
+  // the machine's load (with real timers a 20 ms stall let the delay pass before the check).
+  const clock = new FakeClock().install();
+  t.teardown(() => clock.uninstall());
   const batches: number[][] = [];
   const b = new Batcher<number>({ write: async (x) => void batches.push([...x]) }, opts());
   for (let i = 0; i < 10; i++) t.true(b.add(i));
-  await new Promise((r) => setTimeout(r, 5));
+  await settle();
   t.deepEqual(batches, [[0, 1, 2, 3], [4, 5, 6, 7]]);
-  await new Promise((r) => setTimeout(r, 60));
+  await clock.advance(19);
+  t.deepEqual(batches, [[0, 1, 2, 3], [4, 5, 6, 7]], 'the partial batch waits for the coalescing delay');
+  await clock.advance(1);
   t.deepEqual(batches, [[0, 1, 2, 3], [4, 5, 6, 7], [8, 9]]);
+  t.is(clock.pending, 0);
 });
 
 test('a full queue refuses entries instead of dropping old ones', async (t) => {
