@@ -2,26 +2,17 @@
 // demo requests sent through it exactly as Kong sends log events. Prints each request's audit
 // id and verifies it with a verified read. `--keep` leaves the stack running until Ctrl-C.
 import { mkdtempSync } from 'node:fs';
-import { createServer } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { simulateWorkers } from '../test/helpers/kong-driver.js';
 import { buildFixture, SCENARIO_KINDS } from '../test/fixtures/serialized-logs.js';
 import { PLUGIN_NAME, scanAll, startAuditStack, waitForEntries } from '../test/helpers/audit-stack.js';
 import { AuditReader } from '../plugin/verify/verified-read.js';
+import { freePort } from './lib/immudb-server.js';
 import type { AuditEntry } from '../plugin/capture/audit-entry.js';
 
 const keep = process.argv.includes('--keep');
 const count = 14;
-
-/** A free loopback port for the plugin server's metrics and /status endpoint. */
-async function freePort(): Promise<number> {
-  const srv = createServer();
-  await new Promise<void>((r) => srv.listen(0, '127.0.0.1', r));
-  const port = (srv.address() as { port: number }).port;
-  await new Promise((r) => srv.close(r));
-  return port;
-}
 
 const metricsPort = await freePort();
 const stack = await startAuditStack({ env: { IMMUDB_AUDIT_METRICS_PORT: String(metricsPort) } });

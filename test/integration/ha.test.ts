@@ -16,6 +16,7 @@ import { simulateWorkers, startPluginServer, KongRpcClient, type KongInstance, t
 import { PLUGIN_NAME, pluginDir, scanAll } from '../helpers/audit-stack.js';
 import { runCli } from '../helpers/cli.js';
 import { generateFixtures } from '../fixtures/serialized-logs.js';
+import { until } from '../helpers/until.js';
 
 const QUEUE = { max_batch_size: 8, max_coalescing_delay: 0.02, initial_retry_delay: 0.05, max_retry_delay: 0.3 };
 
@@ -24,16 +25,6 @@ interface DestinationStatus {
   duplicates: number;
   spool_entries: number;
   halted: string | null;
-}
-
-async function until<T>(what: string, fn: () => Promise<T | undefined | null | false> | T | undefined | null | false, timeoutMs = 60_000): Promise<T> {
-  const deadline = Date.now() + timeoutMs;
-  for (;;) {
-    const v = await fn();
-    if (v !== undefined && v !== null && v !== false) return v;
-    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`);
-    await new Promise((r) => setTimeout(r, 100));
-  }
 }
 
 /**

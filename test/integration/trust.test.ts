@@ -16,6 +16,8 @@ import { cliTarget, runCli } from '../helpers/cli.js';
 import { startImmudbProxy, type ImmudbProxy } from '../helpers/immudb-proxy.js';
 import { freePort } from '../../scripts/lib/immudb-server.js';
 import { ImmudbClient, ImmudbError } from '../../plugin/store/immudb-client.js';
+import { until } from '../helpers/until.js';
+import { verifyAll } from '../helpers/exactly-once.js';
 
 const QUEUE = { max_batch_size: 64, max_coalescing_delay: 0.05, initial_retry_delay: 0.05, max_retry_delay: 0.5 };
 
@@ -32,16 +34,6 @@ async function status(port: number): Promise<DestinationStatus> {
   const all = Object.values(body.destinations);
   if (all.length !== 1) throw new Error(`expected one destination, got ${JSON.stringify(body)}`);
   return all[0]!;
-}
-
-async function until<T>(what: string, fn: () => Promise<T | undefined | null | false> | T | undefined | null | false, timeoutMs = 60_000): Promise<T> {
-  const deadline = Date.now() + timeoutMs;
-  for (;;) {
-    const v = await fn();
-    if (v !== undefined && v !== null && v !== false) return v;
-    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`);
-    await new Promise((r) => setTimeout(r, 100));
-  }
 }
 
 /** The first log line after `from` characters that matches. */
@@ -82,17 +74,6 @@ async function proxiedStack(db: string, prefix: string): Promise<ProxiedStack> {
   const proxy = await startImmudbProxy(stack.immudb);
   const [worker] = await simulateWorkers(stack.rpc, 1, PLUGIN_NAME, stack.config({ immudb_host: proxy.host, immudb_port: proxy.port, immudb_database: db, create_database: true, key_prefix: prefix, queue: QUEUE }));
   return { stack, proxy, metricsPort, worker: worker! };
-}
-
-async function verifyAllOk(t: import('ava').ExecutionContext, stack: AuditStack, db: string, prefix: string): Promise<{ entries: number }> {
-  const dir = mkdtempSync(join(tmpdir(), 'kia-auditor-'));
-  try {
-    const r = await runCli([...cliTarget(stack.immudb, db, prefix, dir), '--json', 'verify', '--all'], { IMMUDB_PASSWORD: stack.immudb.password });
-    t.is(r.code, 0, r.stderr);
-    return JSON.parse(r.stdout) as { entries: number };
-  } finally {
-    rmSync(dir, { recursive: true, force: true });
-  }
 }
 
 test.serial('forged "already exists" with a forged read: nothing is acknowledged; once the proxy is honest, written exactly once', async (t) => {
@@ -147,7 +128,7 @@ test.serial('forged "already exists" with a forged read: nothing is acknowledged
   const seen = await storedRequestIds(direct, 'l');
   t.deepEqual([...honest, ...lied].filter((r) => seen.get(r) !== 1), [], 'every entry exactly once');
   t.is(seen.size, 15);
-  t.is((await verifyAllOk(t, stack, 'lie', 'l')).entries, 15);
+  t.is((await verifyAll(t, stack, 'lie', 'l')).entries, 15);
 });
 
 test.serial('honest replay: a write whose answer was lost is recognised by verified reads, not written twice', async (t) => {
@@ -177,7 +158,7 @@ test.serial('honest replay: a write whose answer was lost is recognised by verif
   t.true((proxy.calls.VerifiableGet ?? 0) >= after.duplicates, 'each existing key was read with its proof');
   const seen = await storedRequestIds(direct, 'r');
   t.deepEqual(ids.filter((r) => seen.get(r) !== 1), [], 'every entry exactly once');
-  t.is((await verifyAllOk(t, stack, 'replay', 'r')).entries, 13);
+  t.is((await verifyAll(t, stack, 'replay', 'r')).entries, 13);
 });
 
 test.serial('forged proof for an existing key: the writer halts, the entries stay spooled', async (t) => {
