@@ -51,7 +51,9 @@ try {
   console.log(`\n${stored.length} requests audited and verified.`);
   if (!keep) console.log('Run `bash scripts/demo.sh --keep` to keep immudb up and try the CLI on these entries.');
   if (keep) {
-    const cli = `node dist/plugin/cli.js --address ${stack.immudb.host}:${stack.immudb.port} --username ${stack.immudb.username} --database ${database} --prefix ${prefix} --state-dir ${auditorDir}`;
+    // The Node this demo runs on (the one scripts/ installed): the system's may be older.
+    const node = process.execPath;
+    const cli = `${node} dist/plugin/cli.js --address ${stack.immudb.host}:${stack.immudb.port} --username ${stack.immudb.username} --database ${database} --prefix ${prefix} --state-dir ${auditorDir}`;
     const traced = stored.find((e) => e.trace_id);
     console.log('Try the CLI on these entries (in another terminal, from this directory):');
     console.log(`  export IMMUDB_PASSWORD=${stack.immudb.password}`);
@@ -59,7 +61,8 @@ try {
     console.log(`  ${cli} verify ${stored[0]!.id}`);
     console.log(`  ${cli} verify --all`);
     if (traced) console.log(`  ${cli} find --trace ${traced.trace_id} --verify`);
-    console.log(`  node dist/plugin/cli.js status --metrics-url http://127.0.0.1:${metricsPort}`);
+    console.log(`  ${cli} search --status 4xx --since 1h`);
+    console.log(`  ${node} dist/plugin/cli.js status --metrics-url http://127.0.0.1:${metricsPort}`);
     console.log(`  ${cli} serve --port 8089 --status-url http://127.0.0.1:${metricsPort}/status   # then open http://127.0.0.1:8089/`);
     console.log('\n--keep: the stack stays up; press Ctrl-C to stop it.');
     await new Promise<void>((resolve) => process.once('SIGINT', () => resolve()));

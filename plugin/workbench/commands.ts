@@ -7,7 +7,7 @@ import type { Writable } from 'node:stream';
 import type { PseudonymKey } from '../capture/pseudonyms.js';
 import type { PseudonymizableField } from '../config/fields/privacy.js';
 import type { AuditReader } from '../verify/verified-read.js';
-import { AuditIndex, indexFile, type IndexState, type StoredRow } from './audit-index.js';
+import type { AuditIndex, IndexState, StoredRow } from './audit-index.js';
 import {
   checkFilters, filterCondition, FilterError, parseClientIp, parseLimit, parseMethod, parseNonEmpty, parsePathPrefix, parseResult,
   parseStatus, parseTraceId, timeParser, type FilterOptions,
@@ -99,9 +99,25 @@ export function conditionOf(o: FilterOptions & KeyOptions) {
   return filterCondition(o, keyOf(o));
 }
 
+/**
+ * The index module, loaded on first use: it needs node:sqlite (Node >= 22.13), which the rest of
+ * the CLI (get, verify, trust, status) does not, so those keep working on any Node that runs it.
+ */
+async function indexModule(): Promise<typeof import('./audit-index.js')> {
+  try {
+    return await import('./audit-index.js');
+  } catch (e) {
+    if ((e as NodeJS.ErrnoException).code === 'ERR_UNKNOWN_BUILTIN_MODULE') {
+      throw new Error(`search, export and serve need node:sqlite, in Node 22.13 or later (this is Node ${process.versions.node})`);
+    }
+    throw e;
+  }
+}
+
 /** Opens the index of the reader's server, updates it by a verified walk, and hands it to `fn`. */
 export async function withIndex<T>(ctx: WorkbenchContext, fn: (index: AuditIndex, state: IndexState, update: UpdateResult) => Promise<T>): Promise<T> {
   const g = ctx.globals();
+  const { AuditIndex, indexFile } = await indexModule();
   return ctx.withReader(async (reader) => {
     const ident = { serverUuid: reader.serverUuid, database: g.database, prefix: g.prefix };
     const file = indexFile(g.stateDir, reader.serverUuid, g.database, g.prefix);
