@@ -386,8 +386,14 @@ export class AuditPipeline {
         await new Promise((r) => setTimeout(r, 20));
         continue;
       }
-      if (!this.overflow) return;
+      // A refill after a write (written()) may have queued more than this flush waited for.
+      if (!this.overflow && this.batcher.length === 0) return;
+      const queued = this.batcher.length;
       this.refill();
+      // Nothing came back from the spool (reading it failed, or the queue takes no more): wait
+      // for the refill retry instead of looping on settled promises, which would starve every
+      // timer, that retry and any caller's deadline included.
+      if (this.overflow && this.batcher.length === queued) await new Promise((r) => setTimeout(r, 50));
     }
   }
 

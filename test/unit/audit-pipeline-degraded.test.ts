@@ -123,3 +123,34 @@ test('disk back: held entries are spooled again and resolve; nothing is written 
   t.is(p.snapshot().spool_entries, 0);
   await p.shutdown(100);
 });
+
+test('flush never spins: when the spool cannot be read back, it waits and timers still run', async (t) => {
+  const dir = mkdtempSync(join(tmpdir(), 'kia-flush-'));
+  t.teardown(() => rmSync(dir, { recursive: true, force: true }));
+  const logger = createLogger('p', () => undefined);
+  // A previous run left entries in the spool; reading them back fails (EIO) until healed.
+  const first = Spool.open({ dir, maxBytes: 1 << 30, fsync: 'group', logger });
+  for (let i = 0; i < 3; i++) await first.append(rec(i).key, rec(i).value);
+  await first.close();
+  let readFails = false;
+  const fs = faultyFs(nodeFs, (call) => (readFails && call === 'read' ? { error: fsError('EIO', 'read') } : undefined));
+  const spool = Spool.open({ dir, maxBytes: 1 << 30, fsync: 'group', logger, fs });
+  readFails = true;
+  const w = stubWriter();
+  w.up = true;
+  const p = new AuditPipeline(queue, spool, w as unknown as AuditWriter, logger, undefined, undefined, 'node-a');
+  // Count flush's rounds: a loop that only awaits settled promises starves every timer (the
+  // race below, the spool's refill retry); cut it off rather than hang the test.
+  const batcher = (p as unknown as { batcher: { forceFlush(): Promise<void> } }).batcher;
+  const original = batcher.forceFlush.bind(batcher);
+  let rounds = 0;
+  batcher.forceFlush = () => (++rounds > 10_000 ? Promise.reject(new Error('flush spins')) : original());
+  const outcome = await Promise.race([p.flush().then(() => 'flushed', (e: Error) => e.message), new Promise((r) => setTimeout(() => r('timer ran'), 300))]);
+  t.is(outcome, 'timer ran', `after ${rounds} rounds`);
+  t.true(rounds < 1_000, `${rounds} flush rounds in 300 ms`);
+  // Healed: the refill retry reads the entries back and flush completes.
+  readFails = false;
+  await p.flush();
+  t.is([...w.stored.keys()].filter((k) => k.startsWith('p:entry:')).length, 3, JSON.stringify({ stored: [...w.stored.keys()], snap: p.snapshot() }));
+  await p.shutdown(1_000);
+});
