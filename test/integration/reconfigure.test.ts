@@ -5,21 +5,12 @@ import test from 'ava';
 import { readdirSync, renameSync } from 'node:fs';
 import { join } from 'node:path';
 import { simulateWorkers } from '../helpers/kong-driver.js';
+import { until } from '../helpers/until.js';
 import { buildFixture, SCENARIO_KINDS } from '../fixtures/serialized-logs.js';
 import { immuclient, PLUGIN_NAME, scanAll, startAuditStack, waitForEntries } from '../helpers/audit-stack.js';
 
 const PW1 = 'Rotate-me-1';
 const PW2 = 'Rotated-2nd';
-
-async function until<T>(what: string, timeoutMs: number, probe: () => Promise<T | undefined> | T | undefined): Promise<T> {
-  const deadline = Date.now() + timeoutMs;
-  for (;;) {
-    const v = await probe();
-    if (v !== undefined) return v;
-    if (Date.now() > deadline) throw new Error(`timed out after ${timeoutMs} ms waiting for ${what}`);
-    await new Promise((r) => setTimeout(r, 100));
-  }
-}
 
 test.serial('a rotated immudb password takes effect when Kong sends the new configuration: 0 lost, 0 twice', async (t) => {
   const stack = await startAuditStack();
@@ -52,13 +43,13 @@ test.serial('a rotated immudb password takes effect when Kong sends the new conf
   await client.close();
   await stack.immudb.stop();
   await stack.immudb.restart();
-  await until('the writer to fail with the old password', 60_000, () => (/invalid user name or password/.test(stack.server.logs()) ? true : undefined));
+  await until('the writer to fail with the old password', () => (/invalid user name or password/.test(stack.server.logs()) ? true : undefined), 60_000);
   client = await stack.client('defaultdb');
   const before = (await scanAll(client, 'rot:entry:')).length;
 
   const changedAt = Date.now();
   for (const [w, worker] of workers.entries()) await worker.reconfigure(config(PW2), { seq: 100 + w });
-  const resumedMs = await until('writing to resume with the new password', 120_000, async () => ((await scanAll(client, 'rot:entry:')).length > before ? Date.now() - changedAt : undefined));
+  const resumedMs = await until('writing to resume with the new password', async () => ((await scanAll(client, 'rot:entry:')).length > before ? Date.now() - changedAt : undefined), 120_000);
   await new Promise((r) => setTimeout(r, 1_000));
   running = false;
   await load;

@@ -8,6 +8,7 @@ import { generateFixtures } from '../fixtures/serialized-logs.js';
 import { PLUGIN_NAME, startAuditStack, waitForEntries, type AuditStack } from '../helpers/audit-stack.js';
 import { runCli } from '../helpers/cli.js';
 import { freePort } from '../../scripts/lib/immudb-server.js';
+import { until } from '../helpers/until.js';
 
 let stack: AuditStack;
 let port: number;
@@ -33,16 +34,6 @@ async function destination(name: string): Promise<DestinationStatus | undefined>
   return Object.entries(body.destinations).find(([d]) => d.endsWith(`/${name}`))?.[1];
 }
 
-async function until<T>(what: string, probe: () => Promise<T | undefined>, timeoutMs = 30_000): Promise<T> {
-  const deadline = Date.now() + timeoutMs;
-  for (;;) {
-    const v = await probe();
-    if (v !== undefined) return v;
-    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`);
-    await new Promise((r) => setTimeout(r, 100));
-  }
-}
-
 function metric(text: string, name: string, labels: RegExp = /./): number {
   const line = text.split('\n').find((l) => l.startsWith(`${name}{`) && labels.test(l));
   if (!line) throw new Error(`no metric ${name} ${labels}`);
@@ -58,7 +49,7 @@ test.serial('a wrong password: retrying, the authentication error with its time,
   const s = await until('the writer to report retries', async () => {
     const d = await destination('defaultdb');
     return d && d.retries >= 5 ? d : undefined;
-  });
+  }, 30_000);
   t.is(s.state, 'retrying');
   t.regex(s.last_error ?? '', /invalid user name or password/);
   t.is(s.last_error_kind, 'authentication');
@@ -84,7 +75,7 @@ test.serial('a wrong password: retrying, the authentication error with its time,
   const ok = await until('the writer to write again', async () => {
     const d = await destination('defaultdb');
     return d?.state === 'writing' ? d : undefined;
-  });
+  }, 30_000);
   t.regex(ok.last_error ?? '', /invalid user name or password/);
   t.is((await runCli(['status', '--metrics-url', `http://127.0.0.1:${port}`])).code, 0);
 });
@@ -95,7 +86,7 @@ test.serial('a database that does not exist is a permanent error of its own kind
   const s = await until('the missing database to be reported', async () => {
     const d = await destination('nosuchdb');
     return d?.last_error ? d : undefined;
-  });
+  }, 30_000);
   t.is(s.state, 'retrying');
   t.is(s.last_error_kind, 'database');
   t.regex(s.last_error ?? '', /database does not exist/);
