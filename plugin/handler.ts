@@ -1,5 +1,6 @@
-// The Kong plugin: log phase only. One PDK call (kong.log.serialize), build the entry, hand it
-// to the shared pipeline, return. Never awaits immudb: Kong holds a timer until we settle.
+// The Kong plugin's audit work, the log phase: one PDK call (kong.log.serialize), build the
+// entry, hand it to the shared pipeline, return. Never awaits immudb: Kong holds a timer until we
+// settle. A fail-closed route's access phase only reads this instance's gate (plugin-front.ts).
 import { auditId } from './capture/audit-id.js';
 import { buildAuditEntry } from './capture/build-entry.js';
 import { serializeLog, type KongLogPdk, type KongSerializedLog } from './capture/kong-log.js';
@@ -18,6 +19,8 @@ import { redactSecretFields, resolveSecretRefs, unresolvedVaultRefs } from './ca
 import { compilePrivacy, reportRefused, type PrivacyPolicy } from './capture/privacy-policy.js';
 import { tlsProblems } from './config/fields/tls.js';
 import { ConfigError } from './config/kong-schema.js';
+import { immudbAddresses } from './config/fields/connection.js';
+import { sharedFailClosedWatch } from './pipeline/fail-closed-gate.js';
 
 const logger = createLogger('handler');
 
@@ -67,19 +70,26 @@ export class Plugin {
   private readonly registry: PipelineRegistry;
   private readonly pipeline: AuditPipeline;
   private readonly privacy: PrivacyPolicy;
+  /**
+   * On a fail-closed route: non-zero (a GATE_* reason) while its requests must be answered 503,
+   * kept current off the request path (plugin/pipeline/fail-closed-gate.ts).
+   */
+  readonly gate: Int32Array | undefined;
+  private readonly closeGate: (() => void) | undefined;
 
   /**
    * The audit thread's way to start an instance: the destination's directories are checked with
-   * async calls first, so a bad path fails this instance without blocking the thread.
+   * async calls first, so a bad path fails this instance without blocking the thread. `gate`: the
+   * memory shared with the thread that answers Kong, for a fail-closed route.
    */
-  static async start(rawConfig: Record<string, unknown>, registry: PipelineRegistry = sharedRegistry()): Promise<Plugin> {
+  static async start(rawConfig: Record<string, unknown>, registry: PipelineRegistry = sharedRegistry(), gate?: SharedArrayBuffer): Promise<Plugin> {
     const config = instanceConfig(rawConfig);
     await registry.checkPaths(config);
-    return new Plugin(rawConfig, registry, config);
+    return new Plugin(rawConfig, registry, config, gate);
   }
 
   /** In process (kong-pdk calls this): a new destination's directories get the bounded sync check. */
-  constructor(rawConfig: Record<string, unknown>, registry: PipelineRegistry = sharedRegistry(), config: PluginConfig = instanceConfig(rawConfig)) {
+  constructor(rawConfig: Record<string, unknown>, registry: PipelineRegistry = sharedRegistry(), config: PluginConfig = instanceConfig(rawConfig), gate?: SharedArrayBuffer) {
     this.config = config;
     this.privacy = compilePrivacy(this.config.privacy);
     reportRefused(this.privacy);
@@ -87,6 +97,16 @@ export class Plugin {
     // Opening the destination's pipeline replays its spool; a directory that fails its check or
     // a spool that cannot be opened fails StartInstance with the reason.
     this.pipeline = registry.get(this.config);
+    if (config.fail_closed.enabled) {
+      this.gate = new Int32Array(gate ?? new SharedArrayBuffer(4));
+      const [a] = immudbAddresses(config);
+      this.closeGate = sharedFailClosedWatch(createLogger('fail-closed')).add(this.pipeline, config.fail_closed, this.gate, `${a!.host}:${a!.port}/${config.immudb_database}`);
+    }
+  }
+
+  /** The instance is gone (CloseInstance): its gate is no longer kept. */
+  close(): void {
+    this.closeGate?.();
   }
 
   async log(kong: KongLogPdk): Promise<void> {

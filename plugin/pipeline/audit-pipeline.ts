@@ -74,6 +74,8 @@ export class AuditPipeline {
   private ledgerTimer: NodeJS.Timeout | undefined;
   /** Writing, retrying or halted, and the last error (docs/operations.md, "Alerts"). */
   readonly health: WriteHealth;
+  /** The last spool append was refused (fail-closed routes answer 503 until one succeeds). */
+  spoolRefusing = false;
 
   constructor(
     readonly queue: QueueConfig,
@@ -135,6 +137,7 @@ export class AuditPipeline {
     } catch (e) {
       return this.hold(record, at, span, e);
     }
+    this.spoolRefusing = false;
     this.stats.spooled++;
     this.enqueue(pos, { key: record.key, value: record.value, at, ...(span ? { span } : {}) });
     if (this.held.length || this.openLosses.size) this.recovered();
@@ -155,6 +158,7 @@ export class AuditPipeline {
   /** The spool refused or failed: hold the entry for a direct write, or count it lost. */
   private hold(record: AuditRecord, at: number, span: EntrySpanRef | undefined, err: unknown): Promise<boolean> | boolean {
     this.stats.refused++;
+    this.spoolRefusing = true;
     const reason = `spool: ${err instanceof SpoolFullError ? 'spool_max_bytes reached' : ((err as NodeJS.ErrnoException).code ?? (err as Error).message)}`;
     if (this.held.length < this.queue.max_entries && !this.stopped) {
       if (!this.holding) {
@@ -306,6 +310,7 @@ export class AuditPipeline {
   /** One held entry into the spool and the normal path (its submit() resolves after). */
   private async toSpool(h: HeldEntry) {
     const pos = await this.spool.append(h.key, h.value, h.at);
+    this.spoolRefusing = false;
     this.stats.spooled++;
     this.enqueue(pos, { key: h.key, value: h.value, at: h.at, ...(h.span ? { span: h.span } : {}) });
   }

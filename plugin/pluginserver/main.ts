@@ -1,16 +1,19 @@
 #!/usr/bin/env node
 // immudb-audit-pluginserver: a drop-in for kong-pdk 0.6.0's kong-js-pluginserver (same flags,
-// same answers) with its listener's framing and debug-line costs fixed (./listener.ts). Kong runs
+// same answers) with its listener's framing and debug-line costs fixed (./listener.ts), and no event
+// kept after kong.response.exit (./exit-events.ts). Kong runs
 // it through pluginserver_<name>_start_cmd and _query_cmd.
 import * as path from 'node:path';
 import { kongPdk } from './kong-pdk.js';
 import { Listener } from './listener.js';
+import { forgetEventsEndedByExit } from './exit-events.js';
 
 const opts = kongPdk.cli.parse();
 const logger = kongPdk.logger;
 logger.setLevel(opts.logLevel);
 
 const ps = new kongPdk.Server(opts.pluginsDirectory, logger);
+forgetEventsEndedByExit(ps);
 if (opts.DumpPluginInfo) {
   void ps.GetPluginInfo(opts.DumpPluginInfo).then((v) => process.stdout.write(kongPdk.msgpack.encode(v)));
 } else if (opts.DumpAllPlugins) {

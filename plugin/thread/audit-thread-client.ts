@@ -7,6 +7,7 @@ import { flushThenExitOnSignal } from '../exit-on-signal.js';
 import { readProcessSettings } from '../pipeline/process-settings.js';
 import type { FromAuditThread, LogEvent, StartResult, ToAuditThread } from './protocol.js';
 import { bootFailure, newBootStatus } from './boot-status.js';
+import { GATE_NO_AUDIT_THREAD } from '../pipeline/fail-closed-gate.js';
 
 const logger = createLogger('audit-thread');
 
@@ -26,6 +27,8 @@ export class AuditThreadClient {
   private readonly pending = new Map<number, Pending>();
   /** Configurations of the live instances, to start them again in a new thread after a failure. */
   private readonly configs = new Map<number, Record<string, unknown>>();
+  /** Fail-closed instances' gates (shared with the thread, which keeps them current). */
+  private readonly gates = new Map<number, SharedArrayBuffer>();
   private readonly shutdowns = new Map<number, (left: number) => void>();
   private hooked = false;
   /** Events of this turn of the event loop, posted together (one wake-up of the thread). */
@@ -40,12 +43,15 @@ export class AuditThreadClient {
   /** `script`: the thread's module (tests give a stand-in speaking the same protocol). */
   constructor(private readonly script = new URL('./audit-thread.js', import.meta.url)) {}
 
-  /** Starts an instance in the thread and waits for it: a bad configuration throws its reason. */
-  startInstance(instance: number, config: Record<string, unknown>): void {
+  /**
+   * Starts an instance in the thread and waits for it: a bad configuration throws its reason.
+   * `gate`: a fail-closed route's flag, which the thread keeps current.
+   */
+  startInstance(instance: number, config: Record<string, unknown>, gate?: SharedArrayBuffer): void {
     const w = this.thread();
     const { port1, port2 } = new MessageChannel();
     const signal = new SharedArrayBuffer(4);
-    this.post(w, { op: 'start', instance, config, reply: port2, signal }, [port2]);
+    this.post(w, { op: 'start', instance, config, reply: port2, signal, ...(gate ? { gate } : {}) }, [port2]);
     // Kong's StartInstance is synchronous in kong-pdk (the constructor): block until answered,
     // looking every 50 ms whether the thread failed to load (its error event cannot reach us).
     const deadline = Date.now() + START_TIMEOUT_MS;
@@ -73,6 +79,7 @@ export class AuditThreadClient {
       throw e;
     }
     this.configs.set(instance, config);
+    if (gate) this.gates.set(instance, gate);
     this.hookShutdown();
   }
 
@@ -90,6 +97,7 @@ export class AuditThreadClient {
   }
 
   closeInstance(instance: number): void {
+    this.gates.delete(instance);
     if (!this.configs.delete(instance)) return;
     if (this.worker) this.post(this.worker, { op: 'close', instance });
   }
@@ -128,7 +136,10 @@ export class AuditThreadClient {
     w.unref();
     this.worker = w;
     // After a failure: the instances Kong started are started again; their spool is replayed.
-    for (const [instance, config] of this.configs) this.post(w, { op: 'start', instance, config });
+    for (const [instance, config] of this.configs) {
+      const gate = this.gates.get(instance);
+      this.post(w, { op: 'start', instance, config, ...(gate ? { gate } : {}) });
+    }
     return w;
   }
 
@@ -156,6 +167,8 @@ export class AuditThreadClient {
     if (this.worker !== w) return;
     this.worker = undefined;
     if (this.pending.size || this.configs.size) logger.error(`audit thread failed (${e.message}); ${this.pending.size} event(s) in flight fail, the next event starts a new thread and its spool is replayed`);
+    // Nothing audits now: fail-closed routes answer 503 until a new thread starts their instance.
+    for (const gate of this.gates.values()) Atomics.store(new Int32Array(gate), 0, GATE_NO_AUDIT_THREAD);
     const err = new Error(`audit thread failed: ${e.message}`);
     for (const p of this.pending.values()) p.reject(err);
     this.pending.clear();

@@ -37,7 +37,7 @@ function settle(call: number, error?: unknown) {
 }
 
 function start(m: Extract<ToAuditThread, { op: 'start' }>) {
-  const started = Plugin.start(m.config).then(
+  const started = Plugin.start(m.config, undefined, m.gate).then(
     (p): [Plugin | undefined, StartResult] => [p, {}],
     (e: unknown): [Plugin | undefined, StartResult] => {
       const err = e instanceof Error ? e : new Error(String(e));
@@ -48,6 +48,8 @@ function start(m: Extract<ToAuditThread, { op: 'start' }>) {
     if (starting.get(m.instance) === started) {
       starting.delete(m.instance);
       if (plugin) plugins.set(m.instance, plugin);
+    } else {
+      plugin?.close();
     }
     if (m.reply && m.signal) {
       m.reply.postMessage(result);
@@ -87,6 +89,7 @@ port.on('message', (m: ToAuditThread) => {
       start(m);
       return;
     case 'close':
+      plugins.get(m.instance)?.close();
       plugins.delete(m.instance);
       starting.delete(m.instance);
       return;

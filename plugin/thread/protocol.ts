@@ -6,9 +6,10 @@ import type { MessagePort } from 'node:worker_threads';
 export type ToAuditThread =
   /**
    * A plugin instance. With `reply`, the main thread is blocked in Atomics.wait on `signal`
-   * until the result is posted on `reply` (StartInstance must fail with the reason).
+   * until the result is posted on `reply` (StartInstance must fail with the reason). `gate`: a
+   * fail-closed route's shared flag, kept current by the thread, read by the main thread.
    */
-  | { op: 'start'; instance: number; config: Record<string, unknown>; reply?: MessagePort; signal?: SharedArrayBuffer }
+  | { op: 'start'; instance: number; config: Record<string, unknown>; reply?: MessagePort; signal?: SharedArrayBuffer; gate?: SharedArrayBuffer }
   /** Log events received in one turn of the main thread's event loop, in one message. */
   | { op: 'log'; events: LogEvent[] }
   | { op: 'close'; instance: number }

@@ -815,7 +815,17 @@ export interface EventResult {
   completed: boolean;
   /** true when the driver stopped answering (policy 'abandon') */
   abandoned: boolean;
+  /**
+   * The plugin ended the request with kong.response.exit/error: `[status, body, headers]` as sent.
+   * Like Kong 3.9.3, the driver sends no Step for it: in the access phase kong.response.exit stores
+   * the response and yields the plugin's coroutine (kong/pdk/response.lua), so the bridge loop
+   * (mp_rpc.lua) never continues the event.
+   */
+  exit?: { method: string; args: unknown[] };
 }
+
+/** PDK methods after which Kong never continues the event (kong-pdk's NON_RETURN_METHODS too). */
+export const NON_RETURN_METHODS: ReadonlySet<string> = new Set(['kong.response.exit', 'kong.response.error']);
 
 /** Count PDK calls by method, e.g. `countCalls(r)['kong.log.serialize'] === 1`. */
 export function countCalls(result: Pick<EventResult, 'calls'>): Record<string, number> {
@@ -1028,6 +1038,7 @@ export class KongRpcClient {
       const args = Array.isArray(data.Args) ? data.Args : data.Args === undefined || data.Args === null ? [] : [data.Args];
       const call: PdkCall = { method, args, at: performance.now() - t0 };
       calls.push(call);
+      if (NON_RETURN_METHODS.has(method)) return { ...done(false, false), exit: { method, args } };
       const ctx: PdkCallContext = { eventId, index: calls.length - 1, method };
       let stepMethod: StepMethod;
       let reply: unknown;
