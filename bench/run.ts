@@ -18,6 +18,7 @@ const BENCHES: Array<[string, () => Promise<BenchModule>]> = [
   ['scaling', () => import('./scaling.js')],
   ['search', () => import('./search.js')],
   ['goals', () => import('./goals.js')],
+  ['fail-closed', () => import('./fail-closed.js')],
 ];
 
 async function main() {
