@@ -100,7 +100,9 @@ export class Plugin {
     if (config.fail_closed.enabled) {
       this.gate = new Int32Array(gate ?? new SharedArrayBuffer(4));
       const [a] = immudbAddresses(config);
-      this.closeGate = sharedFailClosedWatch(createLogger('fail-closed')).add(this.pipeline, config.fail_closed, this.gate, `${a!.host}:${a!.port}/${config.immudb_database}`);
+      const watch = sharedFailClosedWatch(createLogger('fail-closed'));
+      registry.metrics.trackFailClosed(() => watch.refusing());
+      this.closeGate = watch.add(this.pipeline, config.fail_closed, this.gate, `${a!.host}:${a!.port}/${config.immudb_database}`);
     }
   }
 

@@ -42,6 +42,7 @@ export function gateReason(p: AuditPipeline, bounds: Bounds): number {
 interface Gate {
   pipeline: AuditPipeline;
   bounds: Bounds;
+  destination: string;
   /** Dropped with its instance (closed, or collected when the plugin server never says). */
   flag: WeakRef<Int32Array>;
   /** Routes with the same destination and bounds share log lines. */
@@ -59,7 +60,7 @@ export class FailClosedWatch {
 
   /** Starts keeping `flag` current for a fail-closed instance; returns its removal. */
   add(pipeline: AuditPipeline, bounds: Bounds, flag: Int32Array, destination: string): () => void {
-    const gate: Gate = { pipeline, bounds, flag: new WeakRef(flag), group: `${destination} ${bounds.max_backlog} ${bounds.max_backlog_age}` };
+    const gate: Gate = { pipeline, bounds, destination, flag: new WeakRef(flag), group: `${destination} ${bounds.max_backlog} ${bounds.max_backlog_age}` };
     this.gates.add(gate);
     this.update(gate, flag);
     this.timer ??= setInterval(() => this.tick(), GATE_TICK_MS).unref();
@@ -68,6 +69,16 @@ export class FailClosedWatch {
 
   get size(): number {
     return this.gates.size;
+  }
+
+  /** Per destination with fail-closed routes: whether any of them answers 503 now (for metrics). */
+  refusing(): Map<string, boolean> {
+    const out = new Map<string, boolean>();
+    for (const gate of this.gates) {
+      const flag = gate.flag.deref();
+      out.set(gate.destination, (out.get(gate.destination) ?? false) || (flag !== undefined && Atomics.load(flag, 0) !== GATE_OPEN));
+    }
+    return out;
   }
 
   private remove(gate: Gate) {
@@ -97,8 +108,8 @@ export class FailClosedWatch {
     const before = this.logged.get(gate.group) ?? GATE_OPEN;
     if (reason === before) return;
     this.logged.set(gate.group, reason);
-    if (reason !== GATE_OPEN) this.logger.error(`fail-closed routes writing to ${gate.group.split(' ')[0]} answer 503: ${GATE_REASONS[reason]}`);
-    else this.logger.warn(`fail-closed routes writing to ${gate.group.split(' ')[0]} are served again: auditing recovered`);
+    if (reason !== GATE_OPEN) this.logger.error(`fail-closed routes writing to ${gate.destination} answer 503: ${GATE_REASONS[reason]}`);
+    else this.logger.warn(`fail-closed routes writing to ${gate.destination} are served again: auditing recovered`);
   }
 }
 

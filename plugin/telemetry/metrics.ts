@@ -46,13 +46,18 @@ export interface StatsSource {
   snapshot(): PipelineStats;
 }
 
+/** Per destination, whether its fail-closed routes answer 503 now (pipeline/fail-closed-gate.ts). */
+export type FailClosedSource = () => ReadonlyMap<string, boolean>;
+
 export class AuditMetrics {
   readonly registry = new Registry();
   private readonly pipelines = new Map<string, StatsSource>();
   readonly writeSeconds: Histogram<'destination'>;
+  private failClosed: FailClosedSource | undefined;
 
   constructor() {
     const pipelines = this.pipelines;
+    const failClosed = () => this.failClosed?.() ?? new Map<string, boolean>();
     const counter = (name: string, help: string, pick: (s: PipelineStats) => number) =>
       new Counter({
         name: P + name,
@@ -111,6 +116,15 @@ export class AuditMetrics {
         }
       },
     });
+    new Gauge({
+      name: P + 'fail_closed_refusing',
+      help: "1 while the destination's fail-closed routes answer 503 (halted, spool refusing entries, or backlog past fail_closed bounds); only destinations with fail-closed routes.",
+      labelNames: ['destination'],
+      registers: [this.registry],
+      collect() {
+        for (const [d, refusing] of failClosed()) this.set({ destination: d }, refusing ? 1 : 0);
+      },
+    });
     this.writeSeconds = new Histogram({
       name: P + 'immudb_write_seconds',
       help: 'Latency of one verified batch write (VerifiableSet and proof checks).',
@@ -122,6 +136,11 @@ export class AuditMetrics {
 
   track(destination: string, pipeline: StatsSource) {
     this.pipelines.set(destination, pipeline);
+  }
+
+  /** Where the fail-closed gates' state comes from (set when the first fail-closed route starts). */
+  trackFailClosed(source: FailClosedSource) {
+    this.failClosed = source;
   }
 
   status(): Record<string, unknown> {

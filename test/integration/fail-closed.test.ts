@@ -13,11 +13,18 @@ import { dumpAllPlugins, simulateWorkers, type InstanceEventResult, type KongIns
 import { generateFixtures } from '../fixtures/serialized-logs.js';
 import { PLUGIN_NAME, pluginDir, startAuditStack, waitForEntries, type AuditStack } from '../helpers/audit-stack.js';
 import { until } from '../helpers/until.js';
-import { startImmudb } from '../../scripts/lib/immudb-server.js';
+import { freePort, startImmudb } from '../../scripts/lib/immudb-server.js';
 
 const QUEUE = { max_batch_size: 16, max_coalescing_delay: 0.01, initial_retry_delay: 0.05, max_retry_delay: 0.3 };
 const BODY = { message: 'Service temporarily unavailable: requests to this route cannot be audited right now' };
 const ON = { IMMUDB_AUDIT_FAIL_CLOSED: 'on' };
+
+/** kong_immudb_audit_fail_closed_refusing of the destination, from /metrics. */
+async function refusingMetric(port: number, db: string): Promise<number | undefined> {
+  const text = await (await fetch(`http://127.0.0.1:${port}/metrics`)).text();
+  const m = new RegExp(`^kong_immudb_audit_fail_closed_refusing\\{destination="[^"]*/${db}"\\} (\\d+)$`, 'm').exec(text);
+  return m ? Number(m[1]) : undefined;
+}
 
 let seed = 1;
 /** Audits `n` requests through `worker` (Kong's log phase), as any request's log event would. */
@@ -68,7 +75,8 @@ test.serial('the access phase is declared only with IMMUDB_AUDIT_FAIL_CLOSED=on 
 
 for (const thread of ['on', 'off'] as const) {
   test.serial(`backlog past its bound (immudb stopped): the fail-closed routes answer 503, the fail-open one is served, both resume (audit thread ${thread})`, async (t) => {
-    const stack = await startAuditStack({ env: { ...ON, IMMUDB_AUDIT_THREAD: thread } });
+    const metricsPort = await freePort();
+    const stack = await startAuditStack({ env: { ...ON, IMMUDB_AUDIT_THREAD: thread, IMMUDB_AUDIT_METRICS_PORT: String(metricsPort) } });
     t.teardown(() => stack.dispose());
     const db = `backlog${thread}`;
     const [open] = await simulateWorkers(stack.rpc, 1, PLUGIN_NAME, config(stack, db));
@@ -98,6 +106,7 @@ for (const thread of ['on', 'off'] as const) {
     // The refused requests are audited like any other (Kong runs their log phase).
     const refusedIds = await logEvents(byCount!, 2);
     await stack.server.waitForLog(/fail-closed routes writing to \S+ answer 503: the backlog passed fail_closed\.max_backlog/);
+    t.is(await refusingMetric(metricsPort, db), 1, 'kong_immudb_audit_fail_closed_refusing says so');
 
     // kong.response.exit ends the event on Kong's side; the plugin server has forgotten it too.
     const exitEvent = (await access(byCount!)).eventId;
@@ -108,6 +117,7 @@ for (const thread of ['on', 'off'] as const) {
     await until('the count-bound route to be served again', async () => !refused(await access(byCount!)));
     await until('the age-bound route to be served again', async () => !refused(await access(byAge!)));
     await stack.server.waitForLog(/fail-closed routes writing to \S+ are served again: auditing recovered/);
+    t.true(await until('the metric to say served again', async () => (await refusingMetric(metricsPort, db)) === 0));
     const stored = await waitForEntries(client, 'fc:entry:', first.length + 2 + during.length + refusedIds.length);
     const rids = new Set(stored.map((e) => (JSON.parse(e.value.toString()) as { request_id: string }).request_id));
     for (const id of [...first, ...during, ...refusedIds]) t.true(rids.has(id), `request ${id} audited`);
