@@ -8,7 +8,8 @@ import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { AuditThreadClient } from '../../plugin/thread/audit-thread-client.js';
-import { auditThreadEnabled } from '../../plugin/thread/plugin-front.js';
+import { auditThreadEnabled, failClosedEnabled } from '../../plugin/thread/plugin-front.js';
+import { GATE_NO_AUDIT_THREAD, GATE_OPEN } from '../../plugin/pipeline/fail-closed-gate.js';
 
 const fake = new URL('../fixtures/threads/fake-audit-thread.js', import.meta.url);
 
@@ -40,6 +41,26 @@ test('a thread that dies fails its calls in flight; the next call restarts it wi
   // The new thread was given instances 1 and 3 again (not the closed 2), before this call.
   await t.throwsAsync(c.log(3, 'starts', undefined), { message: 'starts 1,3' });
   await t.notThrowsAsync(c.log(1, '{}', undefined));
+});
+
+test('a thread that dies closes the fail-closed gates until a new thread starts their instances again', async (t) => {
+  const c = new AuditThreadClient(fake);
+  const gate = new SharedArrayBuffer(4);
+  const flag = new Int32Array(gate);
+  Atomics.store(flag, 0, 3);
+  c.startInstance(1, {}, gate);
+  t.is(Atomics.load(flag, 0), GATE_OPEN, 'the thread keeps it');
+  await t.throwsAsync(c.log(1, 'crash', undefined), { message: 'audit thread failed: thread crashed on purpose' });
+  t.is(Atomics.load(flag, 0), GATE_NO_AUDIT_THREAD);
+  await t.notThrowsAsync(c.log(1, '{}', undefined));
+  t.is(Atomics.load(flag, 0), GATE_OPEN, 'the new thread was given the gate with the instance');
+});
+
+test('IMMUDB_AUDIT_FAIL_CLOSED: off by default, on when asked, anything else is an error', (t) => {
+  t.false(failClosedEnabled({}));
+  for (const v of ['on', 'ON', 'true', '1', ' on ']) t.true(failClosedEnabled({ IMMUDB_AUDIT_FAIL_CLOSED: v }), v);
+  for (const v of ['off', 'false', '0', '']) t.false(failClosedEnabled({ IMMUDB_AUDIT_FAIL_CLOSED: v }), v);
+  t.throws(() => failClosedEnabled({ IMMUDB_AUDIT_FAIL_CLOSED: 'yes' }), { message: 'IMMUDB_AUDIT_FAIL_CLOSED must be "on" or "off", got "yes"' });
 });
 
 test('shutdown asks the thread and resolves with what it left; without a thread there is nothing to do', async (t) => {
