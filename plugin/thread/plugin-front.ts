@@ -40,6 +40,9 @@ export function failClosedEnabled(env: NodeJS.ProcessEnv = process.env): boolean
   throw new Error(`IMMUDB_AUDIT_FAIL_CLOSED must be "on" or "off", got ${JSON.stringify(env.IMMUDB_AUDIT_FAIL_CLOSED)}`);
 }
 
+/** Log events of a fail-closed instance without any access event before the mismatch is reported. */
+const NO_ACCESS_WARNING_AFTER = 100;
+
 /** Kong validated the configuration: `fail_closed.enabled` is a boolean when present. */
 function failClosedRequested(rawConfig: Record<string, unknown>): boolean {
   const fc = rawConfig.fail_closed;
@@ -91,6 +94,8 @@ export class LogPlugin {
   protected readonly handler: Handler;
   /** A fail-closed route Kong has called the access phase for (see log()). */
   protected sawAccess = false;
+  /** Log events of a fail-closed route before its first access event. */
+  private logsWithoutAccess = 0;
 
   constructor(rawConfig: Record<string, unknown>) {
     const failClosed = failClosedRequested(rawConfig);
@@ -109,10 +114,12 @@ export class LogPlugin {
   }
 
   log(kong: KongLogPdk): Promise<void> {
-    if (this.handler.gate && !this.sawAccess) {
+    if (this.handler.gate && !this.sawAccess && ++this.logsWithoutAccess === NO_ACCESS_WARNING_AFTER) {
       // Kong read the plugin's phases once, at its start, from the query command: if that ran
       // without IMMUDB_AUDIT_FAIL_CLOSED=on, Kong does not know this plugin has an access phase.
-      logger.once('error', 'fail-closed-no-access', "a fail-closed route's request reached the log phase without the access phase: Kong read the plugin's phases without IMMUDB_AUDIT_FAIL_CLOSED=on (pluginserver query command) and serves the route fail-open; set it where Kong runs and restart Kong");
+      // (A request that a plugin running before this one answered, say a 401, has a log phase
+      // and no access phase here: hence a count, not the first one.)
+      logger.once('error', 'fail-closed-no-access', `a fail-closed route had ${NO_ACCESS_WARNING_AFTER} requests in the log phase and none in the access phase: Kong most likely read the plugin's phases without IMMUDB_AUDIT_FAIL_CLOSED=on (pluginserver query command) and serves the route fail-open; set it where Kong runs and restart Kong`);
     }
     return this.handler.log(kong);
   }
