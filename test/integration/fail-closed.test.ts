@@ -199,3 +199,20 @@ test.serial('a spool that refuses entries (disk full): 503 until an entry is spo
   await stack.server.waitForLog(/are served again: auditing recovered/);
   await waitForEntries(client, 'fc:entry:', 7);
 });
+
+test.serial('half set: fail_closed on a server without the switch, or Kong never calling the access phase, is reported', async (t) => {
+  const off = await startAuditStack();
+  t.teardown(() => off.dispose());
+  await simulateWorkers(off.rpc, 1, PLUGIN_NAME, config(off, 'half', { fail_closed: { enabled: true, max_backlog: 10, max_backlog_age: 60 } }));
+  await off.server.waitForLog(/fail_closed\.enabled is set on a route but the plugin server runs without IMMUDB_AUDIT_FAIL_CLOSED=on, so Kong never calls the access phase: the route is served while auditing fails \(fail-open\)/);
+
+  const on = await startAuditStack({ env: ON });
+  t.teardown(() => on.dispose());
+  const [closed] = await simulateWorkers(on.rpc, 1, PLUGIN_NAME, config(on, 'half', { fail_closed: { enabled: true, max_backlog: 1000000, max_backlog_age: 3600 } }));
+  // A request another plugin answered first has a log phase only: a few are no evidence.
+  await logEvents(closed!, 99);
+  t.notRegex(on.server.logs(), /none in the access phase/);
+  await logEvents(closed!, 1);
+  await on.server.waitForLog(/a fail-closed route had 100 requests in the log phase and none in the access phase: Kong most likely read the plugin's phases without IMMUDB_AUDIT_FAIL_CLOSED=on/);
+  t.notRegex(on.server.logs(), /fail_closed\.enabled is set on a route but/);
+});
