@@ -3,7 +3,7 @@
 # Node 24, installing what is missing first; prints each benchmark's tables and JSON, then every
 # target next to its measured value. Takes a few minutes. Options (passed to bench/run.ts):
 #   --quick          shorter runs, fewer points (about half the time, noisier)
-#   --only a,b       only these: handler, pipeline, verify, memory, scaling, search, goals
+#   --only a,b       only these: handler, pipeline, verify, memory, scaling, search, goals, fail-closed
 #   --no-profile     skip the CPU profile of the plugin server in the pipeline benchmark
 # Results also go to dist/bench-results/latest.json (and a timestamped copy).
 source "$(dirname "$0")/env.sh"
