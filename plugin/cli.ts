@@ -136,7 +136,6 @@ program
         const checkpoint = cmd.checkpoint ? await checkCheckpoint(reader, cmd.checkpoint, o.serverPublicKey ? readFileSync(o.serverPublicKey, 'utf8') : undefined) : undefined;
         return { ...walked, checkpoint };
       });
-      if (r.checkpoint) print(o, `checkpoint ${cmd.checkpoint}: the log only grew since (tx ${r.checkpoint.tx}, taken ${r.checkpoint.time}, is extended by tx ${r.checkpoint.extendedTo})`, { checkpoint: cmd.checkpoint, checkpoint_tx: r.checkpoint.tx, extended_to: r.checkpoint.extendedTo });
       print(
         o,
         r.transactions
@@ -144,6 +143,7 @@ program
           : `nothing new to verify: ${r.database} is at tx ${r.toTx}, audited up to tx ${r.fromTx - 1}`,
         { verified: true, server_uuid: r.serverUuid, database: r.database, from_tx: r.fromTx, to_tx: r.toTx, transactions: r.transactions, entries: r.entries, trusted_tx: r.trustedTxId },
       );
+      if (r.checkpoint) print(o, `checkpoint ${cmd.checkpoint}: the log only grew since (tx ${r.checkpoint.tx}, taken ${r.checkpoint.time}, is extended by tx ${r.checkpoint.extendedTo})`, { checkpoint: cmd.checkpoint, checkpoint_tx: r.checkpoint.tx, extended_to: r.checkpoint.extendedTo });
       return;
     }
     if (!ids.length) throw new InvalidArgumentError('give one or more audit ids, or --all');
