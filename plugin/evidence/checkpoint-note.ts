@@ -84,14 +84,17 @@ export function readEd25519PublicKey(pem: string, file: string): KeyObject {
   return key;
 }
 
+/** A signed-note Ed25519 signature line of `text`: `— name base64(key ID ‖ signature)`. */
+export function noteSignatureLine(text: string, name: string, key: KeyObject): string {
+  if (!NAME.test(name)) throw new Error(`signer name ${JSON.stringify(name)} must not be empty or contain spaces or '+'`);
+  const sig = sign(null, Buffer.from(text), key);
+  return `— ${name} ${Buffer.concat([ed25519KeyId(name, createPublicKey(key)), sig]).toString('base64')}\n`;
+}
+
 /** The note: its text and, with a key, one Ed25519 signature line. */
 export function signCheckpoint(c: Checkpoint, signer?: { name: string; key: KeyObject }): string {
   const text = checkpointText(c);
-  if (!signer) return text;
-  if (!NAME.test(signer.name)) throw new Error(`signer name ${JSON.stringify(signer.name)} must not be empty or contain spaces or '+'`);
-  const pub = createPublicKey(signer.key);
-  const sig = sign(null, Buffer.from(text), signer.key);
-  return `${text}\n— ${signer.name} ${Buffer.concat([ed25519KeyId(signer.name, pub), sig]).toString('base64')}\n`;
+  return signer ? `${text}\n${noteSignatureLine(text, signer.name, signer.key)}` : text;
 }
 
 function field(ext: Map<string, string>, name: string, part: string): string {
