@@ -1,7 +1,8 @@
 // Offline verification of an evidence bundle (docs/evidence-bundle.md): no network, only the
 // bundle, optionally the server's public key and a checkpoint. Every failure is an
 // EvidenceError naming the part that does not hold. Pure, apart from loading the schema once.
-import { Ajv2020, type ValidateFunction } from 'ajv/dist/2020.js';
+import type { ValidateFunction } from 'ajv/dist/2020.js';
+import { createRequire } from 'node:module';
 import { createHash, createPublicKey, type KeyObject } from 'node:crypto';
 import { readFileSync } from 'node:fs';
 import { entryKey } from '../store/key-layout.js';
@@ -62,6 +63,8 @@ let validator: ValidateFunction | undefined;
 function validate(): ValidateFunction {
   if (!validator) {
     const schema = JSON.parse(readFileSync(new URL('../../../schemas/evidence-bundle.v1.json', import.meta.url), 'utf8')) as object;
+    // Loaded on first use: every CLI command imports this module, few verify bundles.
+    const { Ajv2020 } = createRequire(import.meta.url)('ajv/dist/2020.js') as typeof import('ajv/dist/2020.js');
     validator = new Ajv2020({ allErrors: true, strict: true }).compile(schema);
   }
   return validator;
