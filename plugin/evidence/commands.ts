@@ -76,9 +76,11 @@ export function registerEvidence(program: Command, ctx: EvidenceContext): void {
       const note = usageKey(() => signCheckpoint(checkpointOf(state), key ? { name: o.signerName, key } : undefined));
       const summary = `checkpoint: tx ${state.txId} of database ${state.database} on server ${state.serverUuid}, Alh ${state.alh.toString('hex')}` +
         `${state.signature ? ', signed by immudb' : ', not signed by immudb (the server has no --signingKey)'}${key ? `, signed by ${o.signerName}` : ''}`;
-      if (o.output) {
-        writeWhole(o.output, note);
-        process.stdout.write(g.json ? JSON.stringify({ checkpoint: o.output, tx: state.txId, alh: state.alh.toString('hex'), server_uuid: state.serverUuid, database: state.database, note }) + '\n' : `${summary}; written to ${o.output}\n`);
+      if (o.output) writeWhole(o.output, note);
+      if (g.json) {
+        process.stdout.write(JSON.stringify({ file: o.output ?? null, tx: state.txId, alh: state.alh.toString('hex'), server_uuid: state.serverUuid, database: state.database, immudb_signed: state.signature !== null, auditor_signed: Boolean(key), note }) + '\n');
+      } else if (o.output) {
+        process.stdout.write(`${summary}; written to ${o.output}\n`);
       } else {
         process.stdout.write(note);
         process.stderr.write(`${summary}\n`);

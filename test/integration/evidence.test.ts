@@ -96,6 +96,9 @@ test.serial('checkpoint, then verify --all --checkpoint: the log only grew', asy
   t.is(plain.code, 0, plain.stderr);
   t.notRegex(plain.stdout, /\n\n—/);
   t.regex(plain.stderr, /^checkpoint: tx \d+ of database evidence on server .*, signed by immudb\n$/);
+  const json = await cli(['--json', 'checkpoint']);
+  t.is(json.code, 0, json.stderr);
+  t.like(JSON.parse(json.stdout), { file: null, database: 'evidence', immudb_signed: true, auditor_signed: false });
 });
 
 test.serial('verify --all --checkpoint exits 3 for a checkpoint the server cannot extend', async (t) => {
@@ -269,4 +272,21 @@ test.serial('every hash byte, number, value and signature of the bundle is check
   }
   t.log(`${mutations} single-field changes, each refused naming its part (${Number((process.hrtime.bigint() - started) / 1_000_000n)} ms)`);
   t.true(mutations > 1000);
+});
+
+test.serial('a bundle without a signature verifies as consistent only, and fails when a key is required', (t) => {
+  const b = JSON.parse(readFileSync(bundleFile, 'utf8'));
+  b.state.signature = null;
+  const text = JSON.stringify(b);
+  // The key alone, without the signature it would check, says nothing.
+  t.is(verifyBundle(parseBundle(text)).signature, 'absent');
+  const err = t.throws(() => verifyBundle(parseBundle(text), { publicKeyPem: readFileSync(server.pub, 'utf8') }));
+  t.is((err as EvidenceError).part, 'state.signature');
+  t.regex(err!.message, /is absent, but a public key was given: the state is not signed/);
+  // A signature without the key that made it cannot be checked without --public-key.
+  const keyless = JSON.parse(readFileSync(bundleFile, 'utf8'));
+  keyless.state.public_key = null;
+  keyless.state.public_key_fingerprint = null;
+  t.throws(() => verifyBundle(parseBundle(JSON.stringify(keyless))), { message: /state\.public_key: is absent: the signature cannot be checked \(give --public-key\)/ });
+  t.is(verifyBundle(parseBundle(JSON.stringify(keyless)), { publicKeyPem: readFileSync(server.pub, 'utf8') }).signature, 'pinned');
 });
