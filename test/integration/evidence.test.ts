@@ -1,6 +1,6 @@
 // Checkpoints and evidence bundles against a real immudb that signs its states: `checkpoint`,
 // `verify --all --checkpoint` (a log that only grew passes; a checkpoint the server cannot extend
-// exits 3), `bundle` by ids and by search filters, and `verify-bundle` with immudb STOPPED: the
+// exits 3, also on another server showing another history), `bundle` by ids and by search filters, and `verify-bundle` with immudb STOPPED: the
 // bundle verifies, and a changed byte in any entry, header, proof, signature or checkpoint fails
 // naming the part (every hash byte, numbers, values and signatures, in process; a sample as the CLI).
 import test from 'ava';
@@ -130,6 +130,32 @@ test.serial('verify --all --checkpoint exits 3 for a checkpoint the server canno
   const bad = await cli(['verify', '--all', '--checkpoint', join(dir, 'bad.note')]);
   t.is(bad.code, 3);
   t.regex(bad.stderr, /checkpoint .*bad\.note tx line: "seven" is not a tx id/);
+});
+
+test.serial('a checkpoint from one history fails on a server showing another (a fresh reader of a fork)', async (t) => {
+  const file = join(dir, 'cp-history.note');
+  t.is((await cli(['checkpoint', '-o', file])).code, 0);
+  const tx = Number(readFileSync(file, 'utf8').split('\n')[1]);
+  // Another server with the same database name and a longer history of its own: a reader with no
+  // trusted state of its own accepts it (first contact); the checkpoint someone kept does not.
+  const fork = await startImmudb();
+  try {
+    const w = new AuditWriter({
+      connection: { host: fork.host, port: fork.port, username: fork.username, password: fork.password, database: DB, createDatabase: true },
+      stateDir: join(dir, 'fork-writer'), logger: createLogger('test'),
+    });
+    const entries = build(tx + 2, 21);
+    for (const e of entries) await w.write([encodeEntry(PREFIX, e)]);
+    await w.close();
+    const fresh = [...cliTarget(fork, DB, PREFIX, join(dir, 'fresh-auditor'))];
+    const walked = await runCli([...fresh, 'verify', '--all'], { IMMUDB_PASSWORD: fork.password });
+    t.is(walked.code, 0, walked.stderr);
+    const r = await runCli([...fresh, 'verify', '--all', '--checkpoint', file], { IMMUDB_PASSWORD: fork.password });
+    t.is(r.code, 3, r.stdout);
+    t.regex(r.stderr, new RegExp(`VERIFICATION FAILED: the log does not extend the checkpoint \\(tx ${tx}, taken .* from server \\S+\\): `));
+  } finally {
+    await fork.dispose();
+  }
 });
 
 let bundleFile: string;
