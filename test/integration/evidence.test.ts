@@ -1,8 +1,9 @@
 // Checkpoints and evidence bundles against a real immudb that signs its states: `checkpoint`,
 // `verify --all --checkpoint` (a log that only grew passes; a checkpoint the server cannot extend
-// exits 3, also on another server showing another history), `bundle` by ids and by search filters, and `verify-bundle` with immudb STOPPED: the
-// bundle verifies, and a changed byte in any entry, header, proof, signature or checkpoint fails
-// naming the part (every hash byte, numbers, values and signatures, in process; a sample as the CLI).
+// exits 3, also on another server showing another history), `bundle` by ids and by search
+// filters, and `verify-bundle` with immudb STOPPED: the bundle verifies, and a changed byte in
+// any entry, header, proof, signature or checkpoint fails naming the part (every hash byte,
+// numbers, values and signatures, in process; a sample as the CLI).
 import test from 'ava';
 import { generateKeyPairSync } from 'node:crypto';
 import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
