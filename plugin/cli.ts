@@ -21,6 +21,7 @@ import { createLogger } from './log.js';
 import { Version } from './version.js';
 import { registerWorkbench } from './workbench/commands.js';
 import { registerServe } from './console/serve-command.js';
+import { checkCheckpoint, registerEvidence } from './evidence/commands.js';
 
 const silentLogger = createLogger('trust', () => undefined);
 
@@ -124,11 +125,17 @@ program
     if (!Number.isSafeInteger(n) || n < 1) throw new InvalidArgumentError('expected a transaction id >= 1');
     return n;
   })
-  .action(async (ids: string[], cmd: { all?: boolean; fromTx?: number }) => {
+  .option('--checkpoint <file>', 'with --all: the server must also prove that its history extends this checkpoint (immudb-audit checkpoint; exit 3 otherwise)')
+  .action(async (ids: string[], cmd: { all?: boolean; fromTx?: number; checkpoint?: string }) => {
     const o = program.opts<GlobalOptions>();
+    if (cmd.checkpoint && !cmd.all) throw new InvalidArgumentError('--checkpoint goes with --all');
     if (cmd.all) {
       if (ids.length) throw new InvalidArgumentError('give either audit ids or --all, not both');
-      const r = await withReader(o, (reader) => reader.verifyAll(cmd.fromTx !== undefined ? { fromTx: cmd.fromTx } : {}));
+      const r = await withReader(o, async (reader) => {
+        const walked = await reader.verifyAll(cmd.fromTx !== undefined ? { fromTx: cmd.fromTx } : {});
+        const checkpoint = cmd.checkpoint ? await checkCheckpoint(reader, cmd.checkpoint, o.serverPublicKey ? readFileSync(o.serverPublicKey, 'utf8') : undefined) : undefined;
+        return { ...walked, checkpoint };
+      });
       print(
         o,
         r.transactions
@@ -136,6 +143,7 @@ program
           : `nothing new to verify: ${r.database} is at tx ${r.toTx}, audited up to tx ${r.fromTx - 1}`,
         { verified: true, server_uuid: r.serverUuid, database: r.database, from_tx: r.fromTx, to_tx: r.toTx, transactions: r.transactions, entries: r.entries, trusted_tx: r.trustedTxId },
       );
+      if (r.checkpoint) print(o, `checkpoint ${cmd.checkpoint}: the log only grew since (tx ${r.checkpoint.tx}, taken ${r.checkpoint.time}, is extended by tx ${r.checkpoint.extendedTo})`, { checkpoint: cmd.checkpoint, checkpoint_tx: r.checkpoint.tx, extended_to: r.checkpoint.extendedTo });
       return;
     }
     if (!ids.length) throw new InvalidArgumentError('give one or more audit ids, or --all');
@@ -304,6 +312,16 @@ registerServe(program, {
   withReader: (fn) => withReader(program.opts<GlobalOptions>(), fn),
   productVersion: Version,
   serverPublicKey: () => program.opts<GlobalOptions>().serverPublicKey,
+});
+
+registerEvidence(program, {
+  globals: () => program.opts<GlobalOptions>(),
+  withReader: (fn) => withReader(program.opts<GlobalOptions>(), fn),
+  productVersion: Version,
+  serverPublicKey: () => {
+    const f = program.opts<GlobalOptions>().serverPublicKey;
+    return f ? readFileSync(f, 'utf8') : undefined;
+  },
 });
 
 program.parseAsync(process.argv).catch((err: unknown) => {

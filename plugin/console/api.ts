@@ -10,10 +10,14 @@ import { afterCursor, cursorOf, cursorText, filtersOf, limitOf } from './query-p
 import { timeline } from './timeline.js';
 import { traceUrl } from './trace-url.js';
 import { InvalidArgumentError } from 'commander';
+import { collectBundle } from '../evidence/collect.js';
+import { parseBundle, verifyBundle } from '../evidence/bundle-verify.js';
 
 export interface ConsoleContext extends WorkbenchContext {
   /** Whether --server-public-key is set: proven states must then carry the server's signature. */
   signatureChecked: boolean;
+  /** Its PEM, pinned in evidence bundles. */
+  serverPublicKeyPem?: string;
   traceTemplate?: string;
   statusUrl?: string;
   keyOptions: KeyOptions;
@@ -141,16 +145,23 @@ export function entry(ctx: ConsoleContext, q: URLSearchParams): Promise<ApiAnswe
   });
 }
 
-/** The verified entry with its proof summary, as a file (not an evidence bundle: none is defined yet). */
-export function download(ctx: ConsoleContext, q: URLSearchParams): Promise<ApiAnswer> {
+/**
+ * The entry's evidence bundle (docs/evidence-bundle.md), as `immudb-audit bundle <id>` writes it:
+ * checked offline once more before it is sent, so that what is downloaded passes verify-bundle.
+ */
+export function bundle(ctx: ConsoleContext, q: URLSearchParams): Promise<ApiAnswer> {
   return answering(async () => {
     const id = q.get('id');
     if (!id) return bad('id: expected an audit id');
-    const v = await verified(ctx, id);
+    const g = ctx.globals();
+    const b = await ctx.withReader((reader: AuditReader) =>
+      collectBundle(reader, { ids: [id], prefix: g.prefix, serverPublicKey: ctx.serverPublicKeyPem, createdBy: `kong-immudb-audit ${ctx.productVersion}` }),
+    );
+    verifyBundle(parseBundle(JSON.stringify(b)), { publicKeyPem: ctx.serverPublicKeyPem });
     return {
       status: 200,
-      body: { format: 'kong-immudb-audit verified entry v0 (a proof summary, not an evidence bundle)', ...v },
-      headers: { 'Content-Disposition': `attachment; filename="audit-entry-${v.audit_id}.json"` },
+      body: b,
+      headers: { 'Content-Disposition': `attachment; filename="audit-${b.entries[0]!.audit_id}.bundle.json"` },
     };
   });
 }

@@ -2,6 +2,7 @@
 // the verified reads, on 127.0.0.1 unless told otherwise (then with credentials).
 import { InvalidArgumentError, type Command } from 'commander';
 import { once } from 'node:events';
+import { readFileSync } from 'node:fs';
 import type { WorkbenchContext } from '../workbench/commands.js';
 import { AuthConfigError, loadCredentials } from './auth.js';
 import { consoleServer } from './server.js';
@@ -61,6 +62,7 @@ export function registerServe(program: Command, ctx: WorkbenchContext & { server
         {
           ...ctx,
           signatureChecked: Boolean(ctx.serverPublicKey()),
+          serverPublicKeyPem: ctx.serverPublicKey() ? readFileSync(ctx.serverPublicKey()!, 'utf8') : undefined,
           traceTemplate,
           statusUrl: o.statusUrl,
           keyOptions: { pseudonymKeyFile: o.pseudonymKeyFile, pseudonymKeyId: o.pseudonymKeyId },

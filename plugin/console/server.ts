@@ -5,7 +5,7 @@
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
 import { readFileSync } from 'node:fs';
 import { authorized, challenge, isLoopback, type Credentials } from './auth.js';
-import { download, entry, search, status, timelineOf, type ApiAnswer, type ConsoleContext } from './api.js';
+import { bundle, entry, search, status, timelineOf, type ApiAnswer, type ConsoleContext } from './api.js';
 import { PAGE_HTML } from './page/html.js';
 import { PAGE_CSS } from './page/css.js';
 
@@ -29,7 +29,7 @@ const PAGE_JS = () => (pageJs ??= readFileSync(new URL('./page/app.js', import.m
 const API: Record<string, (ctx: ConsoleContext, q: URLSearchParams) => Promise<ApiAnswer>> = {
   '/api/search': search,
   '/api/entry': entry,
-  '/api/entry/download': download,
+  '/api/entry/bundle': bundle,
   '/api/timeline': timelineOf,
   '/api/status': (ctx) => status(ctx),
 };

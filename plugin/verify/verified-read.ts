@@ -329,6 +329,14 @@ export class AuditReader {
     return this.client.close();
   }
 
+  /**
+   * The admitted connection and its trusted session, for the evidence commands
+   * (plugin/evidence/collect.ts), which ask for proofs of their own and check them here.
+   */
+  get proofSource(): { client: ImmudbClient; session: TrustedSession } {
+    return { client: this.client, session: this.session };
+  }
+
   /** The identity (immudb-uuid) of the server this reader is connected to. */
   get serverUuid(): string {
     return this.client.serverUuid;

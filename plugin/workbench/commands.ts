@@ -53,7 +53,7 @@ function usage<T>(parse: (v: string) => T): (v: string) => T {
   };
 }
 
-function addFilters(cmd: Command): Command {
+export function addFilters(cmd: Command): Command {
   const now = Date.now();
   return cmd
     .option('--consumer <consumer>', 'consumer id, username or custom id (pseudonymised usernames/custom ids match with --pseudonym-key-file)', usage(parseNonEmpty))

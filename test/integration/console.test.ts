@@ -2,7 +2,7 @@
 // playwright-core) against the real immudb, with entries written by the real plugin server:
 // search and paging give the CLI's answers, the chart counts them, an entry shows its
 // verification (and fails loudly once the server is replaced by one holding a forged entry), the
-// download matches `verify --json`, hostile strings stay text, and credentials are enforced.
+// download is the entry's evidence bundle (verify-bundle passes it, a changed byte fails), hostile strings stay text, and credentials are enforced.
 import test, { type ExecutionContext } from 'ava';
 import { spawn, type ChildProcess } from 'node:child_process';
 import { existsSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
@@ -306,7 +306,7 @@ serial('hostile strings in entries are shown as text and never run', async (t) =
   }
 });
 
-serial("an entry's view: its verification, its trace link, the writers' status, and a download that matches verify --json", async (t) => {
+serial("an entry's view: its verification, its trace link, the writers' status, and its evidence bundle, verified by verify-bundle", async (t) => {
   const { ctx, page } = await openPage(t, main.url);
   try {
     const rows = await cliSearch(['--since', SINCE, '--until', UNTIL]);
@@ -326,19 +326,30 @@ serial("an entry's view: its verification, its trace link, the writers' status, 
     t.regex((await page.locator('#writers').textContent())!, /plugin server pid \d+/);
     await shot(t, page, 'entry');
 
+    // The download is the entry's evidence bundle, which verify-bundle checks with no immudb access.
     const [download] = await Promise.all([page.waitForEvent('download'), page.click('#download')]);
-    const file = join(dir, 'download.json');
+    t.is(download.suggestedFilename(), `audit-${traced.audit_id}.bundle.json`);
+    const file = join(dir, 'download.bundle.json');
     await download.saveAs(file);
-    const got = JSON.parse(readFileSync(file, 'utf8')) as { audit_id: string; key: string; tx: number; server_uuid: string; entry: unknown; value: string; proof: { inclusion: string } };
+    const offline = await runCli(['--json', 'verify-bundle', file], { IMMUDB_ADDRESS: '127.0.0.1:9', IMMUDB_PASSWORD: '' });
+    t.is(offline.code, 0, offline.stderr);
+    const checked = JSON.parse(offline.stdout) as { verified: boolean; database: string; entries: Array<{ audit_id: string; tx: number }> };
+    t.true(checked.verified);
+    t.is(checked.database, DB);
     const cli = await runCli([...target, '--json', 'verify', traced.audit_id], env);
     t.is(cli.code, 0, cli.stderr);
     const v = JSON.parse(cli.stdout) as { key: string; tx: number; server_uuid: string; entry: unknown };
-    t.is(got.audit_id, traced.audit_id);
-    t.is(got.key, v.key);
-    t.is(got.tx, v.tx);
+    t.deepEqual(checked.entries, [{ audit_id: traced.audit_id, tx: v.tx }]);
+    const got = JSON.parse(readFileSync(file, 'utf8')) as { server_uuid: string; entries: Array<{ key: string; entry: unknown; value: string }> };
     t.is(got.server_uuid, v.server_uuid);
-    t.deepEqual(got.entry, v.entry);
-    t.deepEqual(JSON.parse(got.value), v.entry);
+    t.is(got.entries[0]!.key, v.key);
+    t.deepEqual(got.entries[0]!.entry, v.entry);
+    t.deepEqual(JSON.parse(Buffer.from(got.entries[0]!.value, 'base64').toString('utf8')), v.entry);
+    // A changed byte of the downloaded entry fails, naming it.
+    writeFileSync(file, readFileSync(file, 'utf8').replace(got.entries[0]!.value, Buffer.from(Buffer.from(got.entries[0]!.value, 'base64').toString('utf8').replace('"schema_version"', '"schema_versioN"')).toString('base64')));
+    const changed = await runCli(['verify-bundle', file]);
+    t.is(changed.code, 3);
+    t.regex(changed.stderr, /^immudb-audit: VERIFICATION FAILED: entries\[0\]\.(entry|inclusion_proof)/);
   } finally {
     await ctx.close();
   }
@@ -440,7 +451,7 @@ serial('a tampered entry fails loudly: the server replaced by one holding a forg
       t.is(await page.locator('#fields tbody tr').count(), 0);
       await page.locator('#error').filter({ hasText: /VERIFICATION FAILED/ }).waitFor();
       await page.locator('#state.failed').filter({ hasText: /^VERIFICATION FAILED: the index is not brought up to date/ }).waitFor();
-      t.is((await fetch(`${main.url}api/entry/download?id=${row!.audit_id}`)).status, 409);
+      t.is((await fetch(`${main.url}api/entry/bundle?id=${row!.audit_id}`)).status, 409);
       t.is(await page.evaluate(() => (window as unknown as { __pwned?: unknown }).__pwned), undefined);
       t.deepEqual(dialogs, []);
       await shot(t, page, 'tampered');

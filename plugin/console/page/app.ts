@@ -251,8 +251,8 @@ function showEntry(a: EntryAnswer | { error: string }) {
     }),
   );
   download.hidden = false;
-  download.href = `/api/entry/download?id=${encodeURIComponent(a.audit_id)}`;
-  download.download = `audit-entry-${a.audit_id}.json`;
+  download.href = `/api/entry/bundle?id=${encodeURIComponent(a.audit_id)}`;
+  download.download = `audit-${a.audit_id}.bundle.json`;
   trace.hidden = !a.trace_url;
   if (a.trace_url && /^https?:\/\//i.test(a.trace_url)) trace.href = a.trace_url;
   else trace.removeAttribute('href');

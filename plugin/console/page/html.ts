@@ -55,7 +55,7 @@ export const PAGE_HTML = `<!doctype html>
 <section id="entry" hidden>
   <h2>Entry <span id="entry-id"></span></h2>
   <div id="verification"></div>
-  <p class="actions"><a id="trace-link" hidden rel="noopener noreferrer" target="_blank">Open its trace</a> <a id="download" download>Download the verified entry (JSON)</a></p>
+  <p class="actions"><a id="trace-link" hidden rel="noopener noreferrer" target="_blank">Open its trace</a> <a id="download" download title="the entry with its proofs and the signed state: check it offline with immudb-audit verify-bundle">Download its evidence bundle</a></p>
   <table id="fields"><thead><tr><th>Field</th><th>Value</th></tr></thead><tbody></tbody></table>
 </section>
 </main>

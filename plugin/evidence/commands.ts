@@ -1,0 +1,178 @@
+// The evidence commands: `checkpoint` (the verified state as a signed note), `bundle` (entries
+// with every proof needed to check them offline) and `verify-bundle` (that check, with no immudb
+// access), and the `--checkpoint` check of `verify --all`. Formats: docs/evidence-bundle.md,
+// docs/verification.md ("Checkpoints"); decisions #28-29.
+import { InvalidArgumentError, type Command } from 'commander';
+import { readFileSync, renameSync, writeFileSync } from 'node:fs';
+import type { KeyObject } from 'node:crypto';
+import { parseServerPublicKey } from '../store/proofs/index.js';
+import type { AuditReader } from '../verify/verified-read.js';
+import { addFilters, conditionOf, withIndex, type KeyOptions, type WorkbenchContext } from '../workbench/commands.js';
+import type { FilterOptions } from '../workbench/filters.js';
+import { parseBundle, verifyBundle, type BundleVerification, type EvidenceBundleV1 } from './bundle-verify.js';
+import { parseCheckpoint, readEd25519PrivateKey, readEd25519PublicKey, signCheckpoint, verifyCheckpointSignatures, type ParsedCheckpoint } from './checkpoint-note.js';
+import { checkpointOf, collectBundle, proveCurrentState, proveExtends } from './collect.js';
+
+export interface EvidenceContext extends WorkbenchContext {
+  /** PEM of immudb's state signing key (--server-public-key), if configured. */
+  serverPublicKey(): string | undefined;
+}
+
+/** Default key name of the auditor's checkpoint signature (a C2SP key name: no spaces, no '+'). */
+export const DEFAULT_SIGNER_NAME = 'kong-immudb-audit/auditor';
+/** Entries a filtered bundle holds at most unless --limit says otherwise. */
+export const DEFAULT_BUNDLE_LIMIT = 100;
+
+function readText(file: string, what: string): string {
+  try {
+    return readFileSync(file, 'utf8');
+  } catch (e) {
+    throw new InvalidArgumentError(`cannot read ${what} ${file}: ${(e as NodeJS.ErrnoException).code ?? (e as Error).message}`);
+  }
+}
+
+function usageKey<T>(read: () => T): T {
+  try {
+    return read();
+  } catch (e) {
+    throw new InvalidArgumentError((e as Error).message);
+  }
+}
+
+export function readCheckpointFile(file: string): ParsedCheckpoint & { note: string } {
+  const note = readText(file, 'checkpoint');
+  return { ...parseCheckpoint(note, `checkpoint ${file}`), note };
+}
+
+/** Writes FILE.partial, then renames it: a reader never sees half a file. */
+function writeWhole(file: string, text: string): void {
+  writeFileSync(`${file}.partial`, text, { mode: 0o644 });
+  renameSync(`${file}.partial`, file);
+}
+
+/**
+ * `verify --all --checkpoint FILE`: after the walk, the server proves that its current state
+ * extends the checkpoint (and the checkpoint's immudb signature holds when a key is configured).
+ */
+export async function checkCheckpoint(reader: AuditReader, file: string, serverPublicKey?: string) {
+  const c = readCheckpointFile(file);
+  verifyCheckpointSignatures(c, { serverKey: serverPublicKey ? parseServerPublicKey(serverPublicKey) : undefined }, `checkpoint ${file}`);
+  const state = await proveCurrentState(reader);
+  await proveExtends(reader, c, state);
+  return { tx: c.txId, time: c.time, serverUuid: c.serverUuid, extendedTo: state.txId };
+}
+
+export function registerEvidence(program: Command, ctx: EvidenceContext): void {
+  program
+    .command('checkpoint')
+    .description("the log's current state, proven against this auditor's trusted state, as a signed note (origin, tx, Alh, time, server, database, immudb's state signature; with --signing-key also the auditor's Ed25519 signature). Keep them: verify --all --checkpoint proves the log only grew since")
+    .option('-o, --output <file>', 'write the note to this file (default: stdout)')
+    .option('--signing-key <file>', "the auditor's Ed25519 private key (PEM, openssl genpkey -algorithm ed25519): add a C2SP note signature")
+    .option('--signer-name <name>', 'key name of that signature', DEFAULT_SIGNER_NAME)
+    .action(async (o: { output?: string; signingKey?: string; signerName: string }) => {
+      const g = ctx.globals();
+      const key = o.signingKey ? usageKey(() => readEd25519PrivateKey(readText(o.signingKey!, 'signing key'), o.signingKey!)) : undefined;
+      const state = await ctx.withReader((reader) => proveCurrentState(reader));
+      const note = usageKey(() => signCheckpoint(checkpointOf(state), key ? { name: o.signerName, key } : undefined));
+      const summary = `checkpoint: tx ${state.txId} of database ${state.database} on server ${state.serverUuid}, Alh ${state.alh.toString('hex')}` +
+        `${state.signature ? ', signed by immudb' : ', not signed by immudb (the server has no --signingKey)'}${key ? `, signed by ${o.signerName}` : ''}`;
+      if (o.output) writeWhole(o.output, note);
+      if (g.json) {
+        process.stdout.write(JSON.stringify({ file: o.output ?? null, tx: state.txId, alh: state.alh.toString('hex'), server_uuid: state.serverUuid, database: state.database, immudb_signed: state.signature !== null, auditor_signed: Boolean(key), note }) + '\n');
+      } else if (o.output) {
+        process.stdout.write(`${summary}; written to ${o.output}\n`);
+      } else {
+        process.stdout.write(note);
+        process.stderr.write(`${summary}\n`);
+      }
+    });
+
+  addFilters(
+    program
+      .command('bundle')
+      .description("an evidence bundle: the given entries (audit ids and/or the search filters) with their tx headers, inclusion proofs and dual proofs to one state of the log immudb signed, that signature and its key's fingerprint, and with --checkpoint the proof that the state extends it; verify-bundle checks it offline")
+      .argument('[audit-id...]', 'audit ids (UUID)'),
+  )
+    .option('-o, --output <file>', 'write the bundle to this file (default: stdout)')
+    .option('--checkpoint <file>', 'also prove that the state extends this checkpoint (immudb-audit checkpoint)')
+    .action(async (ids: string[], o: FilterOptions & KeyOptions & { limit?: number; output?: string; checkpoint?: string }) => {
+      const g = ctx.globals();
+      const { output, checkpoint: cpFile, limit, ...filters } = o;
+      const filtered = Object.entries(filters).some(([k, v]) => v !== undefined && k !== 'pseudonymKeyFile' && k !== 'pseudonymKeyId');
+      if (!ids.length && !filtered) throw new InvalidArgumentError('give audit ids, search filters (e.g. --status 403 --since 24h), or both');
+      const checkpoint = cpFile ? readCheckpointFile(cpFile) : undefined;
+      const all = [...ids];
+      if (filtered) {
+        const cond = conditionOf(o);
+        const max = limit ?? DEFAULT_BUNDLE_LIMIT;
+        const rows = await withIndex(ctx, async (index) => {
+          const found = [...index.query(cond, max + 1)];
+          if (found.length > max) throw new InvalidArgumentError(`${index.count(cond)} entries match the filters, more than --limit ${max}: narrow the filters or raise --limit (a bundle is never cut short)`);
+          return found;
+        });
+        all.push(...rows.map((r) => r.audit_id));
+      }
+      if (!all.length) throw new InvalidArgumentError('no entries match the filters: nothing to bundle');
+      const bundle = await ctx.withReader((reader) => collectBundle(reader, { ids: all, prefix: g.prefix, checkpoint, serverPublicKey: ctx.serverPublicKey(), createdBy: `kong-immudb-audit ${ctx.productVersion}` }));
+      const text = JSON.stringify(bundle, null, 1) + '\n';
+      // What is written must verify offline as it stands.
+      verifyBundle(parseBundle(text), { publicKeyPem: ctx.serverPublicKey(), checkpointNote: checkpoint?.note });
+      const summary = `bundle: ${bundle.entries.length} ${bundle.entries.length === 1 ? 'entry' : 'entries'} of database ${bundle.database} proven against tx ${bundle.state.tx_id} on server ${bundle.server_uuid}` +
+        `${bundle.state.signature ? `, state signed by immudb (key ${bundle.state.public_key_fingerprint}${bundle.state.public_key_pinned ? '' : ', not pinned: no --server-public-key'})` : ', state not signed (the server has no --signingKey)'}` +
+        `${checkpoint ? `, extends checkpoint tx ${checkpoint.txId}` : ''}`;
+      if (output) {
+        writeWhole(output, text);
+        process.stdout.write(g.json ? JSON.stringify({ bundle: output, entries: bundle.entries.length, state_tx: bundle.state.tx_id, signed: bundle.state.signature !== null, fingerprint: bundle.state.public_key_fingerprint }) + '\n' : `${summary}; written to ${output}\n`);
+      } else {
+        process.stdout.write(text);
+        process.stderr.write(`${summary}\n`);
+      }
+    });
+
+  program
+    .command('verify-bundle')
+    .description('check an evidence bundle offline (no immudb access): every entry included in its tx, every tx linked to the signed state, the signature, and the checkpoint; exit 3 naming the part that fails')
+    .argument('<file>', 'the bundle (immudb-audit bundle -o FILE)')
+    .option('--public-key <file>', "immudb's state signing public key (PEM): the state must be signed by it (default: --server-public-key)")
+    .option('--checkpoint <file>', 'a checkpoint you hold: the bundle must prove that its state extends it')
+    .option('--auditor-public-key <file>', "the auditor's Ed25519 public key (PEM): the bundle's checkpoint must carry its signature")
+    .option('--auditor-name <name>', 'key name of that signature', DEFAULT_SIGNER_NAME)
+    .action((file: string, o: { publicKey?: string; checkpoint?: string; auditorPublicKey?: string; auditorName: string }) => {
+      const g = ctx.globals();
+      const pem = o.publicKey ? readText(o.publicKey, 'public key') : ctx.serverPublicKey();
+      if (pem) usageKey(() => parseServerPublicKey(pem));
+      const auditor: { name: string; key: KeyObject } | undefined = o.auditorPublicKey
+        ? { name: o.auditorName, key: usageKey(() => readEd25519PublicKey(readText(o.auditorPublicKey!, 'auditor public key'), o.auditorPublicKey!)) }
+        : undefined;
+      const checkpointNote = o.checkpoint ? readText(o.checkpoint, 'checkpoint') : undefined;
+      const text = readText(file, 'bundle');
+      const r = verifyBundle(parseBundle(text), { publicKeyPem: pem, checkpointNote, auditor });
+      print(g.json, r, parseBundle(text));
+    });
+}
+
+function print(json: boolean | undefined, r: BundleVerification, b: EvidenceBundleV1): void {
+  if (json) {
+    process.stdout.write(JSON.stringify({
+      verified: true, server_uuid: r.serverUuid, database: r.database, state: { tx: r.state.txId, alh: r.state.alh },
+      signature: r.signature, fingerprint: r.fingerprint, checkpoint: r.checkpoint,
+      entries: r.entries.map((e) => ({ audit_id: e.auditId, tx: e.txId })),
+    }) + '\n');
+    return;
+  }
+  const sig = {
+    pinned: `valid, made with the given public key (${r.fingerprint})`,
+    unpinned: `valid under the key the bundle carries (${r.fingerprint}), which nothing here pins: give --public-key with immudb's key to check it is the server's`,
+    absent: 'none (the server does not sign its states): the bundle shows internal consistency only, anchor it with a checkpoint you hold',
+  }[r.signature];
+  const lines = [
+    `bundle verified: ${r.entries.length} ${r.entries.length === 1 ? 'entry' : 'entries'} of database ${r.database} (server ${r.serverUuid}), each included in its transaction, linked to the state tx ${r.state.txId} (Alh ${r.state.alh})`,
+    `  state signature: ${sig}`,
+    `  checkpoint: ${r.checkpoint ? `the state extends the checkpoint of tx ${r.checkpoint.txId} (taken ${r.checkpoint.time})${r.checkpoint.auditorSigned ? ', signed by the given auditor key' : ''}` : 'none in the bundle'}`,
+  ];
+  b.entries.forEach((e, i) => {
+    const v = e.entry as { time?: string; what?: { method?: string; path?: string }; outcome?: { status?: number } } | null;
+    lines.push(`  ${e.audit_id}  tx ${r.entries[i]!.txId}  ${v?.time ?? ''}  ${v?.what?.method ?? '-'} ${v?.what?.path ?? '-'} -> ${v?.outcome?.status ?? '-'}`);
+  });
+  process.stdout.write(lines.join('\n') + '\n');
+}
