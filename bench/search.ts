@@ -1,15 +1,19 @@
 // Benchmark 6: the auditor's workbench.
-//  - Search: 1,000,000 entries (100,000 with --quick) filled into the index directly (not through
-//    immudb: rows of realistic entries, times spread over 30 days), then filtered searches as
-//    `search` runs them (first 1000 rows by time, and the count of all matches). Goal < 1 s each.
-//  - Index update against `verify --all` on the same transactions through a real immudb
-//    (100,000 entries, 25,600 with --quick, in 1024-entry transactions): the update is the same
-//    verified walk plus the index inserts; a fresh auditor each time, so the update measured is
-//    a first run (an empty index, filled in bulk). Goal: update rate >= 0.8 x verify --all rate.
+//  - Search: 1,000,000 entries (100,000 with --quick; --index-rows N for another size) filled into
+//    the index directly (not through immudb: rows of realistic entries, times spread over 30
+//    days), then filtered searches as `search` runs them (first 1000 rows by time, and the count
+//    of all matches). Goal < 1 s each once the index is current.
+//  - The walk, on the same transactions through a real immudb (100,000 entries, 25,600 with
+//    --quick; --walk-entries N), in 1024-entry transactions, rounds alternated: plain TxScan
+//    (8 txs per call, values included), `verify --all` (the verified walk), and the index update
+//    (the same walk plus the index inserts; a fresh auditor each time, so a first run: an empty
+//    index, filled in bulk). Goals: update rate >= 0.8 x verify --all rate (issue 14), and
+//    verify --all >= 0.8 x plain TxScan (issue 17). Client and immudb CPU per entry beside.
 import { mkdtempSync, rmSync, statSync } from 'node:fs';
-import { tmpdir } from 'node:os';
+import { loadavg, tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { v7 as uuidv7 } from 'uuid';
+import { EntryTypeAction } from '../plugin/store/immudb-types.js';
 import { AuditReader } from '../plugin/verify/verified-read.js';
 import { AuditIndex } from '../plugin/workbench/audit-index.js';
 import { filterCondition, parseStatus, type FilterOptions } from '../plugin/workbench/filters.js';
@@ -17,6 +21,7 @@ import { indexRow } from '../plugin/workbench/index-row.js';
 import { updateIndex } from '../plugin/workbench/update-index.js';
 import { auditRecords, fixturePool } from './lib/payloads.js';
 import type { BenchContext, BenchResult } from './lib/report.js';
+import { CpuMeter } from './lib/proc.js';
 import { startBenchImmudb } from './lib/stack.js';
 import { checkTarget, perSecond, ratio } from './lib/stats.js';
 
@@ -24,6 +29,16 @@ const PREFIX = 'audit';
 const DB = 'bench_search';
 const TX_SIZE = 1024;
 const DAY = 86_400_000;
+
+/** `--name N` or `--name=N` on the command line (bench/run.ts passes its arguments through). */
+function sizeArg(name: string): number | undefined {
+  const args = process.argv;
+  const i = args.findIndex((a) => a === `--${name}` || a.startsWith(`--${name}=`));
+  if (i < 0) return undefined;
+  const v = Number(args[i]!.includes('=') ? args[i]!.split('=')[1] : args[i + 1]);
+  if (!Number.isSafeInteger(v) || v < 1) throw new Error(`--${name}: expected a whole number >= 1`);
+  return v;
+}
 
 function fillIndex(index: AuditIndex, count: number, now: number): number {
   const pool = auditRecords(1000, PREFIX, fixturePool(1000)).map((r) => {
@@ -51,7 +66,7 @@ export async function run(ctx: BenchContext): Promise<BenchResult> {
   const immudb = await startBenchImmudb();
   try {
     // 1. Searches over a large index.
-    const rows = ctx.quick ? 100_000 : 1_000_000;
+    const rows = sizeArg('index-rows') ?? (ctx.quick ? 100_000 : 1_000_000);
     const now = Date.now();
     const index = AuditIndex.open(join(dir, 'filled.index.sqlite'), { serverUuid: 'bench', database: DB, prefix: PREFIX });
     ctx.log(`search: filling the index with ${rows} rows`);
@@ -76,8 +91,8 @@ export async function run(ctx: BenchContext): Promise<BenchResult> {
     index.close();
     const slowest = Math.max(...searchRows.filter((r) => r.goal).map((r) => r.ms));
 
-    // 2. Index update against verify --all, same transactions, through immudb.
-    const total = ctx.quick ? 25_600 : 100_000;
+    // 2. The walk: plain TxScan, verify --all and the index update on the same transactions.
+    const total = sizeArg('walk-entries') ?? (ctx.quick ? 25_600 : 100_000);
     const client = await immudb.connect(DB);
     const pool = fixturePool(1000);
     let lastId = '';
@@ -87,55 +102,86 @@ export async function run(ctx: BenchContext): Promise<BenchResult> {
       lastId = recs.at(-1)!.id;
       n += recs.length;
     }
+    // Reads wait for immudb's index to catch up; let it before timing them.
     await client.get(Buffer.from(`${PREFIX}:entry:${lastId}`));
+    const lastTx = Number((await client.currentState()).txId);
     const conn = { host: immudb.host, port: immudb.port, username: immudb.username, password: immudb.password, database: DB };
-    const walk = async (update: boolean, round: number) => {
+    const meter = new CpuMeter({ client: process.pid, immudb: immudb.pid });
+    type Mode = 'plain TxScan' | 'verify --all' | 'index update';
+    const walk = async (mode: Mode, round: number) => {
       const stateDir = mkdtempSync(join(dir, 'auditor-'));
-      const reader = await AuditReader.open(conn, PREFIX, stateDir);
+      const reader = mode === 'plain TxScan' ? undefined : await AuditReader.open(conn, PREFIX, stateDir);
       try {
+        meter.lap();
         const t0 = performance.now();
-        const cpu0 = process.cpuUsage();
-        let entries: number;
-        if (update) {
-          entries = (await updateIndex(reader, { file: join(stateDir, 'update.index.sqlite'), ident: { serverUuid: reader.serverUuid, database: DB, prefix: PREFIX } })).entries;
+        let entries = 0;
+        let phases: { 'walk ms'?: number; 'commit ms'?: number } = {};
+        if (mode === 'plain TxScan') {
+          for (let tx = 1; tx <= lastTx; ) {
+            const txs = await client.txScan(tx, Math.min(8, lastTx - tx + 1), EntryTypeAction.RAW_VALUE);
+            for (const t of txs) entries += t.entries.length;
+            tx += txs.length;
+            if (!txs.length) break;
+          }
+        } else if (mode === 'verify --all') {
+          entries = (await reader!.verifyAll({ fromTx: 1 })).entries;
         } else {
-          entries = (await reader.verifyAll({ fromTx: 1 })).entries;
+          const u = await updateIndex(reader!, { file: join(stateDir, 'update.index.sqlite'), ident: { serverUuid: reader!.serverUuid, database: DB, prefix: PREFIX } });
+          entries = u.entries;
+          // The walk with the inserts beside it, then the commit (indexes built, pages written, fsync).
+          phases = { 'walk ms': u.walkMs, 'commit ms': u.commitMs };
         }
         const ms = performance.now() - t0;
-        const cpu = process.cpuUsage(cpu0);
-        ctx.log(`search: ${update ? 'index update' : 'verify --all'} round ${round}: ${perSecond(entries, ms).toFixed(0)} entries/s`);
-        // CPU of the whole process: the walk, and the index writer thread for an update.
-        return { mode: update ? 'index update (verified walk + inserts)' : 'verify --all', round, entries, ms, 'entries/s': perSecond(entries, ms), 'process CPU µs/entry': (cpu.user + cpu.system) / entries };
+        const cpu = meter.lap();
+        ctx.log(`search: ${mode} round ${round}: ${perSecond(entries, ms).toFixed(0)} entries/s`);
+        // Client CPU is the whole benchmark process: the walk, and the index writer thread for an update.
+        return { mode, round, entries, ms, ...phases, 'entries/s': perSecond(entries, ms), 'client CPU µs/entry': (cpu.client! * 1000) / entries, 'immudb CPU µs/entry': (cpu.immudb! * 1000) / entries };
       } finally {
-        await reader.close();
+        await reader?.close();
+        rmSync(stateDir, { recursive: true, force: true });
       }
     };
-    // Alternated, two rounds each: the machine's load drifts.
+    // Alternated rounds: the machine's load drifts, so each ratio is also taken within a round.
+    const rounds = ctx.quick ? 2 : 3;
     const walks: Array<Awaited<ReturnType<typeof walk>>> = [];
-    for (const round of [1, 2]) {
-      walks.push(await walk(false, round));
-      walks.push(await walk(true, round));
+    for (let round = 1; round <= rounds; round++) {
+      for (const mode of ['plain TxScan', 'verify --all', 'index update'] as const) walks.push(await walk(mode, round));
     }
-    const best = (update: boolean) => Math.max(...walks.filter((w) => w.mode.startsWith('index') === update).map((w) => w['entries/s']));
-    const updateVsVerify = ratio(best(true), best(false));
+    const rate = (mode: Mode, round?: number) => Math.max(...walks.filter((w) => w.mode === mode && (round === undefined || w.round === round)).map((w) => w['entries/s']));
+    const perRound = (a: Mode, b: Mode) => Array.from({ length: rounds }, (_, i) => ratio(rate(a, i + 1), rate(b, i + 1)));
+    const updateVsVerify = ratio(rate('index update'), rate('verify --all'));
+    const verifyVsScan = ratio(rate('verify --all'), rate('plain TxScan'));
+    const span = (xs: number[]) => `${Math.min(...xs).toFixed(2)}-${Math.max(...xs).toFixed(2)}`;
+    const ratios = [
+      { ratio: 'index update / verify --all (issue 14, goal >= 0.8)', 'best / best': updateVsVerify, 'per round': span(perRound('index update', 'verify --all')) },
+      { ratio: 'verify --all / plain TxScan (issue 17, goal >= 0.8)', 'best / best': verifyVsScan, 'per round': span(perRound('verify --all', 'plain TxScan')) },
+    ];
 
     return {
       name: 'search',
-      title: `6. Auditor's workbench: searches over ${rows.toLocaleString('en-US')} indexed entries; index update vs verify --all over ${total.toLocaleString('en-US')} entries`,
+      title: `6. Auditor's workbench: searches over ${rows.toLocaleString('en-US')} indexed entries; the walk (plain TxScan, verify --all, index update) over ${total.toLocaleString('en-US')} entries`,
       tables: [
-        { title: `Searches (first 1000 by time and the count of all matches), index of ${rows.toLocaleString('en-US')} rows, ${(statSync(join(dir, 'filled.index.sqlite')).size / 2 ** 20).toFixed(0)} MiB`, rows: searchRows },
-        { title: 'Index update vs verify --all (same transactions, real immudb, fresh auditor each)', rows: walks },
+        { title: `Searches (first 1000 by time and the count of all matches), index of ${rows.toLocaleString('en-US')} rows, ${(statSync(join(dir, 'filled.index.sqlite')).size / 2 ** 20).toFixed(0)} MiB, filled at ${perSecond(rows, fillMs).toFixed(0)} rows/s`, rows: searchRows },
+        { title: `The walk over ${total.toLocaleString('en-US')} entries in ${lastTx} transactions (real immudb, fresh auditor each, rounds alternated)`, rows: walks },
+        { title: 'Ratios (rates of the best rounds, and within each round)', rows: ratios },
       ],
       figures: {
         indexedRows: rows,
         fillRowsPerSec: perSecond(rows, fillMs),
         slowestSearchMs: slowest,
-        updateEntriesPerSec: best(true),
-        verifyAllEntriesPerSec: best(false),
+        walkEntries: total,
+        txScanEntriesPerSec: rate('plain TxScan'),
+        updateEntriesPerSec: rate('index update'),
+        verifyAllEntriesPerSec: rate('verify --all'),
         updateVsVerifyAll: updateVsVerify,
+        verifyAllVsTxScan: verifyVsScan,
       },
-      targets: [checkTarget("slowest of the issue's searches (ms)", slowest, '<=', 1000), checkTarget('index update rate / verify --all rate', updateVsVerify, '>=', 0.8)],
-      notes: [`update vs verify --all measured in this run: ${updateVsVerify.toFixed(2)} (best of two alternated rounds each, ${total.toLocaleString('en-US')} entries through immudb)`],
+      targets: [
+        checkTarget("slowest of the issue's searches (ms)", slowest, '<=', 1000),
+        checkTarget('index update rate / verify --all rate', updateVsVerify, '>=', 0.8),
+        checkTarget('verify --all rate / plain TxScan rate', verifyVsScan, '>=', 0.8),
+      ],
+      notes: [`measured in this run over ${total.toLocaleString('en-US')} entries through immudb: index update / verify --all ${updateVsVerify.toFixed(2)} (rounds ${span(perRound('index update', 'verify --all'))}), verify --all / plain TxScan ${verifyVsScan.toFixed(2)} (rounds ${span(perRound('verify --all', 'plain TxScan'))}); load average ${loadavg().map((l) => l.toFixed(1)).join(' ')}`],
     };
   } finally {
     await immudb.dispose();

@@ -1,10 +1,12 @@
 // Benchmark 3: verification throughput over 100,000 audit entries, written directly with our
 // client in 1024-entry transactions (realistic entries, as the plugin encodes them). Compared,
 // in one run against the same entries:
-//  - whole history: `verify --all` (AuditReader.verifyAll: TxScan with values, every entry
-//    checked against its header's eH, the headers checked as one local Alh chain, ONE dual proof
-//    of the last transaction against the trusted state), against plain reads of the same
-//    transactions (TxScan, values included) and a key scan;
+//  - whole history: `verify --all` (AuditReader.verifyAll: TxScan with values, the next page
+//    asked for while the current one is checked, every entry checked against its header's eH,
+//    the headers checked as one local Alh chain, ONE dual proof of the last transaction against
+//    the trusted state), against plain reads of the same transactions (TxScan, values included,
+//    one call after another) and a key scan; benchmark 6 (search.ts) repeats verify --all and
+//    plain TxScan in alternated rounds next to the index update;
 //  - single entries: `verify <id>` (AuditReader.verify: VerifiableGet + proofs + state file),
 //    VerifiableGet + proofs with the state in memory, against plain Get; sampled, time-bounded.
 import { mkdtempSync, rmSync } from 'node:fs';

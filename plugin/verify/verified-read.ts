@@ -2,6 +2,7 @@
 // auditor's own trusted state (the trusted session, shared with the writer), which advances
 // only when every check passed.
 import { ImmudbClient, ImmudbError, isKeyNotFoundError, type ImmudbConnectionOptions } from '../store/immudb-client.js';
+import { txScanPages } from '../store/tx-scan-pages.js';
 import { BehindError, TrustedSession, type TrustedState } from '../store/trusted-session.js';
 import { INITIAL_ALH, TxChain, verifyVerifiableEntry, verifyVerifiableTx, VerificationError } from '../store/proofs/index.js';
 import { EntryTypeAction } from '../store/immudb-types.js';
@@ -50,12 +51,6 @@ export interface VerifiedEntry {
  * ms. A returned promise is awaited before the walk goes on (a slower consumer holds it back).
  */
 export type OnVerifiedEntries = (tx: { id: number; time: number }, entries: VerifiedEntry[]) => void | Promise<void>;
-
-
-/** Transactions per TxScan call of `verifyAll` (halved while a page is too large for one message). */
-const SCAN_PAGE_TXS = 8;
-/** gRPC status of a message over the size limit. */
-const GRPC_RESOURCE_EXHAUSTED = 8;
 
 const UUID = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/i;
 
@@ -282,23 +277,9 @@ export class AuditReader {
     if (trusted && trusted.txId >= first) chain.expectAlh(trusted.txId, trusted.alh);
     const entryPrefix = Buffer.from(kindPrefix(this.prefix, 'entry'));
     let entries = 0;
-    let page = SCAN_PAGE_TXS;
-    while (chain.nextTxId <= current) {
-      const start = chain.nextTxId;
-      const limit = Math.min(page, current - start + 1);
-      let txs;
-      try {
-        txs = await this.client.txScan(start, limit, EntryTypeAction.RAW_VALUE);
-      } catch (e) {
-        // A page too large for one message: fewer transactions per call.
-        if (limit > 1 && e instanceof ImmudbError && e.code === GRPC_RESOURCE_EXHAUSTED) {
-          page = limit >> 1;
-          continue;
-        }
-        throw e;
-      }
-      if (!txs?.length) throw new VerificationError(`tx ${start}: the scan returned no transactions, but the server reports tx ${current}`);
-      for (const tx of txs.slice(0, limit)) {
+    // Pages read one ahead (tx-scan-pages.ts): each is checked here, in order, before the next.
+    for await (const { txs } of txScanPages(this.client, first, current)) {
+      for (const tx of txs) {
         const { header } = chain.append(tx);
         let n = 0;
         const audit: VerifiedEntry[] | undefined = opts.onEntries ? [] : undefined;
