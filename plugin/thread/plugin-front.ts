@@ -7,6 +7,7 @@ import { redactSecretFields } from '../capture/secret-refs.js';
 import { serializeLog, type KongLogPdk } from '../capture/kong-log.js';
 import { auditThread } from './audit-thread-client.js';
 import { createLogger } from '../log.js';
+import { processSettings, readSettings } from '../settings.js';
 
 const logger = createLogger('plugin');
 
@@ -15,11 +16,8 @@ interface Handler {
 }
 
 /** Whether instances run in the audit thread: IMMUDB_AUDIT_THREAD on (default) or off. */
-export function auditThreadEnabled(env: NodeJS.ProcessEnv = process.env): boolean {
-  const v = (env.IMMUDB_AUDIT_THREAD ?? '').trim().toLowerCase();
-  if (v === '' || v === 'on' || v === 'true' || v === '1') return true;
-  if (v === 'off' || v === 'false' || v === '0') return false;
-  throw new Error(`IMMUDB_AUDIT_THREAD must be "on" or "off", got ${JSON.stringify(env.IMMUDB_AUDIT_THREAD)}`);
+export function auditThreadEnabled(env?: NodeJS.ProcessEnv): boolean {
+  return (env ? readSettings(env) : processSettings()).auditThread;
 }
 
 let nextInstance = 0;
