@@ -39,7 +39,7 @@ export class PipelineRegistry {
 
   /** The process's tracing (created on first use; null when OTEL_SDK_DISABLED=true). */
   tracing(): AuditTracing | null {
-    if (this.tracer === undefined) this.tracer = AuditTracing.fromEnv(process.env, createLogger('tracing'));
+    if (this.tracer === undefined) this.tracer = AuditTracing.fromEnv(createLogger('tracing'));
     return this.tracer;
   }
 
