@@ -1,11 +1,12 @@
 // The plugin's own log lines. The plugin server's stdout/stderr go to Kong's error log, so a
 // line is prefixed with the plugin name; repeated problems are reported once per key so a
 // flood of bad requests cannot flood the log. Never pass secrets in here.
+import { processSettingsLenient } from './settings.js';
 
 export type Level = 'debug' | 'info' | 'warn' | 'error';
 
 const order: Record<Level, number> = { debug: 10, info: 20, warn: 30, error: 40 };
-const threshold = order[(process.env.IMMUDB_AUDIT_LOG_LEVEL as Level) ?? 'info'] ?? order.info;
+const threshold = order[processSettingsLenient().logLevel];
 
 export interface Logger {
   debug(msg: string): void;

@@ -7,6 +7,8 @@ source "$(dirname "$0")/env.sh"
 # `docker compose config` validates docker-compose.yml in the deployment test; Compose is built
 # from its Go module when the machine has none (cached, like immudb).
 bash kong/install-compose.sh >/dev/null
+# kubeconform checks examples/kubernetes against Kong's CRD schemas (test/integration/examples-tools.test.ts).
+bash kong/install-kubeconform.sh >/dev/null
 npm run --silent build
 targets=("$@")
 [ ${#targets[@]} -gt 0 ] || targets=(dist/test)

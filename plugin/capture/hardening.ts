@@ -10,6 +10,7 @@
 //
 // IMMUDB_AUDIT_UMASK (octal) sets another mask, "inherit" keeps the one inherited (e.g. when
 // Kong runs as another user than a separately managed plugin server).
+import { DEFAULT_UMASK, processSettingsLenient } from '../settings.js';
 
 export interface UmaskResult {
   /** The umask in force after the call. */
@@ -19,11 +20,9 @@ export interface UmaskResult {
   changed: boolean;
 }
 
-export const DEFAULT_UMASK = 0o077;
 
-/** Applies the umask policy; returns what it did. Never throws. */
-export function tightenUmask(env: NodeJS.ProcessEnv = process.env): UmaskResult {
-  const setting = (env.IMMUDB_AUDIT_UMASK ?? '').trim();
+/** Applies the umask policy (IMMUDB_AUDIT_UMASK, plugin/settings.ts); returns what it did. Never throws. */
+export function tightenUmask(setting: number | 'inherit' = processSettingsLenient().umask): UmaskResult {
   try {
     // process.umask(mask) sets and returns the previous mask (the no-argument form is deprecated).
     const previous = process.umask(DEFAULT_UMASK);
@@ -31,7 +30,7 @@ export function tightenUmask(env: NodeJS.ProcessEnv = process.env): UmaskResult 
       process.umask(previous);
       return { umask: previous, previous, changed: false };
     }
-    const wanted = /^0?[0-7]{3}$/.test(setting) ? parseInt(setting, 8) : DEFAULT_UMASK;
+    const wanted = setting;
     // Only ever tighten: bits already masked stay masked.
     const mask = previous | wanted;
     process.umask(mask);

@@ -23,6 +23,7 @@ import { encodeLossRecord, keyPrefixOf, noteLoss, parseLossWindows, type LossWin
 import type { AuditTracing, BatchSpan, EntrySpanRef } from '../telemetry/tracing.js';
 import type { PipelineStats } from '../telemetry/metrics.js';
 import { WriteHealth } from '../telemetry/write-health.js';
+import { processSettingsLenient } from '../settings.js';
 
 /** A record in memory: as spooled, plus the entry's span (for links) when it was traced. */
 export interface QueuedRecord extends SpooledRecord {
@@ -56,7 +57,7 @@ export class AuditPipeline {
   private overflow: boolean;
   /** Bytes of the entries held in memory (queue.max_bytes). */
   private memoryBytes = 0;
-  private readonly lowWater: number;
+  private lowWater: number;
   /** Entries the spool could not take, oldest first (loss records in front). */
   private held: HeldEntry[] = [];
   /** Entries are being held (logged when it starts and when it ends). */
@@ -78,24 +79,20 @@ export class AuditPipeline {
   spoolRefusing = false;
 
   constructor(
-    readonly queue: QueueConfig,
+    public queue: QueueConfig,
     readonly spool: Spool,
     readonly writer: AuditWriter,
     private readonly logger: Logger,
     readonly onBatch?: (batch: readonly KeyValue[], result: WriteResult, ms: number) => void,
     private readonly tracing?: PipelineTracing,
-    private readonly node: string = process.env.IMMUDB_AUDIT_NODE_ID || process.env.KONG_NODE_ID || hostname(),
+    private readonly node: string = processSettingsLenient().nodeId ?? hostname(),
   ) {
     this.lowWater = Math.max(1, Math.floor(queue.max_entries / 2));
     this.health = new WriteHealth(logger);
     this.batcher = new Batcher<QueuedRecord>(
       { write: (batch) => this.traced(batch) },
       {
-        maxBatchSize: queue.max_batch_size,
-        maxDelayMs: queue.max_coalescing_delay * 1000,
-        maxEntries: queue.max_entries,
-        initialRetryMs: queue.initial_retry_delay * 1000,
-        maxRetryMs: queue.max_retry_delay * 1000,
+        ...batcherLimits(queue),
         isFatal,
         onWritten: (batch, res, ms) => this.written(batch, res as WriteResult, ms),
         onRetry: (err, attempt, delay) => {
@@ -142,6 +139,16 @@ export class AuditPipeline {
     this.enqueue(pos, { key: record.key, value: record.value, at, ...(span ? { span } : {}) });
     if (this.held.length || this.openLosses.size) this.recovered();
     return true;
+  }
+
+  /**
+   * A newer configuration's queue settings (plugin/pipeline/registry.ts), from the next batch
+   * on. Only what is held in memory follows them; the spool keeps every entry either way.
+   */
+  setQueue(queue: QueueConfig) {
+    this.queue = queue;
+    this.lowWater = Math.max(1, Math.floor(queue.max_entries / 2));
+    this.batcher.setLimits(batcherLimits(queue));
   }
 
   /** A durable record into the memory queue, unless memory is full (then refilled from disk). */
@@ -456,4 +463,15 @@ export class AuditPipeline {
     if (left) this.logger.warn(`${left} audit entries stay in the spool (${this.spool.dir}) and are written on the next start`);
     return left;
   }
+}
+
+/** The batcher's sizes and delays of a queue configuration. */
+function batcherLimits(queue: QueueConfig) {
+  return {
+    maxBatchSize: queue.max_batch_size,
+    maxDelayMs: queue.max_coalescing_delay * 1000,
+    maxEntries: queue.max_entries,
+    initialRetryMs: queue.initial_retry_delay * 1000,
+    maxRetryMs: queue.max_retry_delay * 1000,
+  };
 }

@@ -53,6 +53,12 @@ export class Batcher<T> {
     return true;
   }
 
+  /** New sizes and delays (a configuration change), from the next batch on. */
+  setLimits(limits: Pick<BatcherOptions<T>, 'maxBatchSize' | 'maxDelayMs' | 'maxEntries' | 'initialRetryMs' | 'maxRetryMs'>) {
+    Object.assign(this.opts, limits);
+    if (this.queue.length >= this.opts.maxBatchSize) this.kick();
+  }
+
   private kick() {
     if (this.timer) {
       clearTimeout(this.timer);

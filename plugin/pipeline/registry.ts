@@ -1,8 +1,10 @@
-// Process-wide sharing: one pipeline (spool, writer) per immudb destination (host, port,
-// database), shared by every configuration that writes there, so their proofs chain through
-// one trusted state with one writer. A configuration whose connection settings (credentials,
-// TLS, server key) differ from the writer's replaces them: Kong starts an instance with the new
-// configuration before closing the old one, so the newest is the one the operator wants.
+// Process-wide sharing: one pipeline (spool, writer) per immudb destination (its first address
+// and database, which name its spool), shared by every configuration that writes there, so their
+// proofs chain through one trusted state with one writer. The newest configuration's settings
+// replace the pipeline's where that is safe (connection, replica and queue settings, the spool's
+// size and fsync): Kong starts an instance with the new configuration before closing the old
+// one, so the newest is the one the operator wants. What would move entries or trust elsewhere
+// (spool_dir, immudb_log_name, the first address) waits for a restart, with a warning.
 // Also the process shutdown hook that flushes everything.
 import { join } from 'node:path';
 import { isMainThread } from 'node:worker_threads';
@@ -10,7 +12,7 @@ import { canonicalJson } from '../capture/canonical-json.js';
 import type { PluginConfig } from '../config/config.js';
 import { createLogger, type Logger } from '../log.js';
 import { flushThenExitOnSignal } from '../exit-on-signal.js';
-import { readProcessSettings, type ProcessSettings } from './process-settings.js';
+import { processSettings, type ProcessSettings } from '../settings.js';
 import { checkDirectory, checkDirectorySync } from './path-check.js';
 import { AuditWriter } from '../store/audit-writer.js';
 import { immudbConnection } from './connection.js';
@@ -23,9 +25,10 @@ import { AuditTracing } from '../telemetry/tracing.js';
 
 export class PipelineRegistry {
   private readonly pipelines = new Map<string, AuditPipeline>();
-  /** Per destination: the first configuration (pipeline settings) and the one whose connection the writer uses. */
-  private readonly firstConfigs = new Map<string, PluginConfig>();
-  private readonly connectionConfigs = new Map<string, PluginConfig>();
+  /** Per destination: the configuration whose settings the pipeline runs with now. */
+  private readonly applied = new Map<string, PluginConfig>();
+  /** Per audit log (trusted state): the destination whose writer holds it. */
+  private readonly logs = new Map<string, string>();
   /** Directories that passed the path check (plugin/pipeline/path-check.ts). */
   private readonly checked = new Set<string>();
   private hooked = false;
@@ -36,11 +39,11 @@ export class PipelineRegistry {
 
   /** The process's tracing (created on first use; null when OTEL_SDK_DISABLED=true). */
   tracing(): AuditTracing | null {
-    if (this.tracer === undefined) this.tracer = AuditTracing.fromEnv(process.env, createLogger('tracing'));
+    if (this.tracer === undefined) this.tracer = AuditTracing.fromEnv(createLogger('tracing'));
     return this.tracer;
   }
 
-  constructor(readonly settings: ProcessSettings = readProcessSettings()) {}
+  constructor(readonly settings: ProcessSettings = processSettings()) {}
 
   /**
    * Checks (and creates) the directories a new destination of `config` would use, with async
@@ -83,41 +86,61 @@ export class PipelineRegistry {
     const key = destinationKey(config);
     let p = this.pipelines.get(key);
     if (!p) {
+      // One writer per trusted state: a second destination for the same log would be a second.
+      const log = logName(config);
+      const holder = this.logs.get(log);
+      if (holder !== undefined) {
+        throw new Error(`the audit log ${JSON.stringify(log)} is already written by this plugin server to ${describe(this.applied.get(holder)!)}, and one trusted state has one writer: ` +
+          `to move it to ${describe(config)} (another first address or database), restart the plugin server (entries still in the old spool are replayed only from the old destination); ` +
+          'for another audit log, set immudb_log_name');
+      }
       p = this.create(config);
       this.pipelines.set(key, p);
-      this.firstConfigs.set(key, config);
-      this.connectionConfigs.set(key, config);
+      this.applied.set(key, config);
+      this.logs.set(log, key);
       this.metrics.track(describe(config), p);
       this.hookShutdown();
       this.startMetrics();
     } else {
-      // Settings of the pipeline itself come from the first configuration of a destination.
-      const first = this.firstConfigs.get(key)!;
-      for (const [what, a, b] of [
-        ['queue', first.queue, config.queue],
-        ['spool', [first.spool_dir, first.spool_max_bytes, first.spool_fsync], [config.spool_dir, config.spool_max_bytes, config.spool_fsync]],
-      ] as const) {
-        if (canonicalJson(a) !== canonicalJson(b)) {
-          this.logger.once('warn', `${what}-settings-${key}`, `configurations writing to ${describe(config)} differ in their ${what} settings; the first one's apply to all of them`);
-        }
-      }
-      this.reconnectIfChanged(key, p, config);
+      this.applyChanges(key, p, config);
     }
     return p;
   }
 
   /**
-   * The newest configuration's connection settings replace the writer's when they differ; the
-   * writer applies them between two writes and reconnects. Entries stay in the spool, in order.
+   * The newest configuration's settings replace the pipeline's where that is safe: the writer
+   * takes connection and replica settings between two writes (and reconnects), the queue and
+   * the spool's limits apply from the next entry or batch. Entries stay in the spool, in order,
+   * and are written once whatever changes. What would move them (spool_dir) or the trust
+   * (immudb_log_name) needs a restart and is only warned about.
    */
-  private reconnectIfChanged(key: string, p: AuditPipeline, config: PluginConfig) {
-    const current = this.connectionConfigs.get(key)!;
-    const changed = connectionSettings(current).filter(([, v], i) => canonicalJson(v) !== canonicalJson(connectionSettings(config)[i]![1])).map(([name]) => name);
-    if (!changed.length) return;
-    // Throws on a malformed server key: the new instance fails, the writer keeps its settings.
-    void p.writer.reconfigure(immudbConnection(config), config.server_public_key).catch(() => undefined);
-    this.connectionConfigs.set(key, config);
-    this.logger.info(`configuration of ${describe(config)} changed (${changed.join(', ')}): the writer reconnects with the new settings`);
+  private applyChanges(key: string, p: AuditPipeline, config: PluginConfig) {
+    const current = this.applied.get(key)!;
+    const differs = (fields: Array<[string, unknown, unknown]>) => fields.filter(([, a, b]) => canonicalJson(a ?? null) !== canonicalJson(b ?? null)).map(([name]) => name);
+    const pairs = (f: (c: PluginConfig) => Array<[string, unknown]>) => f(current).map(([name, v], i) => [name, v, f(config)[i]![1]] as [string, unknown, unknown]);
+    const connection = differs(pairs(connectionSettings));
+    const replicas = differs(pairs(replicaSettings));
+    const queue = differs(Object.keys({ ...current.queue, ...config.queue }).map((k) => [`queue.${k}`, (current.queue as unknown as Record<string, unknown>)[k], (config.queue as unknown as Record<string, unknown>)[k]]));
+    const spool = differs([['spool_max_bytes', current.spool_max_bytes, config.spool_max_bytes], ['spool_fsync', current.spool_fsync, config.spool_fsync]]);
+    const restart = differs([['spool_dir', current.spool_dir, config.spool_dir], ['immudb_log_name', logName(current), logName(config)]]);
+    for (const name of restart) {
+      this.logger.once('warn', `restart-${name}-${key}`, `${name} of ${describe(config)} changed: it takes effect when the plugin server restarts (the spool and the trusted state stay where they are until then)`);
+    }
+    const next = { ...config, spool_dir: current.spool_dir, immudb_log_name: current.immudb_log_name, immudb_database: current.immudb_database };
+    if (connection.length || replicas.length) {
+      // Throws on a malformed server key: the new instance fails, the writer keeps its settings.
+      void p.writer.reconfigure(immudbConnection(config), config.server_public_key, replicaOptions(config)).catch(() => undefined);
+      this.logger.info(`configuration of ${describe(config)} changed (${[...connection, ...replicas].join(', ')}): the writer reconnects with the new settings`);
+    }
+    if (queue.length) {
+      p.setQueue(config.queue);
+      this.logger.info(`queue settings of ${describe(config)} changed (${queue.join(', ')}): they apply from the next batch`);
+    }
+    if (spool.length) {
+      p.spool.setLimits({ maxBytes: config.spool_max_bytes, fsync: config.spool_fsync });
+      this.logger.info(`spool settings of ${describe(config)} changed (${spool.join(', ')}): they apply to the entries spooled from now on`);
+    }
+    this.applied.set(key, next);
   }
 
   private create(config: PluginConfig): AuditPipeline {
@@ -132,10 +155,8 @@ export class PipelineRegistry {
     // The writer first: a bad setting (e.g. a malformed key) must fail before the spool is locked.
     const writer = new AuditWriter({
       connection: immudbConnection(config),
-      addresses: immudbAddresses(config),
-      log: config.immudb_log_name ?? config.immudb_database,
-      replicaAcks: config.immudb_replica_acks,
-      replicaAckTimeoutMs: config.immudb_replica_ack_timeout * 1000,
+      log: logName(config),
+      ...replicaOptions(config),
       stateDir: this.stateDir(),
       serverPublicKey: config.server_public_key,
       logger,
@@ -174,10 +195,6 @@ export class PipelineRegistry {
     const port = this.settings.metricsPort;
     if (this.metricsStarted || port === null) return;
     this.metricsStarted = true;
-    if (!Number.isInteger(port) || port < 1 || port > 65535) {
-      this.logger.error(`IMMUDB_AUDIT_METRICS_PORT must be a port number, got ${JSON.stringify(process.env.IMMUDB_AUDIT_METRICS_PORT)}; no metrics endpoint`);
-      return;
-    }
     this.metrics.listen(port, this.settings.metricsHost, this.logger).catch(() => undefined);
   }
 
@@ -193,12 +210,32 @@ export class PipelineRegistry {
 }
 
 /**
- * Where a configuration's entries go: one pipeline, spool and writer per destination. The user
- * is not part of it: a new user for the same database is a new connection of the same writer,
- * never a second writer on the same trusted state.
+ * Where a configuration's entries go: one pipeline, spool and writer per destination, named as
+ * its spool is (the first address and the database). Neither the user nor the other addresses
+ * are part of it: a new user or another replica list for the same database is a new setting of
+ * the same writer, never a second writer on the same trusted state.
  */
 function destinationKey(c: PluginConfig): string {
-  return [...immudbAddresses(c).map((a) => `${a.host}:${a.port}`), c.immudb_database].join('\u0000');
+  const [first] = immudbAddresses(c);
+  return [`${first!.host}:${first!.port}`, c.immudb_database].join('\u0000');
+}
+
+/** The audit log (trusted state) a configuration writes to. */
+function logName(c: PluginConfig): string {
+  return c.immudb_log_name ?? c.immudb_database;
+}
+
+/** The settings of a configuration that the writer's replica handling is made of. */
+function replicaSettings(c: PluginConfig): Array<[string, unknown]> {
+  return [
+    ['immudb_addresses', immudbAddresses(c)],
+    ['immudb_replica_acks', c.immudb_replica_acks],
+    ['immudb_replica_ack_timeout', c.immudb_replica_ack_timeout],
+  ];
+}
+
+function replicaOptions(c: PluginConfig) {
+  return { addresses: immudbAddresses(c), replicaAcks: c.immudb_replica_acks, replicaAckTimeoutMs: c.immudb_replica_ack_timeout * 1000 };
 }
 
 /** The settings of a configuration that a writer's connection is made of (secrets compared, never logged). */

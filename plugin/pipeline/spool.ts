@@ -177,6 +177,11 @@ export class Spool {
   /** Entries lost and not yet recorded in immudb, kept across restarts (loss-ledger.ts). */
   losses!: LossLedger;
 
+  /** A newer configuration's size limit and fsync policy, for the entries appended from now on. */
+  setLimits(limits: Pick<SpoolOptions, 'maxBytes' | 'fsync'>) {
+    Object.assign(this.opts, limits);
+  }
+
   private constructor(private readonly opts: SpoolOptions) {
     this.fs = opts.fs ?? nodeFs;
   }

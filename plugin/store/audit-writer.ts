@@ -71,7 +71,7 @@ class ReadOnlyReplica extends Error {
 }
 
 export class AuditWriter {
-  private readonly addresses: Address[];
+  private addresses: Address[];
   private readonly clients = new Map<number, ImmudbClient>();
   /** The identity each address proved, so a reconnection to another one is noticed. */
   private readonly identities = new Map<number, string>();
@@ -89,13 +89,13 @@ export class AuditWriter {
   constructor(private readonly opts: AuditWriterOptions) {
     const { host, port } = opts.connection;
     this.addresses = opts.addresses?.length ? opts.addresses : [{ host, port }];
-    this.session = this.createSession(opts);
+    this.session = this.createSession(opts, this.addresses);
   }
 
-  private createSession(opts: AuditWriterOptions): TrustedSession {
+  private createSession(opts: AuditWriterOptions, addresses: Address[]): TrustedSession {
     const log = opts.log ?? opts.connection.database;
     return new TrustedSession({
-      log, database: opts.connection.database, addresses: this.addresses,
+      log, database: opts.connection.database, addresses,
       stateDir: opts.stateDir,
       serverPublicKey: opts.serverPublicKey,
       resetCommand: resetCommand(opts.stateDir, opts.connection, log),
@@ -114,16 +114,26 @@ export class AuditWriter {
    * TLS or server key. Applied between two writes (on the write chain), so no write races it;
    * the next write opens new connections with them. The trusted state is the same file: the
    * new session loads it and admits the servers again. A malformed key throws here, before
-   * anything changes.
+   * anything changes. `replicas` (a new configuration's immudb_addresses, immudb_replica_acks,
+   * immudb_replica_ack_timeout) apply the same way: the writer goes on from the address it used
+   * if it is still listed, and a batch awaiting acknowledgements is awaited with the new ones.
    */
-  reconfigure(connection: ImmudbConnectionOptions, serverPublicKey: string | null | undefined): Promise<void> {
-    const next = { ...this.opts, connection, serverPublicKey };
-    const session = this.createSession(next);
+  reconfigure(
+    connection: ImmudbConnectionOptions,
+    serverPublicKey: string | null | undefined,
+    replicas?: Pick<AuditWriterOptions, 'addresses' | 'replicaAcks' | 'replicaAckTimeoutMs'>,
+  ): Promise<void> {
+    const next = { ...this.opts, connection, serverPublicKey, ...replicas };
+    const addresses = next.addresses?.length ? next.addresses : [{ host: connection.host, port: connection.port }];
+    const session = this.createSession(next, addresses);
     const run = this.chain.then(() => {
-      this.opts.connection = next.connection;
-      this.opts.serverPublicKey = next.serverPublicKey;
-      this.session = session;
+      const using = this.addresses[this.current]!;
+      Object.assign(this.opts, { connection: next.connection, serverPublicKey: next.serverPublicKey, addresses: next.addresses, replicaAcks: next.replicaAcks, replicaAckTimeoutMs: next.replicaAckTimeoutMs });
       for (const i of [...this.clients.keys()]) this.dropClient(i);
+      this.identities.clear();
+      this.addresses = addresses;
+      this.current = Math.max(0, addresses.findIndex((a) => a.host === using.host && a.port === using.port));
+      this.session = session;
     });
     this.chain = run.catch(() => undefined);
     return run;

@@ -1,12 +1,14 @@
 // OpenTelemetry for audit entries, once per process and shared by every instance: an audit span
 // per entry (child of the request's trace) and an `audit.write` span per immudb batch linked to
-// its entries' spans. Configured by the standard OTEL_* variables (exporter endpoint and headers
-// are read by the OTLP/HTTP exporter itself; service name, sampler and SDK switch here). No
-// auto-instrumentation: the plugin server itself is not traced.
+// its entries' spans. Configured by the standard OTEL_* variables, read by OpenTelemetry's own
+// code: the OTLP/HTTP exporter reads its endpoint, headers and timeout; resources' envDetector
+// OTEL_SERVICE_NAME and OTEL_RESOURCE_ATTRIBUTES; core's environment readers (the SDK's parsing
+// and warnings) the OTEL_BSP_* options, the sampler and OTEL_SDK_DISABLED (decisions #10 and
+// #34: the trace SDK, not sdk-node). No auto-instrumentation: the plugin server is not traced.
 import { ROOT_CONTEXT, SpanKind, SpanStatusCode, TraceFlags, diag, trace, createTraceState, type Link, type Span, type Tracer, type DiagLogger } from '@opentelemetry/api';
-import { setGlobalErrorHandler } from '@opentelemetry/core';
+import { getBooleanFromEnv, getNumberFromEnv, getStringFromEnv, getStringListFromEnv, setGlobalErrorHandler } from '@opentelemetry/core';
 import { OTLPTraceExporter } from '@opentelemetry/exporter-trace-otlp-http';
-import { resourceFromAttributes } from '@opentelemetry/resources';
+import { detectResources, envDetector, resourceFromAttributes } from '@opentelemetry/resources';
 import {
   AlwaysOffSampler, AlwaysOnSampler, BatchSpanProcessor, ParentBasedSampler, RandomIdGenerator, TraceIdRatioBasedSampler, TracerProvider,
   type Sampler,
@@ -33,10 +35,14 @@ class SeededIdGenerator extends RandomIdGenerator {
   };
 }
 
-export function samplerFromEnv(env: NodeJS.ProcessEnv): Sampler {
-  const arg = Number(env.OTEL_TRACES_SAMPLER_ARG ?? '1');
-  const ratio = Number.isFinite(arg) && arg >= 0 && arg <= 1 ? arg : 1;
-  switch ((env.OTEL_TRACES_SAMPLER ?? 'parentbased_always_on').trim().toLowerCase()) {
+/** A variable as OpenTelemetry reads it: unset or blank is undefined. */
+export type EnvLookup = (name: string) => string | undefined;
+
+/** The sampler OTEL_TRACES_SAMPLER(_ARG) name (the specification's names and default). */
+export function samplerFromEnv(): Sampler {
+  const arg = getNumberFromEnv('OTEL_TRACES_SAMPLER_ARG') ?? 1;
+  const ratio = arg >= 0 && arg <= 1 ? arg : 1;
+  switch ((getStringFromEnv('OTEL_TRACES_SAMPLER') ?? 'parentbased_always_on').trim().toLowerCase()) {
     case 'always_on':
       return new AlwaysOnSampler();
     case 'always_off':
@@ -58,11 +64,27 @@ export function samplerFromEnv(env: NodeJS.ProcessEnv): Sampler {
  * nowhere: an audit plugin must not send spans to a port nobody configured, nor warn about it.
  * OTEL_TRACES_EXPORTER=none turns export off even with an endpoint.
  */
-export function exporterFromEnv(env: NodeJS.ProcessEnv): 'otlp' | 'none' {
-  const named = (env.OTEL_TRACES_EXPORTER ?? '').split(',').map((s) => s.trim().toLowerCase()).filter(Boolean);
+export function exporterFromEnv(get: EnvLookup = getStringFromEnv): 'otlp' | 'none' {
+  const named = (get === getStringFromEnv ? getStringListFromEnv('OTEL_TRACES_EXPORTER') : get('OTEL_TRACES_EXPORTER')?.split(','))?.map((s) => s.trim().toLowerCase()) ?? [];
   if (named.includes('none')) return 'none';
   if (named.includes('otlp')) return 'otlp';
-  return env.OTEL_EXPORTER_OTLP_TRACES_ENDPOINT || env.OTEL_EXPORTER_OTLP_ENDPOINT ? 'otlp' : 'none';
+  return get('OTEL_EXPORTER_OTLP_TRACES_ENDPOINT') || get('OTEL_EXPORTER_OTLP_ENDPOINT') ? 'otlp' : 'none';
+}
+
+/**
+ * The batch span processor's options from OTEL_BSP_* (the specification's variables, read by
+ * core's environment reader). Unset: the specification's defaults, except a 1 s schedule delay
+ * (5 s by the specification) so that audit spans show up soon after their request. Bounded
+ * memory when the collector is down: at most OTEL_BSP_MAX_QUEUE_SIZE (2,048) spans queued,
+ * beyond that spans are dropped, never entries.
+ */
+export function batchOptionsFromEnv() {
+  return {
+    maxQueueSize: getNumberFromEnv('OTEL_BSP_MAX_QUEUE_SIZE') ?? 2048,
+    maxExportBatchSize: getNumberFromEnv('OTEL_BSP_MAX_EXPORT_BATCH_SIZE') ?? 512,
+    scheduledDelayMillis: getNumberFromEnv('OTEL_BSP_SCHEDULE_DELAY') ?? 1000,
+    exportTimeoutMillis: getNumberFromEnv('OTEL_BSP_EXPORT_TIMEOUT') ?? 30_000,
+  };
 }
 
 export class AuditTracing {
@@ -70,7 +92,7 @@ export class AuditTracing {
   private readonly tracer: Tracer;
   private readonly ids = new SeededIdGenerator();
 
-  private constructor(env: NodeJS.ProcessEnv, private readonly logger: Logger) {
+  private constructor(private readonly logger: Logger) {
     // Exporter problems (collector down, rejected payloads) are reported once.
     const report = (msg: string) => logger.once('warn', 'otel-export', `tracing: ${msg}; audit entries are not affected`);
     setGlobalErrorHandler((e) => report(e instanceof Error ? e.message : String(e)));
@@ -82,30 +104,28 @@ export class AuditTracing {
       verbose: () => {},
     };
     diag.setLogger(diagLogger);
-    const exporter = exporterFromEnv(env);
+    const exporter = exporterFromEnv();
     if (exporter === 'none') {
       logger.info('tracing: no OTEL_EXPORTER_OTLP_ENDPOINT (or OTEL_TRACES_EXPORTER=otlp): audit spans are not exported; entries still carry trace ids');
     }
     this.provider = new TracerProvider({
-      resource: resourceFromAttributes({ 'service.name': env.OTEL_SERVICE_NAME || 'kong-immudb-audit' }),
-      sampler: samplerFromEnv(env),
+      // OTEL_SERVICE_NAME and OTEL_RESOURCE_ATTRIBUTES over our default service name.
+      resource: resourceFromAttributes({ 'service.name': 'kong-immudb-audit' }).merge(detectResources({ detectors: [envDetector] })),
+      sampler: samplerFromEnv(),
       idGenerator: this.ids,
-      // Bounded memory when the collector is down: at most 2,048 spans queued and two exports
-      // (of at most 512 spans) in flight; beyond that spans are dropped, never entries.
+      // At most two exports in flight (see batchOptionsFromEnv for the queue's bound).
       spanProcessors: exporter === 'none' ? [] : [new BatchSpanProcessor({
         exporter: new OTLPTraceExporter({ concurrencyLimit: 2 }),
-        maxQueueSize: 2048,
-        maxExportBatchSize: 512,
-        scheduledDelayMillis: Number(env.OTEL_BSP_SCHEDULE_DELAY) || 1000,
+        ...batchOptionsFromEnv(),
       })],
     });
     this.tracer = this.provider.getTracer('kong-immudb-audit');
   }
 
   /** null when OTEL_SDK_DISABLED=true. */
-  static fromEnv(env: NodeJS.ProcessEnv, logger: Logger): AuditTracing | null {
-    if ((env.OTEL_SDK_DISABLED ?? '').trim().toLowerCase() === 'true') return null;
-    return new AuditTracing(env, logger);
+  static fromEnv(logger: Logger): AuditTracing | null {
+    if (getBooleanFromEnv('OTEL_SDK_DISABLED')) return null;
+    return new AuditTracing(logger);
   }
 
   /**

@@ -4,7 +4,7 @@
 import { MessageChannel, Worker, receiveMessageOnPort, type TransferListItem } from 'node:worker_threads';
 import { createLogger } from '../log.js';
 import { flushThenExitOnSignal } from '../exit-on-signal.js';
-import { readProcessSettings } from '../pipeline/process-settings.js';
+import { processSettingsLenient } from '../settings.js';
 import type { FromAuditThread, LogEvent, StartResult, ToAuditThread } from './protocol.js';
 import { bootFailure, newBootStatus } from './boot-status.js';
 import { GATE_NO_AUDIT_THREAD } from '../pipeline/fail-closed-gate.js';
@@ -181,7 +181,7 @@ export class AuditThreadClient {
     if (this.hooked) return;
     this.hooked = true;
     // The thread stops writing after timeoutMs itself; the margin covers closing its writers.
-    const timeoutMs = readProcessSettings().shutdownTimeoutMs + 5_000;
+    const timeoutMs = processSettingsLenient().shutdownTimeoutMs + 5_000;
     flushThenExitOnSignal(logger, () => this.shutdown(timeoutMs));
   }
 }

@@ -10,6 +10,7 @@ import { serializeLog, type KongLogPdk } from '../capture/kong-log.js';
 import { auditThread } from './audit-thread-client.js';
 import { createLogger } from '../log.js';
 import { GATE_OPEN } from '../pipeline/fail-closed-gate.js';
+import { failClosedSwitch, processSettings, readSettings } from '../settings.js';
 
 const logger = createLogger('plugin');
 
@@ -33,12 +34,7 @@ export const FAIL_CLOSED_BODY = Object.freeze({ message: 'Service temporarily un
 export const FAIL_CLOSED_HEADERS = Object.freeze({ 'Retry-After': '5' });
 
 /** Whether the plugin declares Kong's access phase: IMMUDB_AUDIT_FAIL_CLOSED on, or off (default). */
-export function failClosedEnabled(env: NodeJS.ProcessEnv = process.env): boolean {
-  const v = (env.IMMUDB_AUDIT_FAIL_CLOSED ?? '').trim().toLowerCase();
-  if (v === '' || v === 'off' || v === 'false' || v === '0') return false;
-  if (v === 'on' || v === 'true' || v === '1') return true;
-  throw new Error(`IMMUDB_AUDIT_FAIL_CLOSED must be "on" or "off", got ${JSON.stringify(env.IMMUDB_AUDIT_FAIL_CLOSED)}`);
-}
+export const failClosedEnabled = failClosedSwitch;
 
 /** Log events of a fail-closed instance without any access event before the mismatch is reported. */
 const NO_ACCESS_WARNING_AFTER = 100;
@@ -50,11 +46,8 @@ function failClosedRequested(rawConfig: Record<string, unknown>): boolean {
 }
 
 /** Whether instances run in the audit thread: IMMUDB_AUDIT_THREAD on (default) or off. */
-export function auditThreadEnabled(env: NodeJS.ProcessEnv = process.env): boolean {
-  const v = (env.IMMUDB_AUDIT_THREAD ?? '').trim().toLowerCase();
-  if (v === '' || v === 'on' || v === 'true' || v === '1') return true;
-  if (v === 'off' || v === 'false' || v === '0') return false;
-  throw new Error(`IMMUDB_AUDIT_THREAD must be "on" or "off", got ${JSON.stringify(env.IMMUDB_AUDIT_THREAD)}`);
+export function auditThreadEnabled(env?: NodeJS.ProcessEnv): boolean {
+  return (env ? readSettings(env) : processSettings()).auditThread;
 }
 
 let nextInstance = 0;

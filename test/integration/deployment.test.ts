@@ -104,7 +104,8 @@ function pluginServerEnvReads(): string[] {
         if (!AUDITOR_ONLY.has(p)) walk(p);
       } else if (e.name.endsWith('.ts') && !AUDITOR_ONLY.has(p)) {
         const text = readFileSync(p, 'utf8');
-        for (const m of text.matchAll(/\benv\s*(?:\.\s*([A-Z][A-Z0-9_]+)|\[\s*['"]([A-Z][A-Z0-9_]+)['"]\s*\])/g)) names.add((m[1] ?? m[2])!);
+        // env.X, env['X'], and the readers of plugin/settings.ts and OpenTelemetry's (value('X'), getNumberFromEnv('X'), ...)
+        for (const m of text.matchAll(/\benv\s*(?:\.\s*([A-Z][A-Z0-9_]+)|\[\s*['"]([A-Z][A-Z0-9_]+)['"]\s*\])|\b(?:\w*FromEnv|value|get)\(\s*'([A-Z][A-Z0-9_]+)'/g)) names.add((m[1] ?? m[2] ?? m[3])!);
       }
     }
   };

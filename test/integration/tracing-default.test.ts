@@ -8,13 +8,15 @@ import { generateFixtures } from '../fixtures/serialized-logs.js';
 import { PLUGIN_NAME, startAuditStack, waitForEntries } from '../helpers/audit-stack.js';
 import { exporterFromEnv } from '../../plugin/telemetry/tracing.js';
 
+const lookup = (env: Record<string, string>) => (name: string) => env[name]?.trim() || undefined;
+
 test('exporterFromEnv: OTLP only where an endpoint or OTEL_TRACES_EXPORTER=otlp says so', (t) => {
-  t.is(exporterFromEnv({}), 'none');
-  t.is(exporterFromEnv({ OTEL_EXPORTER_OTLP_ENDPOINT: 'http://collector:4318' }), 'otlp');
-  t.is(exporterFromEnv({ OTEL_EXPORTER_OTLP_TRACES_ENDPOINT: 'http://collector:4318/v1/traces' }), 'otlp');
-  t.is(exporterFromEnv({ OTEL_TRACES_EXPORTER: 'otlp' }), 'otlp');
-  t.is(exporterFromEnv({ OTEL_TRACES_EXPORTER: 'none', OTEL_EXPORTER_OTLP_ENDPOINT: 'http://collector:4318' }), 'none');
-  t.is(exporterFromEnv({ OTEL_EXPORTER_OTLP_ENDPOINT: '' }), 'none');
+  t.is(exporterFromEnv(lookup({})), 'none');
+  t.is(exporterFromEnv(lookup({ OTEL_EXPORTER_OTLP_ENDPOINT: 'http://collector:4318' })), 'otlp');
+  t.is(exporterFromEnv(lookup({ OTEL_EXPORTER_OTLP_TRACES_ENDPOINT: 'http://collector:4318/v1/traces' })), 'otlp');
+  t.is(exporterFromEnv(lookup({ OTEL_TRACES_EXPORTER: 'otlp' })), 'otlp');
+  t.is(exporterFromEnv(lookup({ OTEL_TRACES_EXPORTER: 'none', OTEL_EXPORTER_OTLP_ENDPOINT: 'http://collector:4318' })), 'none');
+  t.is(exporterFromEnv(lookup({ OTEL_EXPORTER_OTLP_ENDPOINT: '' })), 'none');
 });
 
 test('no OTEL_* variable: no exporter, one quiet info line, entries still traced', async (t) => {

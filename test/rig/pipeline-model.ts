@@ -416,6 +416,18 @@ class Reconfigure implements Cmd {
   toString = () => `Reconfigure(${JSON.stringify(this.queue)})`;
 }
 
+/** A new configuration's queue settings applied to the running pipeline (registry.applyChanges). */
+class LiveQueue implements Cmd {
+  constructor(readonly queue: QueueConfig) {}
+  check = (m: Readonly<Model>) => m.running;
+  async run(_m: Model, r: PipelineUnderTest) {
+    r.queue = this.queue;
+    r['inc']!.pipeline.setQueue(this.queue);
+    await afterCommand('live-queue', r);
+  }
+  toString = () => `LiveQueue(${JSON.stringify(this.queue)})`;
+}
+
 class Outage implements Cmd {
   constructor(readonly down: boolean) {}
   check = () => true;
@@ -480,6 +492,7 @@ const commandArbs: Array<fc.Arbitrary<Cmd>> = [
   fc.constant(new Crash()),
   queueArb.map((q) => new Restart(q)),
   queueArb.map((q) => new Reconfigure(q)),
+  queueArb.map((q) => new LiveQueue(q)),
 ];
 
 export interface ModelRunOptions {
