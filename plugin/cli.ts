@@ -141,8 +141,10 @@ async function withReader<T>(o: GlobalOptions, fn: (r: AuditReader) => Promise<T
       await reader.checkTrustAnchor(o.trustAnchor);
       anchorChecked = true;
     }
+    const result = await fn(reader);
+    // Said once the work held (a failed proof says enough), before the process exits.
     if (opts.warnFirstContact) warnFirstContact(o, reader);
-    return await fn(reader);
+    return result;
   } finally {
     await reader.close();
   }
@@ -259,7 +261,8 @@ async function verifyIds(o: GlobalOptions, ids: string[]): Promise<number> {
         worst = Math.max(worst, code);
       }
     }
-  }, { warnFirstContact: true });
+    if (verified) warnFirstContact(o, reader);
+  });
   if (ids.length > 1 && worst !== EXIT.ok) {
     const parts = [[EXIT.verificationFailed, 'failed verification'], [EXIT.usage, 'malformed'], [EXIT.notFound, 'not found']] as const;
     const counts = parts.filter(([c]) => failures[c]).map(([c, what]) => `${failures[c]} ${what}`);
