@@ -302,10 +302,14 @@ async function verifyAllCommand(o: GlobalOptions, ids: string[], cmd: VerifyOpti
   if (r.walkedFrom !== undefined) {
     lines.push(
       r.transactions
-        ? `verified: transactions ${r.fromTx}..${r.toTx} of ${r.database}${window} on server ${r.serverUuid} (${r.transactions} transactions, ${r.entries} audit entries, committed ${iso(r.firstTime)} .. ${iso(r.lastTime)}); trusted now: tx ${r.trustedTxId}`
+        ? `verified: transactions ${r.fromTx}..${r.toTx} of ${r.database}${window} on server ${r.serverUuid} (${r.transactions} transaction${r.transactions === 1 ? '' : 's'}, ${r.entries} audit entr${r.entries === 1 ? 'y' : 'ies'}, committed ${iso(r.firstTime)} .. ${iso(r.lastTime)}); trusted now: tx ${r.trustedTxId}`
         : `verified: transactions ${r.walkedFrom}..${r.walkedTo} of ${r.database} on server ${r.serverUuid}; trusted now: tx ${r.trustedTxId}`,
     );
-    if (timed) lines.push(`  the verified commit times of tx ${r.walkedFrom} and tx ${r.walkedTo} bound the range: no other transaction is in the time range`);
+    if (timed && r.transactions) {
+      const before = r.walkedFrom < r.fromTx ? `tx ${r.walkedFrom} before it` : 'the first transaction of the log';
+      const after = r.walkedTo! > r.toTx ? `tx ${r.walkedTo} after it` : `the server's current tx ${r.currentTx}`;
+      lines.push(`  bounded by ${before} and ${after}: their verified commit times leave no other transaction in the time range`);
+    }
     if (r.checkpoint < r.walkedTo!) lines.push(`  checkpoint unchanged (tx ${r.checkpoint}): this range does not continue the audited history`);
   }
   if (r.firstContact) lines.push(o.trustAnchor ? `  first contact: pinned by the trust anchor tx ${o.trustAnchor.txId}` : '  FIRST CONTACT: no state was trusted before; nothing anchors this history before now');

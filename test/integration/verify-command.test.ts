@@ -100,7 +100,7 @@ test.serial('verify --all --since/--until verifies the transactions committed in
   const human = await runCli([...target('timed', d), 'verify', '--all', '--since', iso(b.ts[0]!), '--until', iso(c.ts[0]!)], env());
   t.is(human.code, 0, human.stderr);
   t.regex(human.stdout, new RegExp(`^verified: transactions ${b.txs[0]}..${b.txs.at(-1)} of timed in \\S+ \\.\\. \\S+ on server \\S+ \\(3 transactions, 6 audit entries, committed \\S+ \\.\\. \\S+\\); trusted now: tx \\d+\\n`));
-  t.regex(human.stdout, new RegExp(`verified commit times of tx ${a.txs.at(-1)} and tx ${c.txs[0]} bound the range`));
+  t.regex(human.stdout, new RegExp(`\n  bounded by tx ${a.txs.at(-1)} before it and tx ${c.txs[0]} after it: their verified commit times leave no other transaction in the time range\n`));
   t.notRegex(human.stderr, /FIRST CONTACT/, 'not a first contact any more');
   // --since alone, relative: to the end; from the first tx, it continues the checkpoint.
   const all = await runCli([...target('timed', d), '--json', 'verify', '--all', '--since', '1h'], env());
