@@ -236,7 +236,7 @@ async function verifyIds(o: GlobalOptions, ids: string[]): Promise<number> {
         const r = await reader.verify(id);
         verified++;
         const since = r.firstContact
-          ? o.trustAnchor ? `first contact, pinned by the trust anchor tx ${o.trustAnchor.txId}` : 'FIRST CONTACT: no state was trusted before, nothing anchors this history'
+          ? o.trustAnchor ? `first contact, pinned by the trust anchor tx ${o.trustAnchor.txId}` : 'first contact: no state was trusted before, nothing anchors this history before now'
           : `consistent with the state trusted before (tx ${r.trustedBefore!.txId})`;
         print(
           o,
@@ -312,7 +312,7 @@ async function verifyAllCommand(o: GlobalOptions, ids: string[], cmd: VerifyOpti
     }
     if (r.checkpoint < r.walkedTo!) lines.push(`  checkpoint unchanged (tx ${r.checkpoint}): this range does not continue the audited history`);
   }
-  if (r.firstContact) lines.push(o.trustAnchor ? `  first contact: pinned by the trust anchor tx ${o.trustAnchor.txId}` : '  FIRST CONTACT: no state was trusted before; nothing anchors this history before now');
+  if (r.firstContact) lines.push(o.trustAnchor ? `  first contact: pinned by the trust anchor tx ${o.trustAnchor.txId}` : '  first contact: no state was trusted before, nothing anchors this history before now');
   const machine = {
     verified: r.walkedFrom !== undefined, first_contact: r.firstContact, server_uuid: r.serverUuid, database: r.database,
     from_tx: r.fromTx, to_tx: r.toTx, transactions: r.transactions, entries: r.entries, trusted_tx: r.trustedTxId, current_tx: r.currentTx,

@@ -217,7 +217,8 @@ test.serial('first contact is said loudly, on verify and verify --all, and flagg
   t.is(second.stderr, '');
   t.is(json(second.stdout)[0]!.first_contact, false);
   const human = await runCli([...target('timed', auditor()), 'verify', id], env());
-  t.regex(human.stdout, /FIRST CONTACT: no state was trusted before/);
+  t.regex(human.stdout, /, first contact: no state was trusted before, nothing anchors this history before now; trusted now: tx \d+\n/);
+  t.regex(human.stderr, /^immudb-audit: FIRST CONTACT with log timed/);
   t.notRegex(human.stdout, /nothing \(first contact/);
   const all = await runCli([...target('timed', auditor()), '--json', 'verify', '--all'], env());
   t.is(all.code, 0, all.stderr);
