@@ -2,8 +2,9 @@
 // `immudb-audit`: read and verify audit entries. Connection settings come from flags or the
 // environment (IMMUDB_ADDRESS, IMMUDB_USERNAME, IMMUDB_PASSWORD, IMMUDB_DATABASE,
 // IMMUDB_AUDIT_KEY_PREFIX); passwords are best given by environment or file, not on the
-// command line. Exit codes: 0 ok, 1 not found, nothing matched or failed, 2 usage, 3 verification
-// failed (status: a writer halted), 4 (status) a destination's writes are being retried.
+// command line. Exit codes: 0 ok, 1 not found, nothing matched or verified, or failed, 2 usage
+// (every command, options and the files they name), 3 verification failed (status: a writer
+// halted), 4 (status) a destination's writes are being retried. Several ids: the worst of theirs.
 import { Command, CommanderError, InvalidArgumentError } from 'commander';
 import { readFileSync } from 'node:fs';
 import { homedir } from 'node:os';
@@ -134,7 +135,11 @@ async function withReader<T>(o: GlobalOptions, fn: (r: AuditReader) => Promise<T
   const key = serverPublicKey(o);
   const conn = { host: all[0]!.host, port: all[0]!.port, username: username(o), password: password(o), database: o.database, callTimeoutMs: 30_000 };
   // Checked (and created) before the trusted state's recursive mkdir could spin on /proc.
-  checkDirectorySync(o.stateDir, '--state-dir');
+  try {
+    checkDirectorySync(o.stateDir, '--state-dir');
+  } catch (e) {
+    throw new InvalidArgumentError((e as Error).message);
+  }
   const reader = await AuditReader.open(conn, o.prefix, o.stateDir, { addresses: all, log: logName(o), serverPublicKey: key });
   try {
     if (o.trustAnchor && !anchorChecked) {

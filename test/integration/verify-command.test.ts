@@ -157,6 +157,8 @@ test.serial('usage errors exit 2 for every command', async (t) => {
     ['search', '--status', '9'],
     ['export', '--format', 'xml'],
     ['serve', '--port', 'x'],
+    ['--state-dir', '/proc/self/kia', 'verify', '--all'],
+    ['hash', 'x', '--pseudonym-key-file', join(dir, 'missing'), '--pseudonym-key-id', 'k'],
   ];
   for (const args of cases) {
     const r = await runCli([...target('timed', d), ...args], env());
