@@ -340,9 +340,10 @@ function nothingVerified(o: GlobalOptions, r: VerifyAllResult, cmd: VerifyOption
   const nowhere = anyEntry ? '' : `; there is no audit entry under prefix "${o.prefix}" in database ${r.database} at all (is --prefix the plugin's key_prefix?)`;
   if (r.currentTx === 0) return `nothing to verify: database ${r.database} has no transactions${nowhere}`;
   if (r.walkedFrom === undefined) {
-    if (cmd.fromTx !== undefined) return `nothing verified: --from-tx ${cmd.fromTx} is past the end of ${r.database} (tx ${r.currentTx})`;
-    if (cmd.until !== undefined) return `nothing verified: this auditor audited up to tx ${r.checkpoint} already, past the last transaction before ${iso(cmd.until)} (tx ${r.toTx}); give --since for an earlier range`;
-    return `nothing new to verify: ${r.database} is at tx ${r.currentTx}, audited up to tx ${r.checkpoint}; no audit entry was written since the last audit`;
+    const start = cmd.fromTx !== undefined ? `--from-tx ${cmd.fromTx}` : `tx ${r.fromTx}, after the checkpoint (audited up to tx ${r.checkpoint})`;
+    if (cmd.fromTx !== undefined && cmd.fromTx > r.currentTx) return `nothing verified: --from-tx ${cmd.fromTx} is past the end of ${r.database} (tx ${r.currentTx})`;
+    if (cmd.until === undefined) return `nothing new to verify: ${r.database} is at tx ${r.currentTx}, audited up to tx ${r.checkpoint}; no audit entry was written since the last audit`;
+    return `nothing verified: the range starts at ${start}, past the last transaction before ${iso(cmd.until)} (tx ${r.toTx}); give --since for an earlier range`;
   }
   if (!r.transactions) {
     const last = r.lastTxTime !== undefined ? `; the last, tx ${r.currentTx}, was committed at ${iso(r.lastTxTime)}` : '';

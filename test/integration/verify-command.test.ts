@@ -126,6 +126,9 @@ test.serial('nothing verified is exit 1 and says what was verified: a --since pa
   const again = await runCli([...target('timed', d), 'verify', '--all'], env());
   t.is(again.code, 1);
   t.regex(again.stderr, /nothing new to verify: timed is at tx (\d+), audited up to tx \1/);
+  const cut = await runCli([...target('timed', d), 'verify', '--all', '--until', iso(phases[1]!.ts[0]!)], env());
+  t.is(cut.code, 1);
+  t.regex(cut.stderr, new RegExp(`nothing verified: the range starts at tx ${last.txs.at(-1)! + 1}, after the checkpoint \\(audited up to tx ${last.txs.at(-1)}\\), past the last transaction before \\S+ \\(tx ${phases[0]!.txs.at(-1)}\\)`));
   const none = await runCli([...target('noentries', auditor()), 'verify', '--all'], env());
   t.is(none.code, 1);
   t.regex(none.stdout, /^verified: transactions 1\.\.1 of noentries/);
