@@ -57,7 +57,8 @@ export function createProgress(o: ProgressOptions & { unit?: string; itemUnit?: 
   let drawn = 0;
   const draw = (done: number, items: number | undefined) => {
     const elapsed = (now() - started) / 1000;
-    const rate = elapsed > 0 ? done / elapsed : 0;
+    // No rate (nor ETA) in the first second: a few transactions say nothing about the rest.
+    const rate = elapsed >= 1 ? done / elapsed : 0;
     const parts = [`${o.label}: ${unit} ${done.toLocaleString('en-US')}${total !== undefined ? `/${total.toLocaleString('en-US')} (${total ? Math.floor((done / total) * 100) : 100}%)` : ''}`];
     if (items !== undefined) parts.push(count(items, itemUnit));
     if (rate > 0) parts.push(`${Math.round(rate).toLocaleString('en-US')} ${unit}/s`);

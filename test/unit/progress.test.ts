@@ -14,7 +14,11 @@ test('a TTY gets a throttled line with count, rate and ETA, cleared at the end',
   const p = createProgress({ label: 'verify --all', stream, now: () => now, perSecond: 5 });
   t.true(p.enabled);
   p.total(100);
-  now += 1_000;
+  // Too early for a rate or an ETA.
+  now += 10;
+  p.update(1, 1);
+  t.is(stream.writes.pop(), '\rverify --all: tx 1/100 (1%), 1 entry\x1b[K');
+  now += 990;
   p.update(10, 25);
   t.is(stream.writes.length, 1);
   t.is(stream.writes[0], '\rverify --all: tx 10/100 (10%), 25 entries, 10 tx/s, ETA 9s\x1b[K');
