@@ -1,7 +1,10 @@
-// The local demo: a real immudb, Kong's JavaScript plugin server running the built plugin, and
-// demo requests sent through it exactly as Kong sends log events. Prints each request's audit
-// id and verifies it with a verified read. `--keep` leaves the stack running until Ctrl-C.
-import { mkdtempSync } from 'node:fs';
+// The local demo: a real immudb signing its states (--signingKey, a key made for this run), Kong's
+// JavaScript plugin server running the built plugin with that key's public half
+// (server_public_key), and demo requests sent through it exactly as Kong sends log events. Prints
+// each request's audit id and verifies it with a verified read that checks the signature too.
+// `--keep` leaves the stack running until Ctrl-C.
+import { generateKeyPairSync } from 'node:crypto';
+import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { simulateWorkers } from '../test/helpers/kong-driver.js';
@@ -15,12 +18,20 @@ const keep = process.argv.includes('--keep');
 const count = 14;
 
 const metricsPort = await freePort();
-const stack = await startAuditStack({ env: { IMMUDB_AUDIT_METRICS_PORT: String(metricsPort) } });
+// immudb's state signing key (P-256, as --signingKey wants it), made for this run.
+const keyDir = mkdtempSync(join(tmpdir(), 'kia-demo-signing-'));
+const pair = generateKeyPairSync('ec', { namedCurve: 'prime256v1' });
+const signingKey = join(keyDir, 'immudb-signing.key');
+const publicKeyFile = join(keyDir, 'immudb-signing.pub');
+const publicKey = pair.publicKey.export({ type: 'spki', format: 'pem' }).toString();
+writeFileSync(signingKey, pair.privateKey.export({ type: 'sec1', format: 'pem' }), { mode: 0o600 });
+writeFileSync(publicKeyFile, publicKey);
+const stack = await startAuditStack({ immudbArgs: ['--signingKey', signingKey], env: { IMMUDB_AUDIT_METRICS_PORT: String(metricsPort) } });
 try {
   const database = 'audit';
   const prefix = 'audit';
-  console.log(`immudb ${stack.immudb.host}:${stack.immudb.port} (data ${stack.immudb.dataDir ?? 'external'}), plugin server socket ${stack.server.socketPath}`);
-  const workers = await simulateWorkers(stack.rpc, 2, PLUGIN_NAME, stack.config({ immudb_database: database, create_database: true, key_prefix: prefix, queue: { max_batch_size: 64, max_coalescing_delay: 0.1 } }));
+  console.log(`immudb ${stack.immudb.host}:${stack.immudb.port} (data ${stack.immudb.dataDir ?? 'external'}, states signed with ${signingKey}), plugin server socket ${stack.server.socketPath}`);
+  const workers = await simulateWorkers(stack.rpc, 2, PLUGIN_NAME, stack.config({ immudb_database: database, create_database: true, key_prefix: prefix, server_public_key: publicKey, queue: { max_batch_size: 64, max_coalescing_delay: 0.1 } }));
   console.log(`plugin ${PLUGIN_NAME} started on 2 worker instances; sending ${count} requests through the log phase`);
 
   // Requests of the last minute, one a few seconds apart, so the entries carry today's date.
@@ -38,6 +49,7 @@ try {
     { host: stack.immudb.host, port: stack.immudb.port, username: stack.immudb.username, password: stack.immudb.password, database },
     prefix,
     auditorDir,
+    { serverPublicKey: publicKey },
   );
   try {
     for (const e of stored) {
@@ -53,13 +65,14 @@ try {
   if (keep) {
     // The Node this demo runs on (the one scripts/ installed): the system's may be older.
     const node = process.execPath;
-    const cli = `${node} dist/plugin/cli.js --address ${stack.immudb.host}:${stack.immudb.port} --username ${stack.immudb.username} --database ${database} --prefix ${prefix} --state-dir ${auditorDir}`;
+    const cli = `${node} dist/plugin/cli.js --address ${stack.immudb.host}:${stack.immudb.port} --username ${stack.immudb.username} --database ${database} --prefix ${prefix} --state-dir ${auditorDir} --server-public-key ${publicKeyFile}`;
     const traced = stored.find((e) => e.trace_id);
     console.log('Try the CLI on these entries (in another terminal, from this directory):');
     console.log(`  export IMMUDB_PASSWORD=${stack.immudb.password}`);
     console.log(`  ${cli} get ${stored[0]!.id}`);
     console.log(`  ${cli} verify ${stored[0]!.id}`);
-    console.log(`  ${cli} verify --all`);
+    console.log(`  ${cli} verify --all   # every transaction not audited yet (run again: exit 1, nothing new)`);
+    console.log(`  ${cli} verify --all --since 1h   # the transactions of the last hour, whatever was audited before`);
     if (traced) console.log(`  ${cli} find --trace ${traced.trace_id} --verify`);
     console.log(`  ${cli} search --status 4xx --since 1h`);
     console.log(`  ${node} dist/plugin/cli.js status --metrics-url http://127.0.0.1:${metricsPort}`);
@@ -69,4 +82,5 @@ try {
   }
 } finally {
   await stack.dispose();
+  rmSync(keyDir, { recursive: true, force: true });
 }

@@ -2,9 +2,10 @@
 // auditor's own trusted state (the trusted session, shared with the writer), which advances
 // only when every check passed.
 import { ImmudbClient, ImmudbError, isKeyNotFoundError, type ImmudbConnectionOptions } from '../store/immudb-client.js';
-import { txScanPages } from '../store/tx-scan-pages.js';
 import { BehindError, TrustedSession, type TrustedState } from '../store/trusted-session.js';
-import { INITIAL_ALH, TxChain, verifyVerifiableEntry, verifyVerifiableTx, VerificationError } from '../store/proofs/index.js';
+import { verifyVerifiableEntry, verifyVerifiableTx, VerificationError } from '../store/proofs/index.js';
+import { ChainWalk, type VerifiedEntry } from './chain-walk.js';
+import { checkTime, firstAtOrAfter } from './time-range.js';
 import { EntryTypeAction } from '../store/immudb-types.js';
 import { mkdirSync, readFileSync, renameSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
@@ -28,29 +29,72 @@ export interface VerifiedReadResult extends ReadResult {
   /** The state trusted before this read (undefined on first contact) and after it. */
   trustedBefore: { txId: number } | undefined;
   trustedAfter: { txId: number; alh: string };
+  /** No state of the log was trusted before this reader opened (trust on first use). */
+  firstContact: boolean;
 }
 
 export interface VerifyAllResult {
   serverUuid: string;
   database: string;
+  /** The range asked for (transactions fromTx..toTx); empty when fromTx > toTx. */
   fromTx: number;
   toTx: number;
   transactions: number;
   /** Audit entries (keys under <prefix>:entry:) in the verified transactions. */
   entries: number;
   trustedTxId: number;
+  /** The server's current tx when the audit started. */
+  currentTx: number;
+  /** No state of the log was trusted before this reader opened (trust on first use). */
+  firstContact: boolean;
+  /** The checkpoint after this run: every tx up to it was audited (0: none). */
+  checkpoint: number;
+  /** The transactions walked (the range, and for a time range the one on each side of it). */
+  walkedFrom?: number;
+  walkedTo?: number;
+  /** Commit times (ms, verified) of the range's first and last transactions. */
+  firstTime?: number | undefined;
+  lastTime?: number | undefined;
+  /** Commit time (ms, verified) of the server's current tx, when the walk reached it. */
+  lastTxTime?: number | undefined;
+  /** The time range asked for (ms): since inclusive, until exclusive. */
+  since?: number | undefined;
+  until?: number | undefined;
 }
 
-/** An audit entry of a verified transaction: its key and value as written (no store prefixes). */
-export interface VerifiedEntry {
-  key: Buffer;
-  value: Buffer;
+export interface VerifyAllOptions {
+  /** Start at this tx instead of the checkpoint. */
+  fromTx?: number;
+  /** Only transactions committed at or after this time (ms since the epoch). */
+  since?: number;
+  /** Only transactions committed before this time (ms since the epoch). */
+  until?: number;
+  /** Told the range before the walk starts. */
+  onRange?: (range: { fromTx: number; toTx: number; transactions: number }) => void;
+  onTx?: (txId: number, entries: number) => void;
+  onEntries?: OnVerifiedEntries;
 }
+
+export type { VerifiedEntry } from './chain-walk.js';
 /**
  * Receives each transaction's audit entries once they are checked; `time`: the tx's timestamp in
  * ms. A returned promise is awaited before the walk goes on (a slower consumer holds it back).
  */
 export type OnVerifiedEntries = (tx: { id: number; time: number }, entries: VerifiedEntry[]) => void | Promise<void>;
+
+/** A tx and its Alh that trust is pinned to (--trust-anchor, an evidence checkpoint). */
+export interface TrustAnchor {
+  txId: number;
+  alh: Buffer;
+}
+
+/** Parses `<tx>:<alh as 64 hex characters>`. */
+export function parseTrustAnchor(text: string): TrustAnchor {
+  const m = /^(\d{1,15}):([0-9a-fA-F]{64})$/.exec(text.trim());
+  const txId = m ? Number(m[1]) : 0;
+  if (!m || !Number.isSafeInteger(txId) || txId < 1) throw new Error(`not a trust anchor: ${JSON.stringify(text)} (expected <tx>:<Alh>, e.g. 42:${'0'.repeat(64)})`);
+  return { txId, alh: Buffer.from(m[2]!, 'hex') };
+}
 
 const UUID = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/i;
 
@@ -214,96 +258,164 @@ export class AuditReader {
       serverUuid: uuid,
       trustedBefore: trusted ? { txId: trusted.txId } : undefined,
       trustedAfter: { txId: after.txId, alh: after.alh.toString('hex') },
+      firstContact: this.before === undefined,
     };
   }
 
   /**
-   * Audits history: verifies every transaction after the last audited one (or `fromTx`) up to
-   * the server's current state, and stops at the first inconsistency with a VerificationError
-   * naming the transaction. One dual proof links the last transaction to this auditor's trusted
-   * state (and carries the server's signature when a key is configured); the transactions are
-   * read with TxScan, their entries (values included) checked against their headers' eH, and
-   * their headers checked as one Alh chain that must end in the proven Alh (TxChain). The
-   * trusted state and the checkpoint advance only when everything held. Counts the audit
-   * entries found under the prefix; `onTx` sees each transaction once its entries and its link
-   * to the one before are checked (the range as a whole holds only when this returns);
-   * `onEntries` likewise gets its audit entries (for the auditor's index, plugin/workbench).
+   * Audits history: verifies every transaction of a range and stops at the first inconsistency
+   * with a VerificationError naming the transaction. The range runs from the one after the last
+   * audited (the checkpoint), `fromTx`, or the first committed at or after `since`, up to the
+   * server's current state or the last committed before `until`. One dual proof links the end
+   * of the walk to this auditor's trusted state (signed when a key is configured), and the
+   * transactions are checked as one Alh chain ending in the proven Alh (ChainWalk). Times map to
+   * transactions through the headers' commit times, which the chain verifies (decisions #24).
+   * The trusted state advances to the proven end when newer; the checkpoint only when the walk
+   * continues the audited history without a gap. Counts the audit entries under the prefix;
+   * `onTx` sees each transaction of the range once its entries and its link to the one before
+   * are checked (the range as a whole holds only when this returns); `onEntries` likewise gets its
+   * audit entries (for the auditor's index, plugin/workbench); `onRange` is told the range first.
    */
-  async verifyAll(opts: { fromTx?: number; onTx?: (txId: number, entries: number) => void; onEntries?: OnVerifiedEntries } = {}): Promise<VerifyAllResult> {
+  async verifyAll(opts: VerifyAllOptions = {}): Promise<VerifyAllResult> {
     const uuid = this.client.serverUuid;
     const { database } = this.client.options;
     const trusted = this.session.trusted;
-    // The checkpoint belongs to the log, next to its state; an earlier version kept it per server.
-    const checkpointDir = join(this.stateDir, 'logs');
-    const checkpointFile = join(checkpointDir, `${this.session.log}.audited.json`);
-    const readCheckpoint = (file: string) => (JSON.parse(readFileSync(file, 'utf8')) as { last_tx: number }).last_tx;
-    let lastAudited = 0;
+    const firstContact = this.before === undefined;
+    const lastAudited = this.readCheckpoint();
+    const { since, until } = opts;
+    const timed = since !== undefined || until !== undefined;
+    const current = toSafeInt((await this.client.currentState()).txId, 'current tx id');
+    this.session.refuseRollback(current, { serverUuid: uuid, address: this.address });
+    const walker = new ChainWalk(this.client, this.session, Buffer.from(kindPrefix(this.prefix, 'entry')));
+    const base = { serverUuid: uuid, database, currentTx: current, firstContact, since, until };
+
+    // The range [a, b]: transactions with ids a..b (by time, through commit times the server
+    // claims; checked in the walk below).
+    const claimed = new Map<number, number>();
+    const claim = async (id: number) => {
+      const t = await walker.claimedTime(id);
+      claimed.set(id, t);
+      return t;
+    };
+    const from = opts.fromTx ?? (since === undefined ? lastAudited + 1 : 1);
+    const a = since !== undefined && current > 0 ? await firstAtOrAfter(claim, 1, current, since) : Math.max(1, from);
+    const b = until !== undefined && current > 0 ? (await firstAtOrAfter(claim, 1, current, until)) - 1 : current;
+    // The walk: the range plus, for a time range, the transaction on each side of it, whose
+    // verified times show that the range is all of the window.
+    const w0 = since !== undefined ? Math.min(Math.max(1, a - 1), current) : a;
+    const w1 = until !== undefined ? Math.max(1, Math.min(current, b + 1)) : current;
+    const empty = { ...base, fromTx: timed ? a : from, toTx: timed ? b : current, transactions: 0, entries: 0, trustedTxId: trusted?.txId ?? 0, checkpoint: lastAudited };
+    if (current === 0 || w0 > w1 || (!timed && a > current)) return empty;
+    opts.onRange?.({ fromTx: a, toTx: b, transactions: Math.max(0, b - a + 1) });
+
+    const end = await walker.prove(w1);
+    let entries = 0;
+    let prevTime: number | undefined;
+    let firstTime: number | undefined;
+    let lastTime: number | undefined;
+    const inWindow = (t: number) => (since === undefined || t >= since) && (until === undefined || t < until);
+    await walker.walk(w0, { txId: w1, alh: end.tx.alh }, async (tx) => {
+      if (timed) checkTime(tx, claimed.get(tx.id), prevTime, inWindow(tx.time), tx.id >= a && tx.id <= b);
+      prevTime = tx.time;
+      if (tx.id < a || tx.id > b) return;
+      firstTime ??= tx.time;
+      lastTime = tx.time;
+      entries += tx.entries.length;
+      opts.onTx?.(tx.id, tx.entries.length);
+      if (opts.onEntries && tx.entries.length) await opts.onEntries({ id: tx.id, time: tx.time }, tx.entries);
+    });
+
+    // Everything held: the trusted state advances (when newer), and the checkpoint when this
+    // walk continues the audited history (it then holds every tx up to w1).
+    await this.session.advance(this.client.serverUuid, end.state, this.address);
+    let checkpoint = lastAudited;
+    if (w0 <= lastAudited + 1 && w1 > lastAudited) {
+      this.writeCheckpoint(w1);
+      checkpoint = w1;
+    }
+    return {
+      ...base, fromTx: timed ? a : from, toTx: b, transactions: Math.max(0, b - a + 1), entries, trustedTxId: this.session.trusted!.txId,
+      checkpoint, walkedFrom: w0, walkedTo: w1, firstTime, lastTime, lastTxTime: w1 === current ? end.tx.time : undefined,
+    };
+  }
+
+  /** The checkpoint file of the log, next to its state (an earlier version kept it per server). */
+  private get checkpointFile(): string {
+    return join(this.stateDir, 'logs', `${this.session.log}.audited.json`);
+  }
+
+  /** The last tx every tx up to which this auditor audited (0: none). */
+  private readCheckpoint(): number {
+    const read = (file: string) => (JSON.parse(readFileSync(file, 'utf8')) as { last_tx: number }).last_tx;
     try {
-      lastAudited = readCheckpoint(checkpointFile);
+      return read(this.checkpointFile);
     } catch {
       try {
         // An earlier version's checkpoint, kept per server: the one whose state was migrated.
-        const legacy = this.session.migratedFrom ?? trusted?.serverUuid;
-        lastAudited = legacy ? readCheckpoint(join(this.stateDir, legacy, `${database}.audited.json`)) : 0;
+        const legacy = this.session.migratedFrom ?? this.before?.serverUuid;
+        return legacy ? read(join(this.stateDir, legacy, `${this.client.options.database}.audited.json`)) : 0;
       } catch {
-        lastAudited = 0;
+        return 0;
       }
     }
-    const from = opts.fromTx ?? lastAudited + 1;
-    const current = toSafeInt((await this.client.currentState()).txId, 'current tx id');
-    this.session.refuseRollback(current, { serverUuid: uuid, address: this.address });
-    const first = Math.max(1, from);
-    if (first > current) {
-      return { serverUuid: uuid, database, fromTx: from, toTx: current, transactions: 0, entries: 0, trustedTxId: trusted?.txId ?? 0 };
-    }
+  }
 
-    // 1. The end of the range, proven against the trusted state (on first contact: against
-    //    itself, as every first verified read is).
-    const vtx = await this.client.verifiableTxById(current, this.session.provenSince(), EntryTypeAction.EXCLUDE);
-    let end;
-    try {
-      end = verifyVerifiableTx(vtx, this.session.anchor(), { listedEntries: 'none' });
-      if (end.txId !== current) throw new VerificationError(`asked for tx ${current}, immudb proved tx ${end.txId}`);
-      this.session.checkSigned(end, vtx.signature);
-    } catch (e) {
-      throw new VerificationError(`tx ${current}: ${(e as Error).message}`);
-    }
+  private writeCheckpoint(lastTx: number): void {
+    const file = this.checkpointFile;
+    mkdirSync(join(this.stateDir, 'logs'), { recursive: true, mode: 0o700 });
+    writeFileSync(`${file}.tmp`, JSON.stringify({ last_tx: lastTx, at: new Date().toISOString() }) + '\n', { mode: 0o600 });
+    renameSync(`${file}.tmp`, file);
+  }
 
-    // 2. Every transaction of the range, as one Alh chain: anchored at its start when the Alh
-    //    before it is known (tx 1, or the trusted tx right before the range), checked against
-    //    the trusted Alh where it passes the trusted tx, and ending in the proven Alh.
-    const anchor = first === 1 ? INITIAL_ALH : trusted?.txId === first - 1 ? trusted.alh : undefined;
-    const chain = new TxChain(first, anchor);
-    if (trusted && trusted.txId >= first) chain.expectAlh(trusted.txId, trusted.alh);
-    const entryPrefix = Buffer.from(kindPrefix(this.prefix, 'entry'));
-    let entries = 0;
-    // Pages read one ahead (tx-scan-pages.ts): each is checked here, in order, before the next.
-    for await (const { txs } of txScanPages(this.client, first, current)) {
-      for (const tx of txs) {
-        const { header } = chain.append(tx);
-        let n = 0;
-        const audit: VerifiedEntry[] | undefined = opts.onEntries ? [] : undefined;
-        tx.entries.forEach((e, i) => {
-          if (!e.key.subarray(1).subarray(0, entryPrefix.length).equals(entryPrefix)) return;
-          // Audit entries are checked by their values (the chain checked the values it got).
-          if (!e.value?.length) throw new VerificationError(`tx ${header.id} entry ${i} (${e.key.subarray(1).toString()}): its value was not sent`);
-          n++;
-          // Keys and values as stored carry a one-byte prefix (plain key, plain value).
-          audit?.push({ key: e.key.subarray(1), value: e.value.subarray(1) });
-        });
-        entries += n;
-        opts.onTx?.(header.id, n);
-        if (audit?.length) await opts.onEntries!({ id: header.id, time: Number(header.ts) * 1000 }, audit);
+  /** Whether any key exists under `<prefix>:entry:` (a plain scan: a hint for messages, not a proof). */
+  async anyAuditEntry(): Promise<boolean> {
+    return (await this.client.scan(Buffer.from(kindPrefix(this.prefix, 'entry')), { limit: 1 })).length > 0;
+  }
+
+  /**
+   * Pins trust to `anchor` (a tx and its Alh, from `--trust-anchor` or an evidence checkpoint):
+   * the server must prove, with a dual proof, that its history holds that tx with that Alh. On
+   * first contact its current state, proven from the anchor, becomes the trusted state; with a
+   * trusted state, the anchor and that state must be one history (the later proven from the
+   * earlier), and the state advances to the anchor when it is later. Any failure is a
+   * VerificationError.
+   */
+  async checkTrustAnchor(anchor: TrustAnchor): Promise<{ trusted: { txId: number; alh: Buffer } }> {
+    const uuid = this.client.serverUuid;
+    const where = `immudb at ${this.address} (server ${uuid})`;
+    const tag = `trust anchor tx ${anchor.txId} Alh ${anchor.alh.toString('hex')}`;
+    const n = toSafeInt((await this.client.currentState()).txId, 'current tx id');
+    this.session.refuseRollback(n, { serverUuid: uuid, address: this.address });
+    if (anchor.txId > n) throw new VerificationError(`${where} reports tx ${n}, before the ${tag}: its history is shorter than the anchored one (rolled back, replaced, or not this log)`);
+    const t = this.session.trusted;
+    const prove = async (tx: number, from: { txId: number; alh: Buffer }) => {
+      const vtx = await this.client.verifiableTxById(tx, from.txId, EntryTypeAction.EXCLUDE);
+      let next;
+      try {
+        next = verifyVerifiableTx(vtx, from, { listedEntries: 'none' });
+        if (next.txId !== Math.max(tx, from.txId)) throw new VerificationError(`asked for tx ${tx}, immudb proved tx ${next.txId}`);
+      } catch (e) {
+        throw new VerificationError(`${where} does not hold the ${tag}: ${(e as Error).message}`);
       }
+      this.session.checkSigned(next, vtx.signature);
+      return next;
+    };
+    if (!t) {
+      const next = await prove(n, anchor);
+      await this.session.advance(uuid, next, this.address);
+    } else if (anchor.txId <= t.txId) {
+      const next = await prove(t.txId, anchor);
+      if (!next.alh.equals(t.alh)) {
+        throw new VerificationError(`the ${tag} and this auditor's trusted state (tx ${t.txId}) are not one history on ${where}`);
+      }
+    } else {
+      const next = await prove(anchor.txId, { txId: t.txId, alh: t.alh });
+      if (!next.alh.equals(anchor.alh)) {
+        throw new VerificationError(`${where} does not hold the ${tag}: its tx ${anchor.txId}, proven from this auditor's trusted state (tx ${t.txId}), has Alh ${next.alh.toString('hex')}`);
+      }
+      await this.session.advance(uuid, next, this.address);
     }
-    chain.finish(current, end.alh);
-
-    // 3. Everything held: the trusted state and the checkpoint advance.
-    await this.session.advance(this.client.serverUuid, end, this.address);
-    mkdirSync(checkpointDir, { recursive: true, mode: 0o700 });
-    writeFileSync(`${checkpointFile}.tmp`, JSON.stringify({ last_tx: current, at: new Date().toISOString() }) + '\n', { mode: 0o600 });
-    renameSync(`${checkpointFile}.tmp`, checkpointFile);
-    return { serverUuid: uuid, database, fromTx: from, toTx: current, transactions: current - first + 1, entries, trustedTxId: end.txId };
+    return { trusted: { txId: this.session.trusted!.txId, alh: this.session.trusted!.alh } };
   }
 
   close(): Promise<void> {

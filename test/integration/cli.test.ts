@@ -69,6 +69,7 @@ test.serial('verify checks proofs, keeps its own trusted state, and advances it'
   const a = JSON.parse(first.stdout);
   t.true(a.verified);
   t.is(a.trusted_before, null);
+  t.is(a.first_contact, true);
   t.deepEqual(a.entry, entries[0]!.entry);
   const last = entries[entries.length - 1]!;
   const second = await runCli([...target, '--json', 'verify', last.entry.id], env());
@@ -92,9 +93,13 @@ test.serial('verify --all audits every transaction since the checkpoint, then on
   t.is(a.from_tx, 1);
   t.is(a.entries, 30);
   t.is(a.transactions, a.to_tx);
+  t.is(a.first_contact, true);
+  t.regex(first.stderr, /^immudb-audit: FIRST CONTACT with log clidb/);
+  // Nothing new since the checkpoint: nothing was verified, which is not a pass (exit 1).
   const again = await runCli([...tgt, 'verify', '--all'], env());
-  t.is(again.code, 0);
-  t.is(again.stdout, `nothing new to verify: clidb is at tx ${a.to_tx}, audited up to tx ${a.to_tx}\n`);
+  t.is(again.code, 1);
+  t.is(again.stdout, '');
+  t.is(again.stderr, `immudb-audit: nothing new to verify: clidb is at tx ${a.to_tx}, audited up to tx ${a.to_tx}; no audit entry was written since the last audit\n`);
   const both = await runCli([...tgt, 'verify', '--all', entries[0]!.entry.id], env());
   t.is(both.code, 2);
   t.regex(both.stderr, /give either audit ids or --all, not both/);

@@ -6,6 +6,7 @@
 // kong.yml configurations started in the real plugin server exactly as Kong sends them.
 import test from 'ava';
 import { existsSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, statSync } from 'node:fs';
+import { createPrivateKey, createPublicKey } from 'node:crypto';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import YAML from 'yaml';
@@ -54,6 +55,7 @@ interface ComposeService {
   healthcheck?: { test: string[] };
   entrypoint?: string[];
   profiles?: string[];
+  command?: string[];
 }
 const compose = YAML.parse(projectFile('docker-compose.yml'), { merge: true }) as { services: Record<string, ComposeService>; volumes?: Record<string, unknown> };
 const services = compose.services;
@@ -301,6 +303,23 @@ test('docker-compose.yml: Kong from kong/Dockerfile, immudb with a volume, Jaege
   t.is(aenv.IMMUDB_PASSWORD, kongEnv[vaultEnvName(String(auditConfigs[0]!.config.immudb_password))!], 'the auditor logs in with the password the plugin uses');
   t.is(aenv.IMMUDB_AUDIT_AUDITOR_STATE_DIR, imageEnv.IMMUDB_AUDIT_AUDITOR_STATE_DIR);
   t.true((auditor.volumes ?? []).some((v) => v.endsWith(`:${imageEnv.IMMUDB_AUDIT_AUDITOR_STATE_DIR}`)), 'the auditor keeps its trusted state on a volume');
+});
+
+test('docker-compose.yml: immudb signs its states, and the plugin and the auditor check them with its key', (t) => {
+  const mounted = (s: ComposeService, target: string) => (s.volumes ?? []).find((v) => v.split(':')[1] === target)?.split(':')[0];
+  for (const name of ['immudb', 'immudb-replica']) {
+    const s = services[name]!;
+    const i = (s.command ?? []).indexOf('--signingKey');
+    t.true(i >= 0, `${name} runs with --signingKey`);
+    const file = mounted(s, s.command![i + 1]!);
+    t.truthy(file, `${name}: the signing key is mounted`);
+    const pub = createPublicKey(createPrivateKey(readFileSync(join(root, file!)))).export({ type: 'spki', format: 'pem' }).toString();
+    for (const { route, config } of auditConfigs) t.is(String(config.server_public_key).trim(), pub.trim(), `route ${route.name}: server_public_key is the signing key's`);
+    const auditor = services.auditor!;
+    const pubFile = mounted(auditor, String(auditor.environment?.IMMUDB_AUDIT_SERVER_PUBLIC_KEY));
+    t.truthy(pubFile, 'the auditor has the public key at IMMUDB_AUDIT_SERVER_PUBLIC_KEY');
+    t.is(readFileSync(join(root, pubFile!), 'utf8').trim(), pub.trim());
+  }
 });
 
 test('docker compose config accepts docker-compose.yml (the real Compose client)', async (t) => {

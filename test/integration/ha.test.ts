@@ -204,7 +204,10 @@ test.serial('trust reset is loud: a lifecycle entry records it in the log, and t
   const c = await client(s, 'life');
   await c.set([{ key: Buffer.from('x'), value: Buffer.from('1') }]);
   await c.close();
-  t.is((await auditor([s], 'life', 'l', aud, 'verify', '--all')).code, 0);
+  // The chain is verified, but it holds no audit entry: not a pass (exit 1).
+  const audited = await auditor([s], 'life', 'l', aud, 'verify', '--all');
+  t.is(audited.code, 1, audited.stderr);
+  t.regex(audited.stdout, /^verified: transactions 1\.\.1 of life/);
   const reset = await auditor([s], 'life', 'l', aud, 'trust', 'reset');
   t.is(reset.code, 0, reset.stderr);
   t.regex(reset.stdout, /recorded in the log: l:lifecycle:[0-9a-f-]{36} in tx 2/);
@@ -214,7 +217,8 @@ test.serial('trust reset is loud: a lifecycle entry records it in the log, and t
   t.like(JSON.parse(entry!.value.toString()), { event: 'trust_reset', log: 'life', holder: 'auditor', previous: { tx_id: 1 } });
   // The auditor's trust now starts at the recorded reset.
   const again = await auditor([s], 'life', 'l', aud, '--json', 'verify', '--all', '--from-tx', '1');
-  t.is(again.code, 0, again.stderr);
+  t.is(again.code, 1, again.stderr);
+  t.regex(again.stderr, /hold no audit entry under prefix "l"/);
   t.is(JSON.parse(again.stdout).to_tx, 2);
 });
 

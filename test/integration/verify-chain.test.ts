@@ -190,7 +190,12 @@ for (const version of [0, 1] as const) {
     t.like(await verifyAll(db.name, auditorAt1(db), { fromTx: 2 }), { fromTx: 2, toTx: db.tx2, transactions: db.tx2 - 1, trustedTxId: db.tx2 });
     t.like(await verifyAll(db.name, at1, { fromTx: 1 }), { fromTx: 1, toTx: db.tx2, trustedTxId: db.tx2 });
     // A range starting after a gap past the trusted tx.
-    t.like(await verifyAll(db.name, auditorAt1(db), { fromTx: db.tx1 + 3 }), { fromTx: db.tx1 + 3, toTx: db.tx2, transactions: db.tx2 - db.tx1 - 2, trustedTxId: db.tx2 });
+    // ... which does not continue the audited history: the checkpoint stays (decisions #24).
+    const gap = auditorAt1(db);
+    t.like(await verifyAll(db.name, gap, { fromTx: db.tx1 + 3 }), { fromTx: db.tx1 + 3, toTx: db.tx2, transactions: db.tx2 - db.tx1 - 2, trustedTxId: db.tx2, checkpoint: db.tx1 });
+    t.is(JSON.parse(readFileSync(join(gap, 'logs', `${db.name}.audited.json`), 'utf8')).last_tx, db.tx1);
+    // The next run from the checkpoint audits the gap (the trusted state is past it already).
+    t.like(await verifyAll(db.name, gap), { fromTx: db.tx1 + 1, toTx: db.tx2, checkpoint: db.tx2, firstContact: false });
   });
 
   test.serial(`${v}: a modified value is refused, with or without its hValue and eH recomputed`, async (t) => {

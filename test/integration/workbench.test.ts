@@ -112,7 +112,7 @@ test.serial('search brings the index up to date by a verified walk, then answers
   for (const r of a.rows) t.deepEqual(r.entry, JSON.parse(JSON.stringify(byId.get(r.audit_id))));
   // The verify --all checkpoint moved with it (the same walk).
   const v = await runCli([...target, 'verify', '--all'], env());
-  t.regex(v.stdout, new RegExp(`^nothing new to verify: ${DB} is at tx ${current}, audited up to tx ${current}`));
+  t.regex(v.stderr, new RegExp(`^immudb-audit: nothing new to verify: ${DB} is at tx ${current}, audited up to tx ${current}`));
 });
 
 const consumerOf = (e: AuditEntry) => e.who.consumer;
