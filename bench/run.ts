@@ -18,6 +18,7 @@ const BENCHES: Array<[string, () => Promise<BenchModule>]> = [
   ['scaling', () => import('./scaling.js')],
   ['search', () => import('./search.js')],
   ['goals', () => import('./goals.js')],
+  ['floor', () => import('./floor.js')],
 ];
 
 async function main() {
