@@ -203,7 +203,7 @@ export async function measureFloor(ctx: BenchContext, client: ImmudbClient, immu
   ];
 
   // immudb's CPU per entry for verified batches of 256, both layouts alternating (fresh records).
-  const batches = ctx.quick ? 40 : 100;
+  const batches = ctx.quick ? 80 : 160;
   const fresh = auditRecords(2 * batches * BATCH, 'floorab', pool);
   const cpu = { written: [] as number[], all: [] as number[], clientWritten: [] as number[], clientAll: [] as number[] };
   for (let b = 0; b < 2 * batches; b++) {
