@@ -60,6 +60,11 @@ export function exporterFromEnv(env: NodeJS.ProcessEnv): 'otlp' | 'none' {
 }
 
 const SCOPE = 'kong-immudb-audit';
+/**
+ * Links a batch span may carry: one per entry of the batch, up to queue.max_batch_size's upper
+ * bound (plugin/config/fields/queue.ts). The SDK's default (128) dropped the rest.
+ */
+export const MAX_BATCH_LINKS = 512;
 
 export class AuditTracing {
   private readonly provider: TracerProvider;
@@ -97,7 +102,13 @@ export class AuditTracing {
       maxExportBatchSize: 512,
       scheduledDelayMillis: Number(env.OTEL_BSP_SCHEDULE_DELAY) || 1000,
     });
-    this.provider = new TracerProvider({ resource, sampler: this.sampler, idGenerator: this.ids, spanProcessors: this.processor ? [this.processor] : [] });
+    this.provider = new TracerProvider({
+      resource,
+      sampler: this.sampler,
+      idGenerator: this.ids,
+      spanLimits: { linkCountLimit: MAX_BATCH_LINKS },
+      spanProcessors: this.processor ? [this.processor] : [],
+    });
     this.tracer = this.provider.getTracer(SCOPE);
     // Entry spans join the provider's spans in one export request: same resource, same scope.
     this.origin = { resource, instrumentationScope: { name: SCOPE, version: undefined, schemaUrl: undefined } };
