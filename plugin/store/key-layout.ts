@@ -101,8 +101,12 @@ export function indexedTraceId(entry: TracedEntry): string | null {
 /** The index key/value of an entry object (by its top-level trace_id); undefined when it has none. */
 export function traceIndexFor(prefix: string, entry: TracedEntry): KeyValue | undefined {
   const traceId = indexedTraceId(entry);
-  if (traceId === null || !PREFIX.test(prefix) || !AUDIT_ID.test(entry.id)) return undefined;
-  return { key: Buffer.from(traceIndexKey(prefix, traceId, entry.id)), value: Buffer.from(entryKey(prefix, entry.id)) };
+  return traceId === null ? undefined : indexKeyValue(prefix, traceId, entry.id);
+}
+
+function indexKeyValue(prefix: string, traceId: string, auditId: string): KeyValue | undefined {
+  if (!PREFIX.test(prefix) || !AUDIT_ID.test(auditId)) return undefined;
+  return { key: Buffer.from(traceIndexKey(prefix, traceId, auditId)), value: Buffer.from(entryKey(prefix, auditId)) };
 }
 
 // The encoder knows the entry object: it leaves the entry's indexed trace id here, keyed by the
@@ -131,5 +135,5 @@ export function traceIndexOf(key: Buffer, value: Buffer): KeyValue | undefined {
     const { trace_id: t, trace_source: source } = entry as { trace_id?: unknown; trace_source?: unknown };
     traceId = typeof t === 'string' && typeof source === 'string' ? indexedTraceId({ id: parsed.id, trace_id: t, trace_source: source }) : null;
   }
-  return traceId === null ? undefined : traceIndexFor(parsed.prefix, { id: parsed.id, trace_id: traceId, trace_source: 'traceparent' });
+  return traceId === null ? undefined : indexKeyValue(parsed.prefix, traceId, parsed.id);
 }
