@@ -19,6 +19,7 @@ const BENCHES: Array<[string, () => Promise<BenchModule>]> = [
   ['search', () => import('./search.js')],
   ['goals', () => import('./goals.js')],
   ['fail-closed', () => import('./fail-closed.js')],
+  ['floor', () => import('./floor.js')],
 ];
 
 async function main() {

@@ -332,22 +332,27 @@ export async function run(ctx: BenchContext): Promise<BenchResult> {
   const maxBatch = pluginMaxBatch();
   const ladderSizes = [...new Set(ctx.quick ? [1, 16, 256, maxBatch] : [1, 16, 128, 256, maxBatch])].sort((a, b) => a - b);
   const e2eSizes = [...new Set([1, 16, 128, maxBatch])].sort((a, b) => a - b);
+  // BENCH_SCALING=F (or A,F...) runs only those sections: the sizing guide needs F alone.
+  const only = (process.env.BENCH_SCALING ?? '').toUpperCase().split(',').filter(Boolean);
+  const want = (section: string) => only.length === 0 || only.includes(section);
   const immudb = await startBenchImmudb();
   try {
     const tables: Table[] = [];
-    tables.push(await ladder(immudb, ladderSizes, ctx.quick ? 350 : 550, ctx));
-    // One real answer of the default batch size for the in-process proof timing.
-    const c = await immudb.connect('bench_stage');
-    const kv0 = [{ key: Buffer.from('anchor'), value: Buffer.from('{}') }];
-    const trusted = verifyVerifiableSet(await c.verifiableSet(kv0, 0), kv0);
-    const kvs = await writerKvs(auditRecords(256, 'stage', fixturePool(256)));
-    const vtx = await c.verifiableSet(kvs, trusted.txId);
-    const rawTx = (await c.txScan(Number(vtx.tx!.header!.id), 1, EntryTypeAction.RAW_VALUE))[0];
-    tables.push(captureStages(ctx, { vtx, kvs, trusted, ...(rawTx ? { rawTx } : {}) }));
-    tables.push(await e2eByBatch(immudb, e2eSizes, ctx));
-    tables.push(...(await payloadSizes(immudb, ctx)));
-    tables.push(await singleEntryReads(immudb, ctx));
-    tables.push(await concurrentWriters(immudb, ctx));
+    if (want('A')) tables.push(await ladder(immudb, ladderSizes, ctx.quick ? 350 : 550, ctx));
+    if (want('D')) {
+      // One real answer of the default batch size for the in-process proof timing.
+      const c = await immudb.connect('bench_stage');
+      const kv0 = [{ key: Buffer.from('anchor'), value: Buffer.from('{}') }];
+      const trusted = verifyVerifiableSet(await c.verifiableSet(kv0, 0), kv0);
+      const kvs = await writerKvs(auditRecords(256, 'stage', fixturePool(256)));
+      const vtx = await c.verifiableSet(kvs, trusted.txId);
+      const rawTx = (await c.txScan(Number(vtx.tx!.header!.id), 1, EntryTypeAction.RAW_VALUE))[0];
+      tables.push(captureStages(ctx, { vtx, kvs, trusted, ...(rawTx ? { rawTx } : {}) }));
+    }
+    if (want('B')) tables.push(await e2eByBatch(immudb, e2eSizes, ctx));
+    if (want('C')) tables.push(...(await payloadSizes(immudb, ctx)));
+    if (want('E')) tables.push(await singleEntryReads(immudb, ctx));
+    if (want('F')) tables.push(await concurrentWriters(immudb, ctx));
     return {
       name: 'scaling',
       title: '5. Scaling with batch size and payload size; where the time goes',
@@ -355,7 +360,7 @@ export async function run(ctx: BenchContext): Promise<BenchResult> {
       figures: Object.fromEntries(tables.map((t) => [t.title.split('.')[0]!, t.rows])),
       targets: [],
       notes: [
-        `the plugin allows queue.max_batch_size up to ${maxBatch} audit entries: each takes two immudb entries (entry + trace index) and immudb allows 1024 per transaction`,
+        `the plugin allows queue.max_batch_size up to ${maxBatch} audit entries: each takes one or two immudb entries (entry, and a trace index when the request brought its trace) and immudb allows 1024 per transaction`,
         'CPU profiles of the plugin server are in benchmark 2 (end to end) and summarised in docs/performance.md',
       ],
     };

@@ -22,7 +22,7 @@ import { parseAddress } from './config/fields/connection.js';
 import { v7 } from 'uuid';
 import { createLogger } from './log.js';
 import { Version } from './version.js';
-import { registerWorkbench } from './workbench/commands.js';
+import { registerWorkbench, traceIdsFromIndex } from './workbench/commands.js';
 import { registerServe } from './console/serve-command.js';
 import { checkCheckpoint, registerEvidence } from './evidence/commands.js';
 
@@ -363,14 +363,14 @@ function nothingVerified(o: GlobalOptions, r: VerifyAllResult, cmd: VerifyOption
 
 program
   .command('find')
-  .description("the entries of a trace: candidates from the trace index, kept only when the entry's own trace_id is the trace (exit 3 with --verify, else 1, when the index lists others)")
+  .description("the entries of a trace: candidates from the trace index (for a trace the plugin started itself, from this auditor's index, brought up to date first), kept only when the entry's own trace_id is the trace (exit 3 with --verify, else 1, when the index lists others)")
   .requiredOption('--trace <trace-id>', 'W3C trace id (32 hex characters)')
   .option('--verify', 'verified reads of the entries found (exit 3 if any check fails)')
   .action(async (cmd: { trace: string; verify?: boolean }) => {
     const o = program.opts<GlobalOptions>();
     const verify = Boolean(cmd.verify);
     await withReader(o, async (reader) => {
-      const r = await findTrace(reader, cmd.trace, o.prefix, verify);
+      const r = await findTrace(reader, cmd.trace, o.prefix, verify, (t) => traceIdsFromIndex(reader, o, t));
       if (!r.members.length && !r.mismatches.length) throw new NotFoundError(`no audit entries for trace ${r.traceId} in immudb database ${o.database}`);
       for (const m of r.members) {
         const e = m.entry as { time?: string; what?: { method?: string; path?: string }; outcome?: { status?: number } } | null;

@@ -24,8 +24,9 @@ export function serializedPool(count: number, seed = 7000): string[] {
 /**
  * `count` records exactly as the plugin with tracing on (its default) writes them: the handler
  * sets each entry's trace_id to its audit span's trace id before encoding (plugin/handler.ts), the
- * caller's trace when there is one, else a new root trace's; so every entry carries a trace
- * index in the writer's key list (writerKvs), not only the ~14 % of fixtures with a traceparent.
+ * caller's trace when there is one, else a new root trace's. The writer's key list (writerKvs)
+ * then carries a trace-index key for the entries whose trace came with the request (the ~14 % of
+ * fixtures with a traceparent or Kong's trace id), as the plugin writes them (decision #38).
  */
 export function auditRecords(count: number, prefix: string, pool: LogFixture[] = fixturePool(Math.min(count, 1000))): AuditRecord[] {
   const host = hostname();

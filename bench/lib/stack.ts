@@ -236,7 +236,8 @@ export class WriteCounter {
     await this.countUpTo(committedTx);
     let verifiedTx = 0;
     try {
-      verifiedTx = this.states.load(this.client.serverUuid, this.client.database)?.txId ?? 0;
+      // The plugin's log is named after its database unless immudb_log_name says otherwise (decisions #23).
+      verifiedTx = this.states.load(this.client.database, this.client.database)?.txId ?? 0;
     } catch {
       // being replaced right now (atomic rename): keep 0 for this poll
     }

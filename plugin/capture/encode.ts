@@ -1,10 +1,10 @@
 // The immudb record of an entry: its key (plugin/store/key-layout.ts) and the canonical JSON
 // (RFC 8785) of the entry, encoded once. Canonical bytes let anyone re-derive the value digest
-// from the JSON alone. The entry's trace index is computed here, from the entry object.
+// from the JSON alone. The entry's trace index is decided here, from the entry object.
 import type { AuditEntry } from './audit-entry.js';
 import { canonicalJson } from './canonical-json.js';
 import { ownedKeyValue } from './owned-buffers.js';
-import { entryKey, rememberTraceId } from '../store/key-layout.js';
+import { entryKey, rememberTraceIndex } from '../store/key-layout.js';
 
 export interface AuditRecord {
   id: string;
@@ -16,6 +16,6 @@ export function encodeEntry(prefix: string, entry: AuditEntry): AuditRecord {
   const json = canonicalJson(entry);
   if (json === undefined) throw new Error('audit entry could not be encoded');
   const record = { id: entry.id, ...ownedKeyValue(entryKey(prefix, entry.id), json) };
-  rememberTraceId(record.value, entry.trace_id);
+  rememberTraceIndex(record.value, entry);
   return record;
 }

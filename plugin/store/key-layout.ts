@@ -1,7 +1,8 @@
 // Every immudb key the product writes or reads, in one place, with its parser:
 //   <prefix>:entry:<audit id>               the audit entry (value: its canonical JSON)
 //   <prefix>:trace:<trace id>:<audit id>    trace index (value: the entry's key), written in the
-//                                           entry's transaction so `find --trace` reads a prefix
+//                                           entry's transaction so `find --trace` reads a prefix;
+//                                           only for traces the request brought (decision #38)
 //   <prefix>:loss:<id>                      a loss record (entries known lost)
 //   <prefix>:lifecycle:<uuidv7>             what happened to the log itself (a trust reset)
 // The prefix is [A-Za-z0-9_.-]+ (the key_prefix field): it holds no ':', so parsing is exact.
@@ -78,20 +79,44 @@ export function parseKey(key: Buffer | string): ParsedKey | undefined {
   return { kind: 'trace', prefix: m[4]!, traceId: m[5]!, id: m[6]! };
 }
 
-/** The index key/value of an entry object (by its top-level trace_id); undefined without one. */
-export function traceIndexFor(prefix: string, entry: { id: string; trace_id: string | null }): KeyValue | undefined {
-  if (!PREFIX.test(prefix) || !AUDIT_ID.test(entry.id) || typeof entry.trace_id !== 'string' || !TRACE_ID.test(entry.trace_id)) return undefined;
-  return { key: Buffer.from(traceIndexKey(prefix, entry.trace_id, entry.id)), value: Buffer.from(entryKey(prefix, entry.id)) };
+/** What decides an entry's index key: its top-level trace id and where that trace came from. */
+export interface TracedEntry {
+  id: string;
+  trace_id: string | null;
+  trace_source: string;
 }
 
-// The encoder knows the entry object: it leaves the entry's trace id here, keyed by the value
-// it encoded, so the writer does not parse the JSON again. A record read back from the spool (a
-// replay) is a new buffer and is parsed instead: both give the same answer.
+/**
+ * The trace id an entry is indexed under, or null. Only traces the request brought (a W3C
+ * traceparent, or Kong's own trace id) are indexed: a trace the plugin started itself holds
+ * nothing but the entry's audit span, which names the entry (audit.id, audit.key), and the
+ * auditor's index (`search --trace`, and `find --trace` through it) finds such entries by their
+ * trace_id. The key doubled the immudb entries, and the proof work, of every audit entry.
+ */
+export function indexedTraceId(entry: TracedEntry): string | null {
+  if (entry.trace_source !== 'traceparent' && entry.trace_source !== 'kong') return null;
+  return typeof entry.trace_id === 'string' && TRACE_ID.test(entry.trace_id) ? entry.trace_id : null;
+}
+
+/** The index key/value of an entry object (by its top-level trace_id); undefined when it has none. */
+export function traceIndexFor(prefix: string, entry: TracedEntry): KeyValue | undefined {
+  const traceId = indexedTraceId(entry);
+  return traceId === null ? undefined : indexKeyValue(prefix, traceId, entry.id);
+}
+
+function indexKeyValue(prefix: string, traceId: string, auditId: string): KeyValue | undefined {
+  if (!PREFIX.test(prefix) || !AUDIT_ID.test(auditId)) return undefined;
+  return { key: Buffer.from(traceIndexKey(prefix, traceId, auditId)), value: Buffer.from(entryKey(prefix, auditId)) };
+}
+
+// The encoder knows the entry object: it leaves the entry's indexed trace id here, keyed by the
+// value it encoded, so the writer does not parse the JSON again. A record read back from the spool
+// (a replay) is a new buffer and is parsed instead: both give the same answer.
 const fromEncoder = new WeakMap<Buffer, string | null>();
 
-/** Called by the encoder with the entry object's trace id. */
-export function rememberTraceId(value: Buffer, traceId: string | null): void {
-  fromEncoder.set(value, traceId);
+/** Called by the encoder with the entry object. */
+export function rememberTraceIndex(value: Buffer, entry: TracedEntry): void {
+  fromEncoder.set(value, indexedTraceId(entry));
 }
 
 /** The index key/value of an encoded entry (key + value), or undefined when it has none. */
@@ -106,8 +131,9 @@ export function traceIndexOf(key: Buffer, value: Buffer): KeyValue | undefined {
     } catch {
       return undefined;
     }
-    const t = typeof entry === 'object' && entry !== null && !Array.isArray(entry) ? (entry as { trace_id?: unknown }).trace_id : undefined;
-    traceId = typeof t === 'string' ? t : null;
+    if (typeof entry !== 'object' || entry === null || Array.isArray(entry)) return undefined;
+    const { trace_id: t, trace_source: source } = entry as { trace_id?: unknown; trace_source?: unknown };
+    traceId = typeof t === 'string' && typeof source === 'string' ? indexedTraceId({ id: parsed.id, trace_id: t, trace_source: source }) : null;
   }
-  return traceId === null ? undefined : traceIndexFor(parsed.prefix, { id: parsed.id, trace_id: traceId });
+  return traceId === null ? undefined : indexKeyValue(parsed.prefix, traceId, parsed.id);
 }

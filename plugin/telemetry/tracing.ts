@@ -5,14 +5,18 @@
 // OTEL_SERVICE_NAME and OTEL_RESOURCE_ATTRIBUTES; core's environment readers (the SDK's parsing
 // and warnings) the OTEL_BSP_* options, the sampler and OTEL_SDK_DISABLED (decisions #10 and
 // #34: the trace SDK, not sdk-node). No auto-instrumentation: the plugin server is not traced.
-import { ROOT_CONTEXT, SpanKind, SpanStatusCode, TraceFlags, diag, trace, createTraceState, type Link, type Span, type Tracer, type DiagLogger } from '@opentelemetry/api';
+import {
+  ROOT_CONTEXT, SamplingDecision, SpanKind, SpanStatusCode, TraceFlags, diag, trace, createTraceState, type Attributes, type Link, type Span,
+  type SpanContext, type Tracer, type DiagLogger,
+} from '@opentelemetry/api';
 import { getBooleanFromEnv, getNumberFromEnv, getStringFromEnv, getStringListFromEnv, setGlobalErrorHandler } from '@opentelemetry/core';
 import { OTLPTraceExporter } from '@opentelemetry/exporter-trace-otlp-http';
 import { detectResources, envDetector, resourceFromAttributes } from '@opentelemetry/resources';
 import {
   AlwaysOffSampler, AlwaysOnSampler, BatchSpanProcessor, ParentBasedSampler, RandomIdGenerator, TraceIdRatioBasedSampler, TracerProvider,
-  type Sampler,
+  type Sampler, type SpanExporter, type SpanProcessor,
 } from '@opentelemetry/sdk-trace';
+import { EntrySpanRecord, type SpanOrigin } from './entry-span.js';
 import type { AuditEntry } from '../capture/audit-entry.js';
 import type { RequestTrace } from '../capture/request-trace.js';
 import type { Logger } from '../log.js';
@@ -23,16 +27,6 @@ export interface EntrySpanRef {
   spanId: string;
   traceFlags: number;
   auditId: string;
-}
-
-/** Root spans in a known trace (Kong's trace id without a parent span id). */
-class SeededIdGenerator extends RandomIdGenerator {
-  next: string | undefined;
-  override generateTraceId = (): string => {
-    const id = this.next;
-    this.next = undefined;
-    return id ?? new RandomIdGenerator().generateTraceId();
-  };
 }
 
 /** A variable as OpenTelemetry reads it: unset or blank is undefined. */
@@ -87,12 +81,24 @@ export function batchOptionsFromEnv() {
   };
 }
 
+const SCOPE = 'kong-immudb-audit';
+/**
+ * Links a batch span may carry: one per entry of the batch, up to queue.max_batch_size's upper
+ * bound (plugin/config/fields/queue.ts). The SDK's default (128) dropped the rest.
+ */
+export const MAX_BATCH_LINKS = 512;
+
 export class AuditTracing {
   private readonly provider: TracerProvider;
   private readonly tracer: Tracer;
-  private readonly ids = new SeededIdGenerator();
+  private readonly ids = new RandomIdGenerator();
+  private readonly sampler: Sampler;
+  /** Where entry spans go (none without an exporter: they are then never recorded). */
+  private readonly processor: SpanProcessor | undefined;
+  private readonly origin: SpanOrigin;
 
-  private constructor(private readonly logger: Logger) {
+  /** `exporterOverride` replaces the one the environment names (benchmarks, tests). */
+  private constructor(private readonly logger: Logger, exporterOverride?: SpanExporter) {
     // Exporter problems (collector down, rejected payloads) are reported once.
     const report = (msg: string) => logger.once('warn', 'otel-export', `tracing: ${msg}; audit entries are not affected`);
     setGlobalErrorHandler((e) => report(e instanceof Error ? e.message : String(e)));
@@ -104,52 +110,65 @@ export class AuditTracing {
       verbose: () => {},
     };
     diag.setLogger(diagLogger);
-    const exporter = exporterFromEnv();
+    const exporter = exporterOverride ? 'otlp' : exporterFromEnv();
     if (exporter === 'none') {
       logger.info('tracing: no OTEL_EXPORTER_OTLP_ENDPOINT (or OTEL_TRACES_EXPORTER=otlp): audit spans are not exported; entries still carry trace ids');
     }
-    this.provider = new TracerProvider({
-      // OTEL_SERVICE_NAME and OTEL_RESOURCE_ATTRIBUTES over our default service name.
-      resource: resourceFromAttributes({ 'service.name': 'kong-immudb-audit' }).merge(detectResources({ detectors: [envDetector] })),
-      sampler: samplerFromEnv(),
-      idGenerator: this.ids,
-      // At most two exports in flight (see batchOptionsFromEnv for the queue's bound).
-      spanProcessors: exporter === 'none' ? [] : [new BatchSpanProcessor({
-        exporter: new OTLPTraceExporter({ concurrencyLimit: 2 }),
-        ...batchOptionsFromEnv(),
-      })],
+    // OTEL_SERVICE_NAME and OTEL_RESOURCE_ATTRIBUTES over our default service name.
+    const resource = resourceFromAttributes({ 'service.name': SCOPE }).merge(detectResources({ detectors: [envDetector] }));
+    this.sampler = samplerFromEnv();
+    // At most two exports in flight (see batchOptionsFromEnv for the queue's bound).
+    this.processor = exporter === 'none' ? undefined : new BatchSpanProcessor({
+      exporter: exporterOverride ?? new OTLPTraceExporter({ concurrencyLimit: 2 }),
+      ...batchOptionsFromEnv(),
     });
-    this.tracer = this.provider.getTracer('kong-immudb-audit');
+    this.provider = new TracerProvider({
+      resource,
+      sampler: this.sampler,
+      idGenerator: this.ids,
+      spanLimits: { linkCountLimit: MAX_BATCH_LINKS },
+      spanProcessors: this.processor ? [this.processor] : [],
+    });
+    this.tracer = this.provider.getTracer(SCOPE);
+    // Entry spans join the provider's spans in one export request: same resource, same scope.
+    this.origin = { resource, instrumentationScope: { name: SCOPE, version: undefined, schemaUrl: undefined } };
   }
 
   /** null when OTEL_SDK_DISABLED=true. */
-  static fromEnv(logger: Logger): AuditTracing | null {
+  static fromEnv(logger: Logger, exporterOverride?: SpanExporter): AuditTracing | null {
     if (getBooleanFromEnv('OTEL_SDK_DISABLED')) return null;
-    return new AuditTracing(logger);
+    return new AuditTracing(logger, exporterOverride);
   }
 
   /**
    * The audit span of one entry, backdated to the request's start and end. Returns its ids
-   * (even when not sampled: the entry stores them either way).
+   * (even when not sampled: the entry stores them either way). The span is born ended, so it is
+   * built as a finished record (entry-span.ts) with the SDK's own sampler and ids, as
+   * Tracer.startSpan would: a child of the caller's span (W3C traceparent), else a root in Kong's
+   * trace when Kong named one, else a new root trace.
    */
   entrySpan(entry: AuditEntry, req: RequestTrace, key: string, recordClientAddress: boolean): EntrySpanRef {
     let ctx = ROOT_CONTEXT;
+    let parent: SpanContext | undefined;
     if (req.parent) {
-      ctx = trace.setSpanContext(ROOT_CONTEXT, {
+      parent = {
         traceId: req.parent.traceId,
         spanId: req.parent.spanId,
         traceFlags: req.parent.sampled ? TraceFlags.SAMPLED : TraceFlags.NONE,
         isRemote: true,
         ...(req.parent.traceState ? { traceState: safeTraceState(req.parent.traceState) } : {}),
-      });
-    } else if (req.kongTraceId) {
-      this.ids.next = req.kongTraceId;
+      };
+      if (trace.isSpanContextValid(parent)) ctx = trace.setSpanContext(ROOT_CONTEXT, parent);
+      else parent = undefined;
     }
-    const start = Date.parse(entry.time);
+    const traceId = parent?.traceId ?? req.kongTraceId ?? this.ids.generateTraceId();
+    const spanId = this.ids.generateSpanId();
+    const parsed = Date.parse(entry.time);
+    const start = Number.isFinite(parsed) ? parsed : Date.now();
     const duration = entry.latencies.request ?? entry.latencies.kong ?? 0;
     const method = entry.what.method ?? 'UNKNOWN';
     const route = entry.what.route?.name ?? req.route ?? 'unknown route';
-    const attributes: Record<string, string | number | boolean> = {
+    const attributes: Attributes = {
       'http.request.method': method,
       'audit.id': entry.id,
       'audit.key': key,
@@ -162,11 +181,17 @@ export class AuditTracing {
     if (entry.what.route?.name) attributes['kong.route.name'] = entry.what.route.name;
     if (entry.what.service?.name) attributes['kong.service.name'] = entry.what.service.name;
     if (recordClientAddress && entry.who.client_ip) attributes['client.address'] = entry.who.client_ip;
-    const span = this.tracer.startSpan(`audit ${method} ${route}`, { kind: SpanKind.INTERNAL, startTime: start, attributes }, ctx);
-    this.ids.next = undefined;
-    span.end(start + duration);
-    const sc = span.spanContext();
-    return { traceId: sc.traceId, spanId: sc.spanId, traceFlags: sc.traceFlags, auditId: entry.id };
+    const name = `audit ${method} ${route}`;
+    const decision = this.sampler.shouldSample(ctx, traceId, name, SpanKind.INTERNAL, attributes, []);
+    const traceFlags = decision.decision === SamplingDecision.RECORD_AND_SAMPLED ? TraceFlags.SAMPLED : TraceFlags.NONE;
+    // Only sampled spans are exported (a span recorded but not sampled goes nowhere either).
+    if (traceFlags === TraceFlags.SAMPLED && this.processor) {
+      const traceState = decision.traceState ?? parent?.traceState;
+      const context: SpanContext = traceState ? { traceId, spanId, traceFlags, traceState } : { traceId, spanId, traceFlags };
+      Object.assign(attributes, decision.attributes);
+      this.processor.onEnd(new EntrySpanRecord(name, context, parent, start, start + duration, attributes, this.origin));
+    }
+    return { traceId, spanId, traceFlags, auditId: entry.id };
   }
 
   /** A span for one immudb batch write, linked to its entries' (sampled) spans. */

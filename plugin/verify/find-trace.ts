@@ -2,6 +2,9 @@
 // top-level trace_id is T (read with proofs under --verify). Index keys that name an entry of
 // another trace, a missing entry, or that are not index keys at all are reported, never shown
 // as members: the index is written by whoever can write to the database, the entry is what counts.
+// A trace the plugin started itself has no index key (decision #38): when immudb's index names no
+// candidate, `others` (the auditor's own index, fed only by verified transactions) may name them,
+// checked the same way.
 import { NotFoundError, type AuditReader, type ReadResult } from './verified-read.js';
 import { entryKey } from '../store/key-layout.js';
 
@@ -35,9 +38,11 @@ function shown(traceId: string | null): string {
   return traceId !== null && /^[0-9a-f]{32}$/.test(traceId) ? traceId : JSON.stringify(traceId);
 }
 
-export async function findTrace(reader: AuditReader, traceId: string, prefix: string, verify: boolean): Promise<TraceFindResult> {
+export async function findTrace(reader: AuditReader, traceId: string, prefix: string, verify: boolean, others?: (traceId: string) => Promise<string[]>): Promise<TraceFindResult> {
   const t = traceId.toLowerCase();
-  const { ids, strays } = await reader.findByTrace(t);
+  const found = await reader.findByTrace(t);
+  const { strays } = found;
+  const ids = !found.ids.length && !strays.length && others ? await others(t) : found.ids;
   const how = verify ? '' : ' (unverified read)';
   const mismatches: TraceMismatch[] = strays.map((key) => ({ id: null, key, reason: `key ${JSON.stringify(key)} under the index of trace ${t} is not a trace index key` }));
   const members: TraceMember[] = [];

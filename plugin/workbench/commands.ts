@@ -116,19 +116,29 @@ async function indexModule(): Promise<typeof import('./audit-index.js')> {
 
 /** Opens the index of the reader's server, updates it by a verified walk, and hands it to `fn`. */
 export async function withIndex<T>(ctx: WorkbenchContext, fn: (index: AuditIndex, state: IndexState, update: UpdateResult) => Promise<T>): Promise<T> {
-  const g = ctx.globals();
+  return ctx.withReader((reader) => withReaderIndex(reader, ctx.globals(), fn));
+}
+
+/** withIndex on a reader already open. */
+async function withReaderIndex<T>(reader: AuditReader, g: { database: string; prefix: string; stateDir: string }, fn: (index: AuditIndex, state: IndexState, update: UpdateResult) => Promise<T>): Promise<T> {
   const { AuditIndex, indexFile } = await indexModule();
-  return ctx.withReader(async (reader) => {
-    const ident = { serverUuid: reader.serverUuid, database: g.database, prefix: g.prefix };
-    const file = indexFile(g.stateDir, reader.serverUuid, g.database, g.prefix);
-    const update = await updateIndex(reader, { file, ident });
-    const index = AuditIndex.open(file, ident);
-    try {
-      return await fn(index, update.state, update);
-    } finally {
-      index.close();
-    }
-  });
+  const ident = { serverUuid: reader.serverUuid, database: g.database, prefix: g.prefix };
+  const file = indexFile(g.stateDir, reader.serverUuid, g.database, g.prefix);
+  const update = await updateIndex(reader, { file, ident });
+  const index = AuditIndex.open(file, ident);
+  try {
+    return await fn(index, update.state, update);
+  } finally {
+    index.close();
+  }
+}
+
+/**
+ * The audit ids of a trace in the auditor's index (brought up to date first): `find --trace` asks
+ * it for traces without index keys in immudb, those the plugin started itself (decision #38).
+ */
+export function traceIdsFromIndex(reader: AuditReader, g: { database: string; prefix: string; stateDir: string }, traceId: string): Promise<string[]> {
+  return withReaderIndex(reader, g, async (index) => [...index.query(filterCondition({ trace: traceId }))].map((r) => r.audit_id));
 }
 
 function noMatch(state: IndexState) {

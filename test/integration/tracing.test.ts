@@ -6,7 +6,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { simulateWorkers, type KongInstance } from '../helpers/kong-driver.js';
 import { anonymousLog, keyAuthConsumerLog, w3cTraceLog, type LogFixture } from '../fixtures/serialized-logs.js';
-import { PLUGIN_NAME, startAuditStack, waitForEntries, type AuditStack } from '../helpers/audit-stack.js';
+import { PLUGIN_NAME, scanAll, startAuditStack, waitForEntries, type AuditStack } from '../helpers/audit-stack.js';
 import { cliTarget, runCli } from '../helpers/cli.js';
 import { OtlpReceiver, type ReceivedSpan } from '../helpers/otlp-receiver.js';
 import type { AuditEntry } from '../../plugin/capture/audit-entry.js';
@@ -163,6 +163,23 @@ test.serial('find --trace lists (and verifies) the entries of a trace from the i
   t.is(none.stderr, `immudb-audit: no audit entries for trace ${'f'.repeat(32)} in immudb database traces\n`);
   const bad = await runCli([...cliTarget(stack.immudb, 'traces', 'tr', auditor), 'find', '--trace', 'xyz'], env);
   t.is(bad.code, 2);
+});
+
+test.serial('a trace the plugin started itself has no index key in immudb, and find --trace still finds its entry', async (t) => {
+  // Decision #38: the index key only for traces the request brought; the auditor's index answers the rest.
+  const f = anonymousLog(80);
+  await worker.runLogEvent({ 'kong.log.serialize': f.json });
+  sent += 1;
+  const entry = (await entriesByRequest(sent)).get(f.expected.requestId)!.entry;
+  t.is(entry.trace_source, 'none');
+  t.regex(entry.trace_id ?? '', /^[0-9a-f]{32}$/, 'the entry carries its audit span\'s trace id');
+  const client = await stack.client('traces');
+  t.deepEqual(await scanAll(client, `tr:trace:${entry.trace_id}:`), [], 'no index key for a trace the plugin started');
+  const env = { IMMUDB_PASSWORD: stack.immudb.password };
+  const found = await runCli([...cliTarget(stack.immudb, 'traces', 'tr', auditor), '--json', 'find', '--trace', entry.trace_id!, '--verify'], env);
+  t.is(found.code, 0, found.stderr);
+  const rows = found.stdout.trim().split('\n').map((l) => JSON.parse(l) as { id: string; verified: boolean; entry: AuditEntry });
+  t.deepEqual(rows.map((r) => [r.id, r.verified, r.entry.trace_id]), [[entry.id, true, entry.trace_id]]);
 });
 
 test.serial('a trace receiver that is down neither blocks nor loses entries; the failure is reported once', async (t) => {

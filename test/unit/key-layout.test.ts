@@ -50,6 +50,25 @@ test('a replayed record (new buffers, read back from the spool) gets the same in
   t.is(traceIndexOf(Buffer.from('audit:loss:1'), r.value), undefined, 'only entry keys are indexed');
 });
 
+test('a trace the plugin started itself (no traceparent, no Kong trace id) gets no index key; a replay agrees', (t) => {
+  // The handler sets trace_id to its root audit span's trace id: that trace holds only the
+  // audit span, which names the entry (audit.key), so an index key would add nothing (decision #38).
+  for (const source of ['none', 'invalid'] as const) {
+    const entry = buildAuditEntry(log({}), ctx, [], headerPolicy);
+    entry.trace_source = source;
+    entry.trace_id = ownTrace;
+    const r = encodeEntry('audit', entry);
+    t.is(traceIndexOf(r.key, r.value), undefined, source);
+    t.is(traceIndexOf(Buffer.from(r.key), Buffer.from(r.value)), undefined, `${source}, replayed`);
+  }
+  const kong = buildAuditEntry(log({}), ctx, [], headerPolicy);
+  kong.trace_source = 'kong';
+  kong.trace_id = ownTrace;
+  const r = encodeEntry('audit', kong);
+  t.is(traceIndexOf(r.key, r.value)?.key.toString(), `audit:trace:${ownTrace}:${ctx.id}`);
+  t.is(traceIndexOf(Buffer.from(r.key), Buffer.from(r.value))?.key.toString(), `audit:trace:${ownTrace}:${ctx.id}`);
+});
+
 test('every key kind is built and parsed in one place', (t) => {
   const id = ctx.id;
   t.deepEqual(parseKey(entryKey('a.b-c_1', id)), { kind: 'entry', prefix: 'a.b-c_1', id });

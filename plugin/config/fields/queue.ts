@@ -20,7 +20,7 @@ export const queueFields: KongFieldList = [
       type: 'record',
       description: 'Batching of writes: one immudb transaction per batch.',
       fields: [
-        { max_batch_size: { type: 'integer', required: true, default: 256, between: [1, 512], description: 'Most audit entries in one immudb transaction. Each entry takes two immudb entries (the entry and its trace index), and immudb allows 1024 per transaction by default.' } },
+        { max_batch_size: { type: 'integer', required: true, default: 256, between: [1, 512], description: 'Most audit entries in one immudb transaction. Each entry takes one or two immudb entries (the entry, and its trace index when the request brought its trace), and immudb allows 1024 per transaction by default.' } },
         { max_coalescing_delay: { type: 'number', required: true, default: 0.2, between: [0, 3600], description: 'Seconds to wait for more entries before writing a batch that is not full.' } },
         { max_entries: { type: 'integer', required: true, default: 10000, between: [1, 1000000], description: 'Most entries held in memory waiting for immudb; beyond that they wait in the durable spool only, so memory stays flat while immudb is down. Also the most entries held in memory while the spool cannot write (disk full or failing); any value drains.' } },
         { initial_retry_delay: { type: 'number', required: true, default: 0.1, between: [0.001, 1000000], description: 'Seconds before the first retry of a failed write.' } },
