@@ -7,6 +7,7 @@ import { parseConfig, type PluginConfig } from './config/config.js';
 import { createLogger } from './log.js';
 import { sharedRegistry, type PipelineRegistry } from './pipeline/registry.js';
 import type { AuditPipeline } from './pipeline/audit-pipeline.js';
+import { coverageOf, type PipelineCoverage } from './pipeline/lifecycle.js';
 import { encodeEntry } from './capture/encode.js';
 import { entryKey } from './store/key-layout.js';
 import { requestTraceOf } from './capture/request-trace.js';
@@ -67,6 +68,7 @@ export class Plugin {
   private readonly registry: PipelineRegistry;
   private readonly pipeline: AuditPipeline;
   private readonly privacy: PrivacyPolicy;
+  private readonly coverage: PipelineCoverage;
 
   /**
    * The audit thread's way to start an instance: the destination's directories are checked with
@@ -87,6 +89,9 @@ export class Plugin {
     // Opening the destination's pipeline replays its spool; a directory that fails its check or
     // a spool that cannot be opened fails StartInstance with the reason.
     this.pipeline = registry.get(this.config);
+    // Lifecycle entries and sequence numbers (docs/decisions.md #30, #31).
+    this.coverage = coverageOf(this.pipeline, { nodeId: registry.settings.nodeId, hostname: registry.settings.hostname }, registry.logger);
+    this.coverage.configLoaded(this.config, rawConfig);
   }
 
   async log(kong: KongLogPdk): Promise<void> {
@@ -132,7 +137,9 @@ export class Plugin {
   private capture(log: KongSerializedLog | null, problems: string[]): AuditEntry {
     const s = this.registry.settings;
     const now = Date.now();
-    const ctx = { id: auditId(now), now, nodeId: s.nodeId, hostname: s.hostname };
+    // Numbered here, right before the entry is submitted: numbers reach the spool in order.
+    const sequence = this.coverage.number(this.config.key_prefix, this.config.heartbeat_interval);
+    const ctx = { id: auditId(now), now, nodeId: s.nodeId, hostname: s.hostname, sequence };
     try {
       // Also makes the problems safe to store and log, in place (no quoted input).
       return buildAuditEntry(log, ctx, problems, this.privacy);

@@ -8,5 +8,6 @@ import { spoolFields } from './fields/spool.js';
 import { tracingFields } from './fields/tracing.js';
 import { privacyFields } from './fields/privacy.js';
 import { tlsFields } from './fields/tls.js';
+import { coverageFields } from './fields/coverage.js';
 
-export const configFields: KongFieldList = [...connectionFields, ...queueFields, ...spoolFields, ...tracingFields, ...privacyFields, ...tlsFields];
+export const configFields: KongFieldList = [...connectionFields, ...queueFields, ...spoolFields, ...tracingFields, ...privacyFields, ...tlsFields, ...coverageFields];
