@@ -102,7 +102,7 @@ export interface AuditEntry {
    * entries written before it existed (read as null); null when the node could not save its
    * sequence state.
    */
-  sequence: { stream: string; number: number } | null;
+  sequence: { number: number; stream: string } | null;
   /** Problems met while capturing (malformed input); empty when all was well. At most 32. */
   capture_problems: string[];
 }

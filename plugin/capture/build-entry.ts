@@ -25,7 +25,7 @@ export interface CaptureContext {
   nodeId: string | null;
   hostname: string | null;
   /** The entry's number in its node's sequence (docs/decisions.md #30); null when it has none. */
-  sequence?: { stream: string; number: number } | null;
+  sequence?: { number: number; stream: string } | null;
 }
 
 function entityRef(v: unknown): AuditEntityRef | null {

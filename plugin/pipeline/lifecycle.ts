@@ -28,8 +28,8 @@ export type LifecycleEvent = 'started' | 'spool_damage' | 'config_loaded' | 'wri
 
 /** The number an entry carries: its stream and its place in it. */
 export interface SequenceRef {
-  stream: string;
   number: number;
+  stream: string;
 }
 
 export interface CoverageIdentity {
@@ -69,7 +69,8 @@ class PrefixCoverage {
   }
 
   next(): SequenceRef {
-    return { stream: this.stream.stream, number: this.stream.next() };
+    // Members in canonical order: the entry keeps canonicalJson's one-call path (decisions #14).
+    return { number: this.stream.next(), stream: this.stream.stream };
   }
 
   private beat() {

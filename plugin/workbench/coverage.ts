@@ -103,16 +103,20 @@ export class CoverageCollector {
   private readonly streams = new Map<string, StreamState>();
   private unnumbered = 0;
 
-  /** `fromStart`: the walk began at tx 1 (streams are then checked from number 1). */
-  constructor(private readonly fromStart: boolean) {}
-
   /** One verified record: an audit entry or a lifecycle entry (key and value as written). */
   add(key: Buffer | string, value: Buffer | string): void {
     const kind = parseKey(key)?.kind;
     if (kind !== 'entry' && kind !== 'lifecycle') return;
+    const text = typeof value === 'string' ? value : value.toString('utf8');
+    // An entry of a known stream: its number and time read without parsing the whole entry.
+    if (kind === 'entry') {
+      const fast = entrySequence(text);
+      const s = fast && this.streams.get(fast.stream);
+      if (s) return this.note(s, fast.number, fast.time, undefined, undefined);
+    }
     let json: Json | undefined;
     try {
-      json = obj(JSON.parse(typeof value === 'string' ? value : value.toString('utf8')));
+      json = obj(JSON.parse(text));
     } catch {
       json = undefined;
     }
@@ -127,20 +131,23 @@ export class CoverageCollector {
       this.streams.set(r.stream, s);
     }
     if (r.node && s.node === '(unnamed node)') s.node = r.node;
+    this.note(s, r.number, r.time, kind === 'lifecycle' ? String(json!.event) : undefined, json);
+  }
+
+  private note(s: StreamState, number: number, time: number | null, event: string | undefined, json: Json | undefined) {
     s.records++;
-    if (!insert(s.ranges, r.number)) s.duplicates++;
-    const event = kind === 'lifecycle' ? json!.event : undefined;
+    if (!insert(s.ranges, number)) s.duplicates++;
     if (event === 'started') {
       const prev = obj(json!.previous_run);
       const spool = obj(json!.spool);
       s.starts.push({
-        number: r.number,
+        number,
         previousEnded: prev?.ended === 'clean' ? 'clean' : prev ? 'unclean' : null,
         spoolMissing: typeof spool?.missing === 'number' ? spool.missing : 0,
       });
       if (typeof json!.heartbeat_seconds === 'number') s.heartbeatSeconds = json!.heartbeat_seconds;
     }
-    if (r.time !== null) this.passTime(s, r.time, event === 'started');
+    if (time !== null) this.passTime(s, time, event === 'started');
     // Entries numbered during the shutdown may follow the `stopping` entry: only the next
     // `started` ends the stop.
     if (event === 'stopping') {
@@ -169,8 +176,9 @@ export class CoverageCollector {
     if (last === null || t > last) s.lastTime = t;
   }
 
-  report(): CoverageReport {
-    const out: CoverageReport = { from_start: this.fromStart, streams: [], gaps: [], explained: [], silences: [], unnumbered: this.unnumbered, duplicates: 0 };
+  /** `fromStart`: the walk began at tx 1, so every stream is checked from number 1. */
+  report(fromStart: boolean): CoverageReport {
+    const out: CoverageReport = { from_start: fromStart, streams: [], gaps: [], explained: [], silences: [], unnumbered: this.unnumbered, duplicates: 0 };
     for (const s of this.streams.values()) {
       const first = s.ranges[0]!.from;
       const last = s.ranges[s.ranges.length - 1]!.to;
@@ -178,7 +186,7 @@ export class CoverageCollector {
       out.duplicates += s.duplicates;
       out.silences.push(...s.silences);
       const holes: Range[] = [];
-      if (this.fromStart && first > 1) holes.push({ from: 1, to: first - 1 });
+      if (fromStart && first > 1) holes.push({ from: 1, to: first - 1 });
       for (let i = 1; i < s.ranges.length; i++) holes.push({ from: s.ranges[i - 1]!.to + 1, to: s.ranges[i]!.from - 1 });
       for (const h of holes) {
         // A run that ended uncleanly reserved numbers up to the next run's first minus one:
@@ -197,6 +205,28 @@ export class CoverageCollector {
     }
     return out;
   }
+}
+
+// In an entry's canonical JSON (members in order, decisions #14) the top-level sequence comes
+// right after schema_version, and time after span_id. Nothing before them can hold this text:
+// string values escape their quotes, and no earlier member holds an object with these keys and
+// numbers. Anything else is parsed in full.
+const SEQ_AT = '"schema_version":1,"sequence":{"number":';
+const SEQ = /^(\d{1,16}),"stream":"([0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12})"\}/;
+const TIME = /,"time":"([^"]{10,40})","time_source":/;
+
+/** The sequence and time of an entry's canonical JSON, without parsing it; undefined when not found. */
+export function entrySequence(text: string): { stream: string; number: number; time: number | null } | undefined {
+  const at = text.indexOf(SEQ_AT);
+  if (at < 0) return undefined;
+  const m = SEQ.exec(text.slice(at + SEQ_AT.length, at + SEQ_AT.length + 80));
+  if (!m) return undefined;
+  const number = Number(m[1]);
+  if (!Number.isSafeInteger(number) || number < 1) return undefined;
+  TIME.lastIndex = 0;
+  const t = TIME.exec(text.slice(at, at + 1024));
+  const ms = t ? Date.parse(t[1]!) : NaN;
+  return { stream: m[2]!, number, time: Number.isFinite(ms) ? ms : null };
 }
 
 /** Adds n to sorted, disjoint, non-adjacent ranges; false when it was already there. */
