@@ -20,6 +20,7 @@ import { v7 } from 'uuid';
 import { createLogger } from './log.js';
 import { Version } from './version.js';
 import { registerWorkbench } from './workbench/commands.js';
+import { COVERAGE_GAP_EXIT, CoverageCollector, coverageJson, coverageText } from './workbench/coverage.js';
 import { registerServe } from './console/serve-command.js';
 
 const silentLogger = createLogger('trust', () => undefined);
@@ -128,14 +129,18 @@ program
     const o = program.opts<GlobalOptions>();
     if (cmd.all) {
       if (ids.length) throw new InvalidArgumentError('give either audit ids or --all, not both');
-      const r = await withReader(o, (reader) => reader.verifyAll(cmd.fromTx !== undefined ? { fromTx: cmd.fromTx } : {}));
+      // Coverage of the verified range (gaps per node, silent periods): plugin/workbench/coverage.ts.
+      const coverage = new CoverageCollector();
+      const r = await withReader(o, (reader) => reader.verifyAll({ ...(cmd.fromTx !== undefined ? { fromTx: cmd.fromTx } : {}), ...coverage.walkHooks() }));
+      const cov = coverage.report(r.fromTx <= 1);
       print(
         o,
-        r.transactions
+        (r.transactions
           ? `verified: transactions ${r.fromTx}..${r.toTx} of ${r.database} on server ${r.serverUuid} (${r.transactions} transactions, ${r.entries} audit entries); trusted now: tx ${r.trustedTxId}`
-          : `nothing new to verify: ${r.database} is at tx ${r.toTx}, audited up to tx ${r.fromTx - 1}`,
-        { verified: true, server_uuid: r.serverUuid, database: r.database, from_tx: r.fromTx, to_tx: r.toTx, transactions: r.transactions, entries: r.entries, trusted_tx: r.trustedTxId },
+          : `nothing new to verify: ${r.database} is at tx ${r.toTx}, audited up to tx ${r.fromTx - 1}`) + coverageText(cov, r.transactions > 0),
+        { verified: true, server_uuid: r.serverUuid, database: r.database, from_tx: r.fromTx, to_tx: r.toTx, transactions: r.transactions, entries: r.entries, trusted_tx: r.trustedTxId, ...coverageJson(cov) },
       );
+      if (cov.gaps.length) process.exitCode = COVERAGE_GAP_EXIT;
       return;
     }
     if (!ids.length) throw new InvalidArgumentError('give one or more audit ids, or --all');

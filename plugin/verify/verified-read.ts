@@ -232,9 +232,10 @@ export class AuditReader {
    * trusted state and the checkpoint advance only when everything held. Counts the audit
    * entries found under the prefix; `onTx` sees each transaction once its entries and its link
    * to the one before are checked (the range as a whole holds only when this returns);
-   * `onEntries` likewise gets its audit entries (for the auditor's index, plugin/workbench).
+   * `onEntries` likewise gets its audit entries (for the auditor's index, plugin/workbench),
+   * `onLifecycle` its lifecycle entries (coverage reports, plugin/workbench/coverage.ts).
    */
-  async verifyAll(opts: { fromTx?: number; onTx?: (txId: number, entries: number) => void; onEntries?: OnVerifiedEntries } = {}): Promise<VerifyAllResult> {
+  async verifyAll(opts: { fromTx?: number; onTx?: (txId: number, entries: number) => void; onEntries?: OnVerifiedEntries; onLifecycle?: OnVerifiedEntries } = {}): Promise<VerifyAllResult> {
     const uuid = this.client.serverUuid;
     const { database } = this.client.options;
     const trusted = this.session.trusted;
@@ -281,6 +282,7 @@ export class AuditReader {
     const chain = new TxChain(first, anchor);
     if (trusted && trusted.txId >= first) chain.expectAlh(trusted.txId, trusted.alh);
     const entryPrefix = Buffer.from(kindPrefix(this.prefix, 'entry'));
+    const lifecyclePrefix = Buffer.from(kindPrefix(this.prefix, 'lifecycle'));
     let entries = 0;
     let page = SCAN_PAGE_TXS;
     while (chain.nextTxId <= current) {
@@ -302,8 +304,13 @@ export class AuditReader {
         const { header } = chain.append(tx);
         let n = 0;
         const audit: VerifiedEntry[] | undefined = opts.onEntries ? [] : undefined;
+        const lifecycle: VerifiedEntry[] | undefined = opts.onLifecycle ? [] : undefined;
         tx.entries.forEach((e, i) => {
-          if (!e.key.subarray(1).subarray(0, entryPrefix.length).equals(entryPrefix)) return;
+          if (!e.key.subarray(1).subarray(0, entryPrefix.length).equals(entryPrefix)) {
+            // Coverage (plugin/workbench/coverage.ts): lifecycle entries, checked like entries.
+            if (lifecycle && e.value?.length && e.key.subarray(1).subarray(0, lifecyclePrefix.length).equals(lifecyclePrefix)) lifecycle.push({ key: e.key.subarray(1), value: e.value.subarray(1) });
+            return;
+          }
           // Audit entries are checked by their values (the chain checked the values it got).
           if (!e.value?.length) throw new VerificationError(`tx ${header.id} entry ${i} (${e.key.subarray(1).toString()}): its value was not sent`);
           n++;
@@ -313,6 +320,7 @@ export class AuditReader {
         entries += n;
         opts.onTx?.(header.id, n);
         if (audit?.length) await opts.onEntries!({ id: header.id, time: Number(header.ts) * 1000 }, audit);
+        if (lifecycle?.length) await opts.onLifecycle!({ id: header.id, time: Number(header.ts) * 1000 }, lifecycle);
       }
     }
     chain.finish(current, end.alh);

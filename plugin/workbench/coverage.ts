@@ -5,6 +5,12 @@
 // walk's order; memory grows with the number of gaps, not of entries.
 import { parseKey } from '../store/key-layout.js';
 
+/**
+ * Exit code of `verify --all` and `search` when the verified range has gaps: the proofs held
+ * (else 3), but records a node numbered are not in the log.
+ */
+export const COVERAGE_GAP_EXIT = 5;
+
 /** A range of numbers of one stream, both ends included. */
 interface Range {
   from: number;
@@ -102,6 +108,14 @@ function readRecord(json: Json): { stream: string; number: number; node: string 
 export class CoverageCollector {
   private readonly streams = new Map<string, StreamState>();
   private unnumbered = 0;
+
+  /** Callbacks for AuditReader.verifyAll: its audit entries and lifecycle entries, as verified. */
+  walkHooks(): { onEntries: (tx: unknown, records: ReadonlyArray<{ key: Buffer; value: Buffer }>) => void; onLifecycle: (tx: unknown, records: ReadonlyArray<{ key: Buffer; value: Buffer }>) => void } {
+    const add = (_tx: unknown, records: ReadonlyArray<{ key: Buffer; value: Buffer }>) => {
+      for (const r of records) this.add(r.key, r.value);
+    };
+    return { onEntries: add, onLifecycle: add };
+  }
 
   /** One verified record: an audit entry or a lifecycle entry (key and value as written). */
   add(key: Buffer | string, value: Buffer | string): void {
@@ -279,6 +293,18 @@ export function coverageLines(r: CoverageReport): string[] {
   }
   if (r.duplicates) lines.push(`${r.duplicates} sequence number(s) seen twice`);
   return lines;
+}
+
+/** The report for a command's text output: a newline, then a summary and each finding. */
+export function coverageText(r: CoverageReport, walked: boolean): string {
+  if (!walked && !r.streams.length) return '';
+  return ['', coverageSummary(r), ...coverageLines(r).map((l) => `  ${l}`)].join('\n');
+}
+
+/** The report for --json output: `gaps` on top (what an alert looks at), the rest under `coverage`. */
+export function coverageJson(r: CoverageReport): { gaps: CoverageGap[]; coverage: Omit<CoverageReport, 'gaps'> } {
+  const { gaps, ...rest } = r;
+  return { gaps, coverage: rest };
 }
 
 /** One line saying what the coverage check covered. */

@@ -6,7 +6,19 @@ import test from 'ava';
 import { PLUGIN_NAME, scanAll, startAuditStack, type AuditStack } from '../helpers/audit-stack.js';
 import { simulateWorkers, type KongInstance } from '../helpers/kong-driver.js';
 import { fixture } from '../helpers/exactly-once.js';
-import { CoverageCollector } from '../../plugin/workbench/coverage.js';
+import { COVERAGE_GAP_EXIT, CoverageCollector } from '../../plugin/workbench/coverage.js';
+import { mkdtempSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { startImmudb } from '../../scripts/lib/immudb-server.js';
+import { AuditWriter } from '../../plugin/store/audit-writer.js';
+import { createLogger } from '../../plugin/log.js';
+import { compilePrivacy } from '../../plugin/capture/privacy-policy.js';
+import { buildAuditEntry } from '../../plugin/capture/build-entry.js';
+import { encodeEntry } from '../../plugin/capture/encode.js';
+import { auditId } from '../../plugin/capture/audit-id.js';
+import { encodeLifecycle } from '../../plugin/pipeline/lifecycle.js';
+import { cliTarget, runCli } from '../helpers/cli.js';
 
 const DB = 'coverage';
 const PREFIX = 'cov';
@@ -122,4 +134,42 @@ test.serial('writer outage: writer_failing and writer_resumed lifecycle entries'
   const cov = new CoverageCollector();
   for (const r of rs) cov.add(r.key, JSON.stringify(r.json));
   t.deepEqual(cov.report(true).gaps, []);
+});
+
+test.serial('verify --all reports a node that skipped numbers and a silent period, and exits 5', async (t) => {
+  const immudb = await startImmudb();
+  const dir = mkdtempSync(join(tmpdir(), 'kia-coverage-'));
+  t.teardown(async () => {
+    await immudb.dispose();
+    rmSync(dir, { recursive: true, force: true });
+  });
+  const writer = new AuditWriter({ connection: { host: immudb.host, port: immudb.port, username: immudb.username, password: immudb.password, database: 'gaps', createDatabase: true }, stateDir: join(dir, 'writer'), logger: createLogger('test') });
+  t.teardown(() => writer.close());
+  const privacy = compilePrivacy(undefined);
+  const stream = '0b9f2d2e-6c1a-4a3e-9d55-2f7f3c1e8a01';
+  const t0 = Date.parse('2026-12-01T10:00:00.000Z');
+  const who = { nodeId: 'kong-2', hostname: 'h2' };
+  const entry = (number: number, at: number) => encodeEntry('g', buildAuditEntry({ started_at: at, request: { method: 'GET', uri: '/x' }, response: { status: 200 } } as never, { id: auditId(at), now: at, ...who, sequence: { number, stream } }, [], privacy));
+  // A node with a 60 s heartbeat: numbers 1..3, then 7..8 (4..6 never reached the log), and
+  // nothing between 10:01 and 10:20.
+  const records = [
+    encodeLifecycle('g', 'started', { number: 1, stream }, who, { previous_run: null, heartbeat_seconds: 60, spool: { missing: 0 } }, t0),
+    entry(2, t0 + 1000), entry(3, t0 + 60_000), entry(7, t0 + 20 * 60_000), entry(8, t0 + 20 * 60_000 + 1),
+  ];
+  for (const r of records) await writer.write([{ key: r.key, value: r.value }]);
+  const target = cliTarget(immudb, 'gaps', 'g', join(dir, 'auditor'));
+  const env = { IMMUDB_PASSWORD: immudb.password };
+  const text = await runCli([...target, 'verify', '--all'], env);
+  t.is(text.code, COVERAGE_GAP_EXIT, text.stderr + text.stdout);
+  t.regex(text.stdout, /^verified: transactions 1\.\.\d+ of gaps/m);
+  t.regex(text.stdout, /node kong-2: sequence 4\u20136 missing \(3 records; stream 0b9f2d2e-/);
+  t.regex(text.stdout, /node kong-2: no entries and no heartbeat from 2026-12-01T10:01:00\.000Z to 2026-12-01T10:20:00\.000Z \(1140 s; heartbeat every 60 s\)/);
+  const json = await runCli([...target, '--json', 'verify', '--all', '--from-tx', '1'], env);
+  t.is(json.code, COVERAGE_GAP_EXIT, json.stderr);
+  const out = JSON.parse(json.stdout) as { verified: boolean; gaps: Array<{ node: string; from: number; to: number; count: number }>; coverage: { silences: unknown[]; streams: unknown[] } };
+  t.true(out.verified);
+  t.deepEqual(out.gaps.map((g) => [g.node, g.from, g.to, g.count]), [['kong-2', 4, 6, 3]]);
+  t.is(out.coverage.silences.length, 1);
+  // Nothing new since: the incremental run has no gap to report, exit 0.
+  t.is((await runCli([...target, 'verify', '--all'], env)).code, 0);
 });
