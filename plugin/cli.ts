@@ -137,7 +137,7 @@ program
         o,
         (r.transactions
           ? `verified: transactions ${r.fromTx}..${r.toTx} of ${r.database} on server ${r.serverUuid} (${r.transactions} transactions, ${r.entries} audit entries); trusted now: tx ${r.trustedTxId}`
-          : `nothing new to verify: ${r.database} is at tx ${r.toTx}, audited up to tx ${r.fromTx - 1}`) + coverageText(cov, r.transactions > 0),
+          : `nothing new to verify: ${r.database} is at tx ${r.toTx}, audited up to tx ${r.fromTx - 1}`) + coverageText(cov),
         { verified: true, server_uuid: r.serverUuid, database: r.database, from_tx: r.fromTx, to_tx: r.toTx, transactions: r.transactions, entries: r.entries, trusted_tx: r.trustedTxId, ...coverageJson(cov) },
       );
       if (cov.gaps.length) process.exitCode = COVERAGE_GAP_EXIT;

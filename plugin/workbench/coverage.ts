@@ -117,9 +117,37 @@ export class CoverageCollector {
     return { onEntries: add, onLifecycle: add };
   }
 
-  /** One verified record: an audit entry or a lifecycle entry (key and value as written). */
+  /** A stream and the node it belongs to, before its numbers are added (the index's reads). */
+  declare(stream: string, node: string | null): void {
+    this.stream(stream, node);
+  }
+
+  /** The heartbeat a stream announced before the numbers added (a window that starts mid-run). */
+  heartbeat(stream: string, seconds: number): void {
+    this.stream(stream, null).heartbeatSeconds = seconds;
+  }
+
+  /** An audit entry's number and time, already read (the index's coverage table). */
+  addNumber(stream: string, number: number, time: number | null): void {
+    this.note(this.stream(stream, null), number, time, undefined, undefined);
+  }
+
+  private stream(stream: string, node: string | null): StreamState {
+    let s = this.streams.get(stream);
+    if (!s) {
+      s = { node: node ?? '(unnamed node)', stream, ranges: [], records: 0, duplicates: 0, starts: [], cleanStops: 0, heartbeatSeconds: 0, lastTime: null, stoppedCleanly: false, silences: [] };
+      this.streams.set(stream, s);
+    }
+    if (node && s.node === '(unnamed node)') s.node = node;
+    return s;
+  }
+
+  /**
+   * One verified record: an audit entry or a lifecycle entry (key and value as written); `key`
+   * may be just the kind ('entry', 'lifecycle') when the key is not at hand.
+   */
   add(key: Buffer | string, value: Buffer | string): void {
-    const kind = parseKey(key)?.kind;
+    const kind = key === 'entry' || key === 'lifecycle' ? key : parseKey(key)?.kind;
     if (kind !== 'entry' && kind !== 'lifecycle') return;
     const text = typeof value === 'string' ? value : value.toString('utf8');
     // An entry of a known stream: its number and time read without parsing the whole entry.
@@ -139,12 +167,7 @@ export class CoverageCollector {
       if (kind === 'entry') this.unnumbered++;
       return;
     }
-    let s = this.streams.get(r.stream);
-    if (!s) {
-      s = { node: r.node ?? '(unnamed node)', stream: r.stream, ranges: [], records: 0, duplicates: 0, starts: [], cleanStops: 0, heartbeatSeconds: 0, lastTime: null, stoppedCleanly: false, silences: [] };
-      this.streams.set(r.stream, s);
-    }
-    if (r.node && s.node === '(unnamed node)') s.node = r.node;
+    const s = this.stream(r.stream, r.node);
     this.note(s, r.number, r.time, kind === 'lifecycle' ? String(json!.event) : undefined, json);
   }
 
@@ -194,6 +217,7 @@ export class CoverageCollector {
   report(fromStart: boolean): CoverageReport {
     const out: CoverageReport = { from_start: fromStart, streams: [], gaps: [], explained: [], silences: [], unnumbered: this.unnumbered, duplicates: 0 };
     for (const s of this.streams.values()) {
+      if (!s.ranges.length) continue;
       const first = s.ranges[0]!.from;
       const last = s.ranges[s.ranges.length - 1]!.to;
       out.streams.push({ node: s.node, stream: s.stream, first, last, records: s.records, starts: s.starts.length, clean_stops: s.cleanStops });
@@ -295,9 +319,10 @@ export function coverageLines(r: CoverageReport): string[] {
   return lines;
 }
 
-/** The report for a command's text output: a newline, then a summary and each finding. */
-export function coverageText(r: CoverageReport, walked: boolean): string {
-  if (!walked && !r.streams.length) return '';
+/** The report for a command's text output: a newline, then a summary and each finding; '' without numbered records. */
+export function coverageText(r: CoverageReport): string {
+  // Records without numbers only (written before sequence numbers existed): nothing to say.
+  if (!r.streams.length) return '';
   return ['', coverageSummary(r), ...coverageLines(r).map((l) => `  ${l}`)].join('\n');
 }
 

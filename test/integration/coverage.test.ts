@@ -136,7 +136,7 @@ test.serial('writer outage: writer_failing and writer_resumed lifecycle entries'
   t.deepEqual(cov.report(true).gaps, []);
 });
 
-test.serial('verify --all reports a node that skipped numbers and a silent period, and exits 5', async (t) => {
+test.serial('verify --all and search report a node that skipped numbers and a silent period, and exit 5', async (t) => {
   const immudb = await startImmudb();
   const dir = mkdtempSync(join(tmpdir(), 'kia-coverage-'));
   t.teardown(async () => {
@@ -172,4 +172,18 @@ test.serial('verify --all reports a node that skipped numbers and a silent perio
   t.is(out.coverage.silences.length, 1);
   // Nothing new since: the incremental run has no gap to report, exit 0.
   t.is((await runCli([...target, 'verify', '--all'], env)).code, 0);
+
+  // search: the gaps of the streams seen in the answered window, numbers checked first to last.
+  const all = await runCli([...target, 'search'], env);
+  t.is(all.code, COVERAGE_GAP_EXIT, all.stderr);
+  t.regex(all.stdout, /node kong-2: sequence 4\u20136 missing/);
+  t.regex(all.stdout, /node kong-2: no entries and no heartbeat from 2026-12-01T10:01:00\.000Z/);
+  const window = await runCli([...target, '--json', 'search', '--since', '2026-12-01T10:00:30Z', '--until', '2026-12-01T10:30:00Z'], env);
+  t.is(window.code, COVERAGE_GAP_EXIT, window.stderr);
+  const summary = (JSON.parse(window.stdout.trim().split('\n').at(-1)!) as { summary: { gaps: Array<{ node: string; from: number; to: number }> } }).summary;
+  t.deepEqual(summary.gaps.map((g) => [g.node, g.from, g.to]), [['kong-2', 4, 6]]);
+  // A window after the gap: numbers 7..8 are contiguous.
+  const after = await runCli([...target, '--json', 'search', '--since', '2026-12-01T10:19:00Z'], env);
+  t.is(after.code, 0, after.stderr);
+  t.deepEqual((JSON.parse(after.stdout.trim().split('\n').at(-1)!) as { summary: { gaps: unknown[] } }).summary.gaps, []);
 });
