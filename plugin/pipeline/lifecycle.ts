@@ -153,7 +153,7 @@ export class PipelineCoverage {
   write(p: PrefixCoverage, event: LifecycleEvent, details: Record<string, unknown>): Promise<boolean> {
     try {
       const rec = encodeLifecycle(p.prefix, event, p.next(), this.identity, details);
-      return this.pipeline.submit(rec);
+      return this.pipeline.submit(rec, undefined, true);
     } catch (e) {
       this.logger.once('error', `lifecycle-${event}`, `lifecycle entry ${event} for ${p.prefix} not written: ${(e as Error).message}`);
       return Promise.resolve(false);
