@@ -84,6 +84,9 @@ export class SequenceStream {
   /** A clean stop: the next run continues right after the last number used. */
   close(): void {
     this.save({ stream: this.stream, reserved_to: this.last, clean_last: this.last });
+    // A number asked for after this (an entry still arriving during the shutdown) reserves a new
+    // block first: the file no longer covers the rest of the old one.
+    this.reservedTo = this.last;
   }
 
   private reserve() {
