@@ -11,6 +11,7 @@
 // reserved_to, and its `started` lifecycle entry says which numbers were reserved and never
 // written (an explained gap, not a missing entry). A number is never handed out twice.
 import { closeSync, fsyncSync, openSync, readFileSync, renameSync, writeSync } from 'node:fs';
+import { open as openAsync, rename as renameAsync } from 'node:fs/promises';
 import { join } from 'node:path';
 import { randomUUID } from 'node:crypto';
 
@@ -70,10 +71,48 @@ export class SequenceStream {
     return new SequenceStream(file, state, block);
   }
 
-  /** The next number; reserves the next block first when this one is used up (throws when it cannot). */
+  /**
+   * The next number; reserves the next block first when this one is used up (throws when it
+   * cannot). Halfway through a block the next one is reserved off the thread, so the sync
+   * fsync (14 ms measured on a loaded machine) is only paid when that has not finished yet.
+   */
   next(): number {
     if (this.last >= this.reservedTo) this.reserve();
+    else if (!this.ahead && this.reservedTo - this.last <= this.block / 2) this.reserveAhead();
     return ++this.last;
+  }
+
+  /** A reservation written off the thread, if one is under way. */
+  private ahead: Promise<void> | undefined;
+  /** Bumped by close() and by sync reservations: an earlier async one then changes nothing. */
+  private epoch = 0;
+
+  private reserveAhead() {
+    const epoch = this.epoch;
+    const to = this.reservedTo + this.block;
+    const tmp = `${this.file}.ahead.tmp`;
+    const state: StateFile = { stream: this.stream, reserved_to: to, clean_last: null };
+    this.ahead = (async () => {
+      const fh = await openAsync(tmp, 'w', 0o600);
+      try {
+        await fh.writeFile(JSON.stringify(state) + '\n');
+        await fh.sync();
+      } finally {
+        await fh.close();
+      }
+      // Only if nothing was saved since: a clean stop or a sync reservation must not be undone.
+      if (epoch !== this.epoch) return;
+      await renameAsync(tmp, this.file);
+      const dh = await openAsync(join(this.file, '..'), 'r');
+      try {
+        await dh.sync();
+      } finally {
+        await dh.close();
+      }
+      if (epoch === this.epoch && to > this.reservedTo) this.reservedTo = to;
+    })().catch(() => undefined).finally(() => {
+      this.ahead = undefined;
+    });
   }
 
   /** The last number handed out by this stream (0 when none ever). */
@@ -83,6 +122,7 @@ export class SequenceStream {
 
   /** A clean stop: the next run continues right after the last number used. */
   close(): void {
+    this.epoch++;
     this.save({ stream: this.stream, reserved_to: this.last, clean_last: this.last });
     // A number asked for after this (an entry still arriving during the shutdown) reserves a new
     // block first: the file no longer covers the rest of the old one.
@@ -90,6 +130,7 @@ export class SequenceStream {
   }
 
   private reserve() {
+    this.epoch++;
     const to = this.last + this.block;
     this.save({ stream: this.stream, reserved_to: to, clean_last: null });
     this.reservedTo = to;

@@ -8,6 +8,7 @@ import { PipelineCoverage } from '../../plugin/pipeline/lifecycle.js';
 import type { AuditPipeline } from '../../plugin/pipeline/audit-pipeline.js';
 import { parseConfig } from '../../plugin/config/config.js';
 import { createLogger } from '../../plugin/log.js';
+import { keyPrefixOf } from '../../plugin/pipeline/loss-record.js';
 
 type Json = Record<string, unknown>;
 
@@ -84,4 +85,10 @@ test('heartbeats at the configured interval, with the numbers handed out since t
   t.true(beats.length >= 2);
   t.is(beats[0]!.json.numbered_since_last, 2, 'two entries numbered after the started entry');
   t.is(beats[1]!.json.numbered_since_last, 0);
+});
+
+test('a lifecycle entry lost with the spool and immudb down is counted under its own prefix', (t) => {
+  // Before: keyPrefixOf knew entry keys only, and the loss record went to ':loss:<id>'.
+  t.is(keyPrefixOf(Buffer.from('p:lifecycle:01a235c1-1d33-75dc-83c9-433cf2f26506')), 'p');
+  t.is(keyPrefixOf(Buffer.from('p:entry:01a235c1-1d33-75dc-83c9-433cf2f26506')), 'p');
 });

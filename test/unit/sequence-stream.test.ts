@@ -51,3 +51,16 @@ test('streams are per prefix; a damaged state file is refused with the way out',
   writeFileSync(join(d, 'sequence.a.json'), '{"stream":');
   t.throws(() => SequenceStream.open(d, 'a', 10), { message: /is not a sequence state file; remove it to start a new stream/ });
 });
+
+test('halfway through a block the next one is reserved off the thread', async (t) => {
+  const d = dir(t);
+  const a = SequenceStream.open(d, 'p', 10);
+  for (let i = 0; i < 6; i++) a.next();
+  const file = join(d, 'sequence.p.json');
+  const deadline = Date.now() + 10_000;
+  while ((JSON.parse(readFileSync(file, 'utf8')) as { reserved_to: number }).reserved_to !== 20 && Date.now() < deadline) await new Promise((r) => setTimeout(r, 5));
+  t.is((JSON.parse(readFileSync(file, 'utf8')) as { reserved_to: number }).reserved_to, 20);
+  // Let the reservation finish, then a crash: the next run starts after it.
+  await new Promise((r) => setTimeout(r, 50));
+  t.is(SequenceStream.open(d, 'p', 10).first, 21);
+});
