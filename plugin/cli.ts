@@ -4,7 +4,7 @@
 // IMMUDB_AUDIT_KEY_PREFIX); passwords are best given by environment or file, not on the
 // command line. Exit codes: 0 ok, 1 not found, nothing matched or verified, or failed, 2 usage
 // (every command, options and the files they name), 3 verification failed (status: a writer
-// halted), 4 (status) a destination's writes are being retried. Several ids: the worst of theirs.
+// halted), 4 (status) a destination's writes are being retried. 5 (verify --all, search) a coverage gap. Several ids: the worst of theirs.
 import { Command, CommanderError, InvalidArgumentError } from 'commander';
 import { readFileSync } from 'node:fs';
 import { homedir } from 'node:os';
@@ -23,6 +23,7 @@ import { v7 } from 'uuid';
 import { createLogger } from './log.js';
 import { Version } from './version.js';
 import { registerWorkbench, traceIdsFromIndex } from './workbench/commands.js';
+import { COVERAGE_GAP_EXIT, CoverageCollector, coverageJson, coverageText } from './workbench/coverage.js';
 import { registerServe } from './console/serve-command.js';
 import { checkCheckpoint, registerEvidence } from './evidence/commands.js';
 
@@ -194,7 +195,7 @@ program
   .command('verify')
   .description(
     "verified read: each entry's inclusion in its transaction and that transaction's consistency with this auditor's trusted state; " +
-      'with --all, every transaction of a range as one proven chain. Exit 0 verified, 1 nothing verified (not found, no transaction or no audit entry in the range), 2 usage, 3 verification failed; with several ids, the worst of theirs',
+      'with --all, every transaction of a range as one proven chain. Exit 0 verified, 1 nothing verified (not found, no transaction or no audit entry in the range), 2 usage, 3 verification failed, 5 coverage gap (a node\'s sequence numbers have a gap); with several ids, the worst of theirs',
   )
   .argument('[audit-id...]', 'one or more audit ids (UUID)')
   .option('--all', 'verify every transaction since the last audit (the checkpoint in --state-dir) up to the current state')
@@ -289,9 +290,12 @@ async function verifyAllCommand(o: GlobalOptions, ids: string[], cmd: VerifyOpti
   const progress = createProgress({ label: 'verify --all', json: o.json });
   let done = 0;
   let found = 0;
+  // Coverage of the verified range (gaps per node, silent periods): plugin/workbench/coverage.ts.
+  const coverage = new CoverageCollector();
   const { r, anyEntry, checkpoint } = await withReader(o, async (reader) => {
     try {
       const r = await reader.verifyAll({
+        ...coverage.walkHooks(),
         ...(cmd.fromTx !== undefined ? { fromTx: cmd.fromTx } : {}),
         ...(cmd.since !== undefined ? { since: cmd.since } : {}),
         ...(cmd.until !== undefined ? { until: cmd.until } : {}),
@@ -306,6 +310,7 @@ async function verifyAllCommand(o: GlobalOptions, ids: string[], cmd: VerifyOpti
     }
   }, { warnFirstContact: true });
   const problem = nothingVerified(o, r, cmd, anyEntry);
+  const cov = coverage.report(r.fromTx <= 1);
   const timed = cmd.since !== undefined || cmd.until !== undefined;
   const window = timed ? ` in ${cmd.since !== undefined ? iso(cmd.since) : 'the beginning'} .. ${cmd.until !== undefined ? iso(cmd.until) : 'now'}` : '';
   const lines: string[] = [];
@@ -324,6 +329,8 @@ async function verifyAllCommand(o: GlobalOptions, ids: string[], cmd: VerifyOpti
   }
   if (checkpoint) lines.push(`checkpoint ${cmd.checkpoint}: the log only grew since (tx ${checkpoint.tx}, taken ${checkpoint.time}, is extended by tx ${checkpoint.extendedTo})`);
   if (r.firstContact) lines.push(o.trustAnchor ? `  first contact: pinned by the trust anchor tx ${o.trustAnchor.txId}` : '  first contact: no state was trusted before, nothing anchors this history before now');
+  const covText = coverageText(cov);
+  if (covText) lines.push(covText.replace(/^\n/, ''));
   const machine = {
     verified: r.walkedFrom !== undefined, first_contact: r.firstContact, server_uuid: r.serverUuid, database: r.database,
     from_tx: r.fromTx, to_tx: r.toTx, transactions: r.transactions, entries: r.entries, trusted_tx: r.trustedTxId, current_tx: r.currentTx,
@@ -332,6 +339,7 @@ async function verifyAllCommand(o: GlobalOptions, ids: string[], cmd: VerifyOpti
     since: cmd.since !== undefined ? iso(cmd.since) : null, until: cmd.until !== undefined ? iso(cmd.until) : null,
     problem: problem ?? null,
     ...(checkpoint ? { checkpoint_file: cmd.checkpoint, checkpoint_tx: checkpoint.tx, checkpoint_extended_to: checkpoint.extendedTo } : {}),
+    ...coverageJson(cov),
   };
   if (o.json) print(o, '', machine);
   else if (lines.length) process.stdout.write(lines.join('\n') + '\n');
@@ -339,6 +347,8 @@ async function verifyAllCommand(o: GlobalOptions, ids: string[], cmd: VerifyOpti
     process.stderr.write(`immudb-audit: ${problem}\n`);
     process.exitCode = EXIT.notFound;
   }
+  // Verified, but records a node numbered are missing: worse than nothing verified.
+  if (cov.gaps.length) process.exitCode = COVERAGE_GAP_EXIT;
 }
 
 /** Why a `verify --all` verified no audit entry (undefined: it did), saying what was verified. */

@@ -8,6 +8,7 @@ import { parseConfig, type PluginConfig } from './config/config.js';
 import { createLogger } from './log.js';
 import { sharedRegistry, type PipelineRegistry } from './pipeline/registry.js';
 import type { AuditPipeline } from './pipeline/audit-pipeline.js';
+import { coverageOf, type PipelineCoverage } from './pipeline/lifecycle.js';
 import { encodeEntry } from './capture/encode.js';
 import { entryKey } from './store/key-layout.js';
 import { requestTraceOf } from './capture/request-trace.js';
@@ -76,6 +77,7 @@ export class Plugin {
    */
   readonly gate: Int32Array | undefined;
   private readonly closeGate: (() => void) | undefined;
+  private readonly coverage: PipelineCoverage;
 
   /**
    * The audit thread's way to start an instance: the destination's directories are checked with
@@ -104,6 +106,9 @@ export class Plugin {
       registry.metrics.trackFailClosed(() => watch.refusing());
       this.closeGate = watch.add(this.pipeline, config.fail_closed, this.gate, `${a!.host}:${a!.port}/${config.immudb_database}`);
     }
+    // Lifecycle entries and sequence numbers (docs/decisions.md #30, #31).
+    this.coverage = coverageOf(this.pipeline, { nodeId: registry.settings.nodeId, hostname: registry.settings.hostname }, registry.logger);
+    this.coverage.configLoaded(this.config, rawConfig);
   }
 
   /** The instance is gone (CloseInstance): its gate is no longer kept. */
@@ -154,7 +159,9 @@ export class Plugin {
   private capture(log: KongSerializedLog | null, problems: string[]): AuditEntry {
     const s = this.registry.settings;
     const now = Date.now();
-    const ctx = { id: auditId(now), now, nodeId: s.nodeId, hostname: s.hostname };
+    // Numbered here, right before the entry is submitted: numbers reach the spool in order.
+    const sequence = this.coverage.number(this.config.key_prefix, this.config.heartbeat_interval);
+    const ctx = { id: auditId(now), now, nodeId: s.nodeId, hostname: s.hostname, sequence };
     try {
       // Also makes the problems safe to store and log, in place (no quoted input).
       return buildAuditEntry(log, ctx, problems, this.privacy);

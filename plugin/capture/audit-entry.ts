@@ -95,6 +95,14 @@ export interface AuditEntry {
     /** Network prefixes addresses were truncated to; null when addresses are kept whole. */
     ip_prefix: { v4: number; v6: number } | null;
   };
+  /**
+   * The entry's place in its node's sequence for this key prefix and destination: `stream` (a
+   * UUID per node, destination and prefix, kept across restarts) and `number` (1, 2, 3, ...; never
+   * reused). Auditors prove from it that no entry is missing (docs/decisions.md #30). Absent in
+   * entries written before it existed (read as null); null when the node could not save its
+   * sequence state.
+   */
+  sequence: { number: number; stream: string } | null;
   /** Problems met while capturing (malformed input); empty when all was well. At most 32. */
   capture_problems: string[];
 }

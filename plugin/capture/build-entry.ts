@@ -24,6 +24,8 @@ export interface CaptureContext {
   now: number;
   nodeId: string | null;
   hostname: string | null;
+  /** The entry's number in its node's sequence (docs/decisions.md #30); null when it has none. */
+  sequence?: { number: number; stream: string } | null;
 }
 
 function entityRef(v: unknown): AuditEntityRef | null {
@@ -253,6 +255,7 @@ export function buildAuditEntry(log: KongSerializedLog | null, ctx: CaptureConte
     },
     request_id: str(req.id, 128),
     schema_version: 1,
+    sequence: ctx.sequence ?? null,
     sizes: { request: int(req.size), response: int(res.size) },
     span_id: null,
     time: new Date(startedAt).toISOString(),

@@ -7,12 +7,13 @@ import type { TracingConfig } from './fields/tracing.js';
 import type { PrivacyConfig } from './fields/privacy.js';
 import type { TlsConfig } from './fields/tls.js';
 import type { FailClosedConfig } from './fields/fail-closed.js';
+import type { CoverageConfig } from './fields/coverage.js';
 
-export type { ConnectionConfig, QueueConfig, SpoolConfig, TracingConfig, PrivacyConfig, TlsConfig, FailClosedConfig };
+export type { ConnectionConfig, QueueConfig, SpoolConfig, TracingConfig, PrivacyConfig, TlsConfig, FailClosedConfig, CoverageConfig };
 import { validateRecord } from './kong-schema.js';
 
 /** The validated configuration: one type per group of fields (see fields/). */
-export type PluginConfig = ConnectionConfig & { queue: QueueConfig } & SpoolConfig & TracingConfig & PrivacyConfig & TlsConfig & FailClosedConfig;
+export type PluginConfig = ConnectionConfig & { queue: QueueConfig } & SpoolConfig & TracingConfig & PrivacyConfig & TlsConfig & FailClosedConfig & CoverageConfig;
 
 /** Fields Kong adds to a plugin's config when it starts an instance (plugins_iterator.lua). */
 const KONG_FIELDS = new Set(['route_id', 'service_id', 'consumer_id', 'plugin_instance_name']);

@@ -9,5 +9,6 @@ import { tracingFields } from './fields/tracing.js';
 import { privacyFields } from './fields/privacy.js';
 import { tlsFields } from './fields/tls.js';
 import { failClosedFields } from './fields/fail-closed.js';
+import { coverageFields } from './fields/coverage.js';
 
-export const configFields: KongFieldList = [...connectionFields, ...queueFields, ...spoolFields, ...tracingFields, ...privacyFields, ...tlsFields, ...failClosedFields];
+export const configFields: KongFieldList = [...connectionFields, ...queueFields, ...spoolFields, ...tracingFields, ...privacyFields, ...tlsFields, ...failClosedFields, ...coverageFields];

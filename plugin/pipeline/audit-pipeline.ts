@@ -45,6 +45,7 @@ export interface PipelineTracing {
 }
 
 const isFatal = (e: unknown) => e instanceof VerificationError;
+const LIFECYCLE_KEY = ':lifecycle:';
 
 export class AuditPipeline {
   readonly stats = { captured: 0, spooled: 0, written: 0, duplicates: 0, refused: 0, lost: 0, lossRecords: 0, retries: 0, batches: 0 };
@@ -125,8 +126,9 @@ export class AuditPipeline {
    * spool cannot write) once it is proven in immudb or spooled again; false when it was lost
    * (counted, logged, recorded in a loss record). Never rejects.
    */
-  async submit(record: AuditRecord, span?: EntrySpanRef): Promise<boolean> {
-    this.stats.captured++;
+  async submit(record: AuditRecord, span?: EntrySpanRef, lifecycle = false): Promise<boolean> {
+    // Lifecycle entries (lifecycle.ts) are not entries built from Kong log events: not counted as such.
+    if (!lifecycle) this.stats.captured++;
     const at = Date.now();
     let pos: SpoolPosition;
     try {
@@ -135,7 +137,7 @@ export class AuditPipeline {
       return this.hold(record, at, span, e);
     }
     this.spoolRefusing = false;
-    this.stats.spooled++;
+    if (!lifecycle) this.stats.spooled++;
     this.enqueue(pos, { key: record.key, value: record.value, at, ...(span ? { span } : {}) });
     if (this.held.length || this.openLosses.size) this.recovered();
     return true;
@@ -268,7 +270,7 @@ export class AuditPipeline {
           // By identity: a loss record may have been put in front meanwhile.
           const done = new Set(batch);
           this.held = this.held.filter((h) => !done.has(h));
-          this.count(res);
+          this.count(res, batch);
           this.onBatch?.(batch, res, performance.now() - t0);
           for (const h of batch) h.settle(true);
           delay = this.queue.initial_retry_delay * 1000;
@@ -343,15 +345,18 @@ export class AuditPipeline {
     }
   }
 
-  private count(res: WriteResult) {
-    this.stats.written += res.written;
+  private count(res: WriteResult, batch: readonly KeyValue[]) {
+    // Lifecycle entries written are not counted as audit entries (entries_written_total).
+    let lifecycle = 0;
+    for (const r of batch) if (r.key.includes(LIFECYCLE_KEY)) lifecycle++;
+    this.stats.written += Math.max(0, res.written - lifecycle);
     this.stats.duplicates += res.duplicates;
     this.stats.batches++;
     this.health.written();
   }
 
   private written(batch: readonly QueuedRecord[], res: WriteResult, ms: number) {
-    this.count(res);
+    this.count(res, batch);
     this.spool.ack(batch[batch.length - 1]!.pos, batch.length);
     for (const r of batch) this.memoryBytes -= r.value.length;
     this.onBatch?.(batch, res, ms);

@@ -5,11 +5,11 @@ import { auditId } from '../capture/audit-id.js';
 import { canonicalJson } from '../capture/canonical-json.js';
 import type { AuditRecord } from '../capture/encode.js';
 import { ownedKeyValue } from '../capture/owned-buffers.js';
-import { lossKey, prefixOfEntryKey } from '../store/key-layout.js';
+import { lossKey, parseKey, prefixOfEntryKey } from '../store/key-layout.js';
 
-/** The key prefix of an entry key `<prefix>:entry:<id>` (the loss record goes under it). */
+/** The key prefix of an entry key `<prefix>:entry:<id>` or a lifecycle key (the loss record goes under it). */
 export function keyPrefixOf(entryKey: Buffer): string {
-  return prefixOfEntryKey(entryKey) ?? '';
+  return prefixOfEntryKey(entryKey) ?? parseKey(entryKey)?.prefix ?? '';
 }
 
 /** Entries lost in one episode, for one key prefix. */

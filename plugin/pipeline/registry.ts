@@ -18,6 +18,7 @@ import { AuditWriter } from '../store/audit-writer.js';
 import { immudbConnection } from './connection.js';
 import { immudbAddresses } from '../config/fields/connection.js';
 import { AuditPipeline } from './audit-pipeline.js';
+import { stopCoverage } from './lifecycle.js';
 import { Spool } from './spool.js';
 import { adoptLegacySpool } from './legacy-spool.js';
 import { AuditMetrics } from '../telemetry/metrics.js';
@@ -185,6 +186,8 @@ export class PipelineRegistry {
   }
 
   async shutdown(): Promise<number> {
+    // Each prefix's `stopping` lifecycle entry first, so the flush below writes it too.
+    await Promise.all(this.all().map((p) => stopCoverage(p)));
     const left = await Promise.all(this.all().map((p) => p.shutdown(this.settings.shutdownTimeoutMs)));
     await Promise.all(this.all().map((p) => p.writer.close().catch(() => undefined)));
     await this.tracer?.shutdown();

@@ -25,6 +25,8 @@ export interface WalkedTx {
   alh: Buffer;
   /** The entries whose keys start with the walk's prefix (values included, checked). */
   entries: VerifiedEntry[];
+  /** Those under the lifecycle prefix, when the walk was given one (coverage reports). */
+  lifecycle: VerifiedEntry[];
 }
 
 /** A transaction's Alh, proven by a dual proof against the trusted state. */
@@ -41,6 +43,8 @@ export class ChainWalk {
     private readonly session: TrustedSession,
     /** Keys (as written, without the store's one-byte prefix) whose entries are handed over. */
     private readonly entryPrefix: Buffer,
+    /** A second prefix handed over apart (lifecycle entries, for coverage reports). */
+    private readonly lifecyclePrefix?: Buffer,
   ) {}
 
   /**
@@ -74,20 +78,23 @@ export class ChainWalk {
     const chain = new TxChain(first, anchor);
     if (trusted && trusted.txId >= first && trusted.txId <= end.txId) chain.expectAlh(trusted.txId, trusted.alh);
     const prefix = this.entryPrefix;
+    const other = this.lifecyclePrefix;
     // Pages read one ahead (store/tx-scan-pages.ts): each is checked here, in order, before the next.
     for await (const { txs } of txScanPages(this.client, first, end.txId)) {
       for (const tx of txs) {
         const { header, alh } = chain.append(tx);
         const entries: VerifiedEntry[] = [];
+        const lifecycle: VerifiedEntry[] = [];
         tx.entries.forEach((e, i) => {
           // Keys and values as stored carry a one-byte prefix (plain key, plain value).
           const key = e.key.subarray(1);
-          if (!key.subarray(0, prefix.length).equals(prefix)) return;
+          const into = key.subarray(0, prefix.length).equals(prefix) ? entries : other && key.subarray(0, other.length).equals(other) ? lifecycle : undefined;
+          if (!into) return;
           // Audit entries are checked by their values (the chain checked the values it got).
           if (!e.value?.length) throw new VerificationError(`tx ${header.id} entry ${i} (${key.toString()}): its value was not sent`);
-          entries.push({ key, value: e.value.subarray(1) });
+          into.push({ key, value: e.value.subarray(1) });
         });
-        const r = onTx({ id: header.id, time: Number(header.ts) * 1000, header, alh, entries });
+        const r = onTx({ id: header.id, time: Number(header.ts) * 1000, header, alh, entries, lifecycle });
         if (r) await r;
       }
     }

@@ -73,6 +73,8 @@ export interface VerifyAllOptions {
   onRange?: (range: { fromTx: number; toTx: number; transactions: number }) => void;
   onTx?: (txId: number, entries: number) => void;
   onEntries?: OnVerifiedEntries;
+  /** The lifecycle entries under the prefix, checked like audit entries (coverage reports). */
+  onLifecycle?: OnVerifiedEntries;
 }
 
 export type { VerifiedEntry } from './chain-walk.js';
@@ -274,7 +276,8 @@ export class AuditReader {
    * continues the audited history without a gap. Counts the audit entries under the prefix;
    * `onTx` sees each transaction of the range once its entries and its link to the one before
    * are checked (the range as a whole holds only when this returns); `onEntries` likewise gets its
-   * audit entries (for the auditor's index, plugin/workbench); `onRange` is told the range first.
+   * audit entries (for the auditor's index, plugin/workbench), `onLifecycle` its lifecycle
+   * entries (coverage reports, plugin/workbench/coverage.ts); `onRange` is told the range first.
    */
   async verifyAll(opts: VerifyAllOptions = {}): Promise<VerifyAllResult> {
     const uuid = this.client.serverUuid;
@@ -286,7 +289,7 @@ export class AuditReader {
     const timed = since !== undefined || until !== undefined;
     const current = toSafeInt((await this.client.currentState()).txId, 'current tx id');
     this.session.refuseRollback(current, { serverUuid: uuid, address: this.address });
-    const walker = new ChainWalk(this.client, this.session, Buffer.from(kindPrefix(this.prefix, 'entry')));
+    const walker = new ChainWalk(this.client, this.session, Buffer.from(kindPrefix(this.prefix, 'entry')), opts.onLifecycle ? Buffer.from(kindPrefix(this.prefix, 'lifecycle')) : undefined);
     const base = { serverUuid: uuid, database, currentTx: current, firstContact, since, until };
 
     // The range [a, b]: transactions with ids a..b (by time, through commit times the server
@@ -323,6 +326,7 @@ export class AuditReader {
       entries += tx.entries.length;
       opts.onTx?.(tx.id, tx.entries.length);
       if (opts.onEntries && tx.entries.length) await opts.onEntries({ id: tx.id, time: tx.time }, tx.entries);
+      if (opts.onLifecycle && tx.lifecycle.length) await opts.onLifecycle({ id: tx.id, time: tx.time }, tx.lifecycle);
     });
 
     // Everything held: the trusted state advances (when newer), and the checkpoint when this

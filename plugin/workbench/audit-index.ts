@@ -7,9 +7,11 @@ import { mkdirSync } from 'node:fs';
 import { dirname, join } from 'node:path';
 import { ROW_COLUMNS, type IndexRow } from './index-row.js';
 import type { SqlCondition } from './filters.js';
+import { COVERAGE_DROP, COVERAGE_TABLES, CoverageTable } from './coverage-table.js';
 
 /** Bumped when the layout changes: an index of another layout is rebuilt from tx 1. */
-const LAYOUT = 2;
+// 3: the coverage table (sequence numbers, lifecycle entries; coverage-table.ts).
+const LAYOUT = 3;
 
 /** What an index is complete up to: every audit entry of transactions 1..txId, verified. */
 export interface IndexState {
@@ -90,13 +92,24 @@ export class AuditIndex {
     // Written only when new or of another layout: opening to search takes no write lock.
     const layout = this.meta('layout');
     if (layout !== LAYOUT) {
-      if (layout !== null) this.db.exec('DROP TABLE IF EXISTS entries; DROP TABLE IF EXISTS entry_json; DELETE FROM meta;');
-      this.db.exec(TABLES + CREATE_INDEXES);
+      if (layout !== null) this.db.exec('DROP TABLE IF EXISTS entries; DROP TABLE IF EXISTS entry_json; DELETE FROM meta;' + COVERAGE_DROP);
+      this.db.exec(TABLES + CREATE_INDEXES + COVERAGE_TABLES);
       this.setMeta('layout', LAYOUT);
     }
     this.insertRow = this.db.prepare(`INSERT INTO entries (${INSERT_COLUMNS.join(', ')}) VALUES (${INSERT_COLUMNS.map(() => '?').join(', ')})`);
     this.insertJson = this.db.prepare('INSERT INTO entry_json (rowid, json) VALUES (?, ?)');
+    this.coverage = new CoverageTable(this.db);
   }
+
+  // --- coverage (docs/decisions.md #31; plugin/workbench/coverage-table.ts) ---
+  /** Sequence numbers and lifecycle entries, for gap reports. */
+  readonly coverage: CoverageTable;
+
+  /** Adds a verified lifecycle entry (inside an update). */
+  addLifecycle(txId: number, key: string, json: string): void {
+    this.coverage.addLifecycle(txId, key, json);
+  }
+  // --- end coverage ---
 
   static open(file: string, ident: Pick<IndexState, 'serverUuid' | 'database' | 'prefix'>): AuditIndex {
     return new AuditIndex(file, ident);
@@ -143,6 +156,7 @@ export class AuditIndex {
       row.result, row.client_ip, row.node_id, row.trace_id,
     );
     this.insertJson.run(id, json);
+    this.coverage.addEntry(row.tx_id, json, row.node_id); // coverage
   }
 
   /** Ends an update: the rows and the state they are complete up to, together. */

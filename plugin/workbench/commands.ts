@@ -13,6 +13,7 @@ import {
   parseStatus, parseTraceId, timeParser, type FilterOptions,
 } from './filters.js';
 import { csvHeader, csvRow, rowJson, stateJson, stateLine, table } from './formats.js';
+import { COVERAGE_GAP_EXIT, coverageJson, coverageText } from './coverage.js';
 import { toOcsf } from './ocsf.js';
 import { PSEUDONYM_FIELDS, PseudonymKeyError, pseudonymOf, readPseudonymKey } from './pseudonym-search.js';
 import { updateIndex, type UpdateResult } from './update-index.js';
@@ -168,17 +169,22 @@ export function registerWorkbench(program: Command, ctx: WorkbenchContext): void
         if (more) rows.pop();
         const matched = more ? index.count(cond) : rows.length;
         const shown = more ? `first ${rows.length} of ${matched} matching entries (raise --limit for more)` : `${rows.length} matching ${rows.length === 1 ? 'entry' : 'entries'}`;
+        // Coverage of the answered time window, per node (coverage-table.ts): gaps exit 5.
+        const cov = index.coverage.report(o.since, o.until);
         if (g.json) {
           for (const r of rows) process.stdout.write(JSON.stringify(rowJson(r)) + '\n');
           const indexed = { transactions: update.transactions, entries: update.entries };
-          process.stdout.write(JSON.stringify({ summary: { ...stateJson(state), indexed_now: indexed, matched, shown: rows.length } }) + '\n');
+          process.stdout.write(JSON.stringify({ summary: { ...stateJson(state), indexed_now: indexed, matched, shown: rows.length, ...coverageJson(cov) } }) + '\n');
         } else if (o.csv) {
           process.stdout.write(csvHeader() + rows.map(csvRow).join(''));
           if (rows.length) process.stderr.write(`${shown}; ${stateLine(state)}\n`);
+          if (cov.gaps.length || cov.silences.length) process.stderr.write(coverageText(cov).slice(1) + '\n');
         } else if (rows.length) {
-          process.stdout.write(`${stateLine(state)}\n${table(rows)}\n${shown}\n`);
+          process.stdout.write(`${stateLine(state)}\n${table(rows)}\n${shown}${coverageText(cov)}\n`);
         }
         if (!rows.length) noMatch(state);
+        if (!rows.length && !g.json && !o.csv && (cov.gaps.length || cov.silences.length)) process.stderr.write(coverageText(cov).slice(1) + '\n');
+        if (cov.gaps.length) process.exitCode = COVERAGE_GAP_EXIT;
       });
     });
 

@@ -12,7 +12,12 @@ export interface RowsMessage {
   meta: Float64Array;
   bytes: ArrayBuffer;
 }
-export type ToWorker = RowsMessage | { t: 'commit'; txId: number; verifiedAt: string; added: number } | { t: 'rollback' };
+/** Lifecycle entries of the walk (few: coverage reports, coverage-table.ts). */
+export interface LifecycleMessage {
+  t: 'lifecycle';
+  rows: Array<{ txId: number; key: string; json: string }>;
+}
+export type ToWorker = RowsMessage | LifecycleMessage | { t: 'commit'; txId: number; verifiedAt: string; added: number } | { t: 'rollback' };
 export type FromWorker = { t: 'begun'; state: IndexState } | { t: 'ack'; rows: number } | { t: 'done'; state: IndexState } | { t: 'error'; message: string };
 
 export interface WorkerInput {
@@ -45,6 +50,8 @@ port.on('message', (m: ToWorker) => {
         index.add(indexRow(bytes.toString('utf8', ko!, ko! + kl!), value.toString('utf8'), txId!), txTime!, value);
       }
       post({ t: 'ack', rows: n });
+    } else if (m.t === 'lifecycle') {
+      for (const r of m.rows) index.addLifecycle(r.txId, r.key, r.json);
     } else {
       if (m.t === 'commit') index.commit(m.txId, m.verifiedAt, m.added);
       else index.rollback();

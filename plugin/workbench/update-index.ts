@@ -136,6 +136,11 @@ export async function updateIndex(reader: AuditReader, input: WorkerInput, opts:
         if (batch.length >= (opts.batch ?? BATCH)) flush();
         return writer.backlog();
       },
+      // Lifecycle entries for coverage reports (coverage-table.ts), in walk order with the rows.
+      onLifecycle: (tx, records) => {
+        flush();
+        writer.send({ t: 'lifecycle', rows: records.map((r) => ({ txId: tx.id, key: r.key.toString('utf8'), json: r.value.toString('utf8') })) });
+      },
     });
     flush();
     const t1 = performance.now();

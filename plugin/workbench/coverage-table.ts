@@ -1,0 +1,93 @@
+// The auditor's index keeps, beside its entries, every verified record's sequence number and the
+// lifecycle entries (docs/decisions.md #31), so that `search` can report gaps per node for the
+// range it answers: the numbers of the streams seen in the answered time window are checked
+// from the first to the last, whatever time the records in between carry (a long request's
+// entry is numbered after shorter ones that started later).
+import type { DatabaseSync, StatementSync } from 'node:sqlite';
+import { parseKey } from '../store/key-layout.js';
+import { CoverageCollector, entrySequence, type CoverageReport } from './coverage.js';
+
+/** Created with the index's tables; dropped with them when the index is rebuilt. */
+export const COVERAGE_TABLES = `
+CREATE TABLE IF NOT EXISTS coverage (
+  stream TEXT NOT NULL, number INTEGER NOT NULL, time INTEGER, tx_id INTEGER NOT NULL, node TEXT,
+  -- lifecycle entries only: their JSON (entries are in entry_json)
+  lifecycle BLOB
+);
+CREATE INDEX IF NOT EXISTS coverage_by_stream ON coverage (stream, number);
+CREATE INDEX IF NOT EXISTS coverage_by_time ON coverage (time);
+`;
+export const COVERAGE_DROP = 'DROP TABLE IF EXISTS coverage;';
+
+type Json = Record<string, unknown>;
+
+export class CoverageTable {
+  private readonly insert: StatementSync;
+
+  constructor(private readonly db: DatabaseSync) {
+    this.insert = db.prepare('INSERT INTO coverage (stream, number, time, tx_id, node, lifecycle) VALUES (?, ?, ?, ?, ?, ?)');
+  }
+
+  /** An audit entry's number (none when it carries none); `node`: its where.node_id. */
+  addEntry(txId: number, json: Uint8Array, node: string | null): void {
+    const text = Buffer.from(json.buffer, json.byteOffset, json.byteLength).toString('utf8');
+    let s = entrySequence(text);
+    if (!s) {
+      // Not in the canonical layout the fast path reads: parsed in full.
+      try {
+        const e = JSON.parse(text) as Json;
+        const seq = e.sequence as Json | null | undefined;
+        const t = typeof e.time === 'string' ? Date.parse(e.time) : NaN;
+        if (seq && typeof seq.stream === 'string' && Number.isSafeInteger(seq.number)) s = { stream: seq.stream, number: seq.number as number, time: Number.isFinite(t) ? t : null };
+      } catch {
+        // Not JSON: no number.
+      }
+    }
+    if (s) this.insert.run(s.stream, s.number, s.time, txId, node, null);
+  }
+
+  /** A lifecycle entry (numbered ones only: `trust reset` writes some without a number). */
+  addLifecycle(txId: number, key: string, json: string): void {
+    if (parseKey(key)?.kind !== 'lifecycle') return;
+    try {
+      const e = JSON.parse(json) as Json;
+      const seq = e.sequence as Json | null | undefined;
+      if (!seq || typeof seq.stream !== 'string' || !Number.isSafeInteger(seq.number)) return;
+      const t = typeof e.time === 'string' ? Date.parse(e.time) : NaN;
+      const node = [e.node_id, e.hostname].find((v): v is string => typeof v === 'string' && v.length > 0) ?? null;
+      this.insert.run(seq.stream, seq.number as number, Number.isFinite(t) ? t : null, txId, node, json);
+    } catch {
+      // Not JSON: nothing to count.
+    }
+  }
+
+  /**
+   * Coverage of the records whose time is in [since, until): per stream seen there, every
+   * number from its first to its last in the window is looked up (the whole stream from 1 when
+   * the window has no start).
+   */
+  report(since: number | undefined, until: number | undefined): CoverageReport {
+    const where = [since !== undefined ? 'time >= ?' : '', until !== undefined ? 'time < ?' : ''].filter(Boolean).join(' AND ') || 'TRUE';
+    const params = [since, until].filter((v): v is number => v !== undefined);
+    const streams = this.db.prepare(`SELECT stream, MIN(number) AS lo, MAX(number) AS hi FROM coverage WHERE ${where} GROUP BY stream`).all(...params) as Array<{ stream: string; lo: number; hi: number }>;
+    const c = new CoverageCollector();
+    const numbered = this.db.prepare('SELECT number, time, lifecycle FROM coverage WHERE stream = ? AND number BETWEEN ? AND ? ORDER BY number');
+    const nodeOf = this.db.prepare('SELECT node FROM coverage WHERE stream = ? AND node IS NOT NULL LIMIT 1');
+    const startedBefore = this.db.prepare(`SELECT json_extract(CAST(lifecycle AS TEXT), '$.heartbeat_seconds') AS hb FROM coverage
+      WHERE stream = ? AND number < ? AND lifecycle IS NOT NULL AND json_extract(CAST(lifecycle AS TEXT), '$.event') = 'started' ORDER BY number DESC LIMIT 1`);
+    for (const s of streams) {
+      const node = nodeOf.get(s.stream) as { node: string } | undefined;
+      c.declare(s.stream, node?.node ?? null);
+      const lastStart = startedBefore.get(s.stream, s.lo) as { hb: number | null } | undefined;
+      if (typeof lastStart?.hb === 'number') c.heartbeat(s.stream, lastStart.hb);
+      for (const r of numbered.iterate(s.stream, since === undefined ? 1 : s.lo, s.hi)) {
+        const row = r as { number: number; time: number | null; lifecycle: Uint8Array | string | null };
+        if (row.lifecycle !== null) {
+          const text = typeof row.lifecycle === 'string' ? row.lifecycle : Buffer.from(row.lifecycle).toString('utf8');
+          c.add('lifecycle', text);
+        } else c.addNumber(s.stream, row.number, row.time);
+      }
+    }
+    return c.report(since === undefined);
+  }
+}

@@ -1,0 +1,130 @@
+// Coverage reports from sequence numbers and lifecycle entries (plugin/workbench/coverage.ts):
+// gaps, gaps the plugin explained, silent periods, on records built as the plugin builds them.
+import test from 'ava';
+import { buildAuditEntry } from '../../plugin/capture/build-entry.js';
+import { encodeEntry } from '../../plugin/capture/encode.js';
+import { isCanonicalOrder } from '../../plugin/capture/canonical-json.js';
+import { compilePrivacy } from '../../plugin/capture/privacy-policy.js';
+import { auditId } from '../../plugin/capture/audit-id.js';
+import { encodeLifecycle, type LifecycleEvent } from '../../plugin/pipeline/lifecycle.js';
+import { CoverageCollector, coverageLines, entrySequence } from '../../plugin/workbench/coverage.js';
+
+const STREAM = '0b9f2d2e-6c1a-4a3e-9d55-2f7f3c1e8a01';
+const OTHER = '7d3c1e8a-0b9f-4a3e-9d55-2f7f3c1e8a02';
+const T0 = Date.parse('2026-12-01T10:00:00.000Z');
+const privacy = compilePrivacy(undefined);
+
+function entry(number: number, at: number, stream = STREAM, node = 'kong-2') {
+  const log = { started_at: at, request: { method: 'GET', uri: '/x', id: 'r' }, response: { status: 200 } };
+  const e = buildAuditEntry(log as never, { id: auditId(at), now: at, nodeId: node, hostname: 'h', sequence: { number, stream } }, [], privacy);
+  return encodeEntry('audit', e);
+}
+
+function life(event: LifecycleEvent, number: number, at: number, details: Record<string, unknown> = {}, stream = STREAM) {
+  return encodeLifecycle('audit', event, { number, stream }, { nodeId: 'kong-2', hostname: 'h' }, details, at);
+}
+
+test('the fast path reads what JSON.parse reads, from the canonical JSON', (t) => {
+  const r = entry(1234, T0);
+  const json = JSON.parse(r.value.toString()) as { sequence: unknown; time: string };
+  t.true(isCanonicalOrder(json), 'a numbered entry keeps canonicalJson\'s one-call path');
+  t.deepEqual(json.sequence, { number: 1234, stream: STREAM });
+  t.deepEqual(entrySequence(r.value.toString()), { stream: STREAM, number: 1234, time: T0 });
+  // An entry without a number (or of another layout) is parsed in full.
+  t.is(entrySequence(r.value.toString().replace('"sequence":{"number":1234,"stream":"' + STREAM + '"}', '"sequence":null')), undefined);
+});
+
+test('contiguous numbers: no gap; a hole: one gap per node with its range', (t) => {
+  const c = new CoverageCollector();
+  c.add(life('started', 1, T0).key, life('started', 1, T0, { previous_run: null, heartbeat_seconds: 0, spool: { missing: 0 } }).value);
+  for (const n of [2, 3, 4, 8, 5, 9]) {
+    const r = entry(n, T0 + n * 1000);
+    c.add(r.key, r.value);
+  }
+  const report = c.report(true);
+  t.deepEqual(report.gaps.map((g) => [g.node, g.from, g.to, g.count]), [['kong-2', 6, 7, 2]]);
+  t.deepEqual(coverageLines(report), [`node kong-2: sequence 6\u20137 missing (2 records; stream ${STREAM})`]);
+  t.is(report.streams[0]!.records, 7);
+});
+
+test('from tx 1 every stream starts at 1; a later range is checked from its first number', (t) => {
+  const c = new CoverageCollector();
+  for (const n of [1001, 1002, 1004]) {
+    const r = entry(n, T0 + n);
+    c.add(r.key, r.value);
+  }
+  t.deepEqual(c.report(true).gaps.map((g) => [g.from, g.to]), [[1, 1000], [1003, 1003]]);
+  t.deepEqual(c.report(false).gaps.map((g) => [g.from, g.to]), [[1003, 1003]]);
+});
+
+test('numbers reserved by a run that crashed are explained by the next start, unless the spool lost records', (t) => {
+  for (const missing of [0, 3]) {
+    const c = new CoverageCollector();
+    const add = (r: { key: Buffer; value: Buffer }) => c.add(r.key, r.value);
+    add(life('started', 1, T0, { previous_run: null, heartbeat_seconds: 0, spool: { missing: 0 } }));
+    for (let n = 2; n <= 10; n++) add(entry(n, T0 + n));
+    add(life('started', 4097, T0 + 60_000, { previous_run: { ended: 'unclean', last_number: 4096 }, heartbeat_seconds: 0, spool: { missing } }));
+    add(entry(4098, T0 + 61_000));
+    const r = c.report(true);
+    if (missing === 0) {
+      t.deepEqual(r.gaps, []);
+      t.deepEqual(r.explained.map((e) => [e.from, e.to]), [[11, 4096]]);
+    } else {
+      t.deepEqual(r.gaps.map((g) => [g.from, g.to, g.note]), [[11, 4096, 'the spool reported 3 record(s) missing when the next run started']]);
+    }
+  }
+});
+
+test('a clean restart continues the numbers: nothing to explain; numbers seen twice are counted', (t) => {
+  const c = new CoverageCollector();
+  const add = (r: { key: Buffer; value: Buffer }) => c.add(r.key, r.value);
+  add(life('started', 1, T0, { previous_run: null, heartbeat_seconds: 0, spool: { missing: 0 } }));
+  add(entry(2, T0 + 1));
+  add(life('stopping', 3, T0 + 2));
+  add(life('started', 4, T0 + 3, { previous_run: { ended: 'clean', last_number: 3 }, heartbeat_seconds: 0, spool: { missing: 0 } }));
+  add(entry(5, T0 + 4));
+  add(entry(5, T0 + 4));
+  const r = c.report(true);
+  t.deepEqual(r.gaps, []);
+  t.deepEqual(r.explained, []);
+  t.is(r.duplicates, 1);
+  t.deepEqual(r.streams.map((s) => [s.first, s.last, s.starts, s.clean_stops]), [[1, 5, 2, 1]]);
+});
+
+test('silent periods: longer than twice the heartbeat with no record; a clean stop explains its downtime', (t) => {
+  const c = new CoverageCollector();
+  const add = (r: { key: Buffer; value: Buffer }) => c.add(r.key, r.value);
+  const hb = 60;
+  add(life('started', 1, T0, { previous_run: null, heartbeat_seconds: hb, spool: { missing: 0 } }));
+  add(life('heartbeat', 2, T0 + 60_000));
+  add(entry(3, T0 + 90_000));
+  // 10 minutes of nothing: a silence.
+  add(life('heartbeat', 4, T0 + 690_000));
+  add(life('stopping', 5, T0 + 700_000));
+  // Down for an hour after a clean stop: not a silence.
+  add(life('started', 6, T0 + 4_300_000, { previous_run: { ended: 'clean', last_number: 5 }, heartbeat_seconds: hb, spool: { missing: 0 } }));
+  add(entry(7, T0 + 4_310_000));
+  // Gone without a stop, back 20 minutes later: a silence that says so.
+  add(life('started', 4103, T0 + 5_510_000, { previous_run: { ended: 'unclean', last_number: 4102 }, heartbeat_seconds: hb, spool: { missing: 0 } }));
+  // Another node's stream is separate.
+  c.add(entry(1, T0 + 5_000_000, OTHER, 'kong-3').key, entry(1, T0 + 5_000_000, OTHER, 'kong-3').value);
+  const r = c.report(true);
+  t.deepEqual(r.silences.map((s) => [s.node, s.from, s.to, s.seconds, s.note]), [
+    ['kong-2', new Date(T0 + 90_000).toISOString(), new Date(T0 + 690_000).toISOString(), 600, null],
+    ['kong-2', new Date(T0 + 4_310_000).toISOString(), new Date(T0 + 5_510_000).toISOString(), 1200, 'the run before ended without a stopping entry (crash or kill)'],
+  ]);
+  t.deepEqual(r.gaps, []);
+  t.deepEqual(r.explained.map((e) => [e.from, e.to]), [[8, 4102]]);
+  t.is(r.streams.length, 2);
+});
+
+test('entries without a number are counted, not gaps', (t) => {
+  const c = new CoverageCollector();
+  const log = { started_at: T0, request: { method: 'GET', uri: '/x' }, response: { status: 200 } };
+  const r = encodeEntry('audit', buildAuditEntry(log as never, { id: auditId(T0), now: T0, nodeId: null, hostname: 'h' }, [], privacy));
+  c.add(r.key, r.value);
+  c.add('audit:loss:x', '{}');
+  const rep = c.report(true);
+  t.is(rep.unnumbered, 1);
+  t.deepEqual(rep.gaps, []);
+});
