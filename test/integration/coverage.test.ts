@@ -170,8 +170,11 @@ test.serial('verify --all and search report a node that skipped numbers and a si
   t.true(out.verified);
   t.deepEqual(out.gaps.map((g) => [g.node, g.from, g.to, g.count]), [['kong-2', 4, 6, 3]]);
   t.is(out.coverage.silences.length, 1);
-  // Nothing new since: the incremental run has no gap to report, exit 0.
-  t.is((await runCli([...target, 'verify', '--all'], env)).code, 0);
+  // Nothing new since: the incremental run has no gap to report; it verified no entry, exit 1.
+  const again = await runCli([...target, 'verify', '--all'], env);
+  t.is(again.code, 1, again.stderr);
+  t.regex(again.stderr, /nothing new to verify/);
+  t.notRegex(again.stdout, /missing/);
 
   // search: the gaps of the streams seen in the answered window, numbers checked first to last.
   const all = await runCli([...target, 'search'], env);
