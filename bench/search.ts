@@ -14,7 +14,7 @@ import { loadavg, tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { v7 as uuidv7 } from 'uuid';
 import { EntryTypeAction } from '../plugin/store/immudb-types.js';
-import { AuditReader } from '../plugin/verify/verified-read.js';
+import { AuditReader } from '../plugin/reader/audit-reader.js';
 import { AuditIndex } from '../plugin/workbench/audit-index.js';
 import { filterCondition, parseStatus, type FilterOptions } from '../plugin/workbench/filters.js';
 import { indexRow } from '../plugin/workbench/index-row.js';

@@ -15,7 +15,7 @@ import { join } from 'node:path';
 import { EntryTypeAction } from '../plugin/store/immudb-types.js';
 import { verifyVerifiableEntry, type TrustedState } from '../plugin/store/proofs/index.js';
 import { TrustedStateStore } from '../plugin/store/trusted-state.js';
-import { AuditReader } from '../plugin/verify/verified-read.js';
+import { AuditReader } from '../plugin/reader/audit-reader.js';
 import { auditRecords, fixturePool } from './lib/payloads.js';
 import { CpuMeter } from './lib/proc.js';
 import type { BenchContext, BenchResult } from './lib/report.js';

@@ -10,7 +10,7 @@ import { join } from 'node:path';
 import { simulateWorkers } from '../test/helpers/kong-driver.js';
 import { buildFixture, SCENARIO_KINDS } from '../test/fixtures/serialized-logs.js';
 import { PLUGIN_NAME, scanAll, startAuditStack, waitForEntries } from '../test/helpers/audit-stack.js';
-import { AuditReader } from '../plugin/verify/verified-read.js';
+import { AuditReader } from '../plugin/reader/audit-reader.js';
 import { freePort } from './lib/immudb-server.js';
 import type { AuditEntry } from '../plugin/capture/audit-entry.js';
 

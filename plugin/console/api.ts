@@ -1,7 +1,7 @@
 // The console's JSON API (all GET, read-only): the answers of the CLI's own code paths. Search
 // and timeline go through the workbench's index (brought up to date by a verified walk first,
 // as `search` does); an entry is read with AuditReader.verify, as `verify <id>` does.
-import { NotFoundError, type AuditReader } from '../verify/verified-read.js';
+import { NotFoundError, type AuditReader } from '../reader/audit-reader.js';
 import { VerificationError } from '../store/proofs/index.js';
 import { conditionOf, withIndex, type KeyOptions, type WorkbenchContext } from '../workbench/commands.js';
 import { FilterError } from '../workbench/filters.js';

@@ -7,7 +7,7 @@ import { EntryTypeAction, type Signature, type TxHeader } from '../store/immudb-
 import { entryKey } from '../store/key-layout.js';
 import { toSafeInt } from '../store/longs.js';
 import { parseServerPublicKey, parseTxHeader, verifyVerifiableEntry, verifyVerifiableTx, VerificationError } from '../store/proofs/index.js';
-import { checkAuditId, NotFoundError, type AuditReader } from '../verify/verified-read.js';
+import { checkAuditId, NotFoundError, type AuditReader } from '../reader/audit-reader.js';
 import { BUNDLE_FORMAT, keyFingerprint, spkiOfImmudbKey, type BundleEntryV1, type EvidenceBundleV1 } from './bundle-verify.js';
 import { checkpointOrigin, type Checkpoint, type ParsedCheckpoint } from './checkpoint-note.js';
 import { dualProofJson, inclusionProofJson, kvMetadataJson, txHeaderJson } from './json-form.js';

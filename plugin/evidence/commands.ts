@@ -6,7 +6,7 @@ import { InvalidArgumentError, type Command } from 'commander';
 import { readFileSync, renameSync, writeFileSync } from 'node:fs';
 import type { KeyObject } from 'node:crypto';
 import { parseServerPublicKey } from '../store/proofs/index.js';
-import type { AuditReader } from '../verify/verified-read.js';
+import type { AuditReader } from '../reader/audit-reader.js';
 import { addFilters, conditionOf, withIndex, type KeyOptions, type WorkbenchContext } from '../workbench/commands.js';
 import type { FilterOptions } from '../workbench/filters.js';
 import { parseBundle, verifyBundle, type BundleVerification, type EvidenceBundleV1 } from './bundle-verify.js';

@@ -6,7 +6,7 @@ import { createWriteStream, renameSync, rmSync } from 'node:fs';
 import type { Writable } from 'node:stream';
 import type { PseudonymKey } from '../capture/pseudonyms.js';
 import type { PseudonymizableField } from '../config/fields/privacy.js';
-import type { AuditReader } from '../verify/verified-read.js';
+import type { AuditReader } from '../reader/audit-reader.js';
 import type { AuditIndex, IndexState, StoredRow } from './audit-index.js';
 import {
   checkFilters, filterCondition, FilterError, parseClientIp, parseLimit, parseMethod, parseNonEmpty, parsePathPrefix, parseResult,

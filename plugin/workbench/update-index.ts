@@ -4,7 +4,7 @@
 // transaction; that commits, with the tx the index is then complete up to, only when the whole
 // range verified, and is rolled back otherwise.
 import { Worker } from 'node:worker_threads';
-import type { AuditReader, VerifiedEntry } from '../verify/verified-read.js';
+import type { AuditReader, VerifiedEntry } from '../reader/audit-reader.js';
 import type { IndexState } from './audit-index.js';
 import type { FromWorker, ToWorker, WorkerInput } from './index-worker.js';
 

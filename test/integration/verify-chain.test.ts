@@ -17,7 +17,7 @@ import type { KVMetadata, KeyValueInput, Tx, VerifiableTx } from '../../plugin/s
 import {
   VerificationError, entriesHash, parseTxHeader, sha256, txAlh, txEntryDigest,
 } from '../../plugin/store/proofs/index.js';
-import { AuditReader, type VerifyAllResult } from '../../plugin/verify/verified-read.js';
+import { AuditReader, type VerifyAllResult } from '../../plugin/reader/audit-reader.js';
 
 const PREFIX = 'vc';
 const FAR_FUTURE = '4102444800';

@@ -11,7 +11,7 @@ import { startImmudb, type ImmudbServer } from '../../scripts/lib/immudb-server.
 import { ImmudbClient } from '../../plugin/store/immudb-client.js';
 import { EntryTypeAction } from '../../plugin/store/immudb-types.js';
 import { parseTxHeader, txAlh, VerificationError } from '../../plugin/store/proofs/index.js';
-import { AuditReader } from '../../plugin/verify/verified-read.js';
+import { AuditReader } from '../../plugin/reader/audit-reader.js';
 import { cliTarget, runCli } from '../helpers/cli.js';
 import { startImmudbProxy, type ImmudbProxy } from '../helpers/immudb-proxy.js';
 import { until } from '../helpers/until.js';

@@ -13,7 +13,7 @@ import { startImmudb, type ImmudbServer } from '../../scripts/lib/immudb-server.
 import { ImmudbClient, ImmudbError } from '../../plugin/store/immudb-client.js';
 import { VerificationError } from '../../plugin/store/proofs/index.js';
 import { SCAN_PAGE_TXS } from '../../plugin/store/tx-scan-pages.js';
-import { AuditReader } from '../../plugin/verify/verified-read.js';
+import { AuditReader } from '../../plugin/reader/audit-reader.js';
 
 const PREFIX = 'ra';
 const DB = 'readahead';

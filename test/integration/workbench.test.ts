@@ -18,7 +18,7 @@ import { AuditWriter } from '../../plugin/store/audit-writer.js';
 import { ImmudbClient } from '../../plugin/store/immudb-client.js';
 import { VerificationError } from '../../plugin/store/proofs/index.js';
 import { createLogger } from '../../plugin/log.js';
-import { AuditReader } from '../../plugin/verify/verified-read.js';
+import { AuditReader } from '../../plugin/reader/audit-reader.js';
 import { indexFile } from '../../plugin/workbench/audit-index.js';
 import { updateIndex } from '../../plugin/workbench/update-index.js';
 import { generateFixtures } from '../fixtures/serialized-logs.js';

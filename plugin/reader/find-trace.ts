@@ -5,7 +5,7 @@
 // A trace the plugin started itself has no index key (decision #38): when immudb's index names no
 // candidate, `others` (the auditor's own index, fed only by verified transactions) may name them,
 // checked the same way.
-import { NotFoundError, type AuditReader, type ReadResult } from './verified-read.js';
+import { NotFoundError, type AuditReader, type ReadResult } from './audit-reader.js';
 import { entryKey } from '../store/key-layout.js';
 
 export interface TraceMember extends ReadResult {

@@ -215,7 +215,7 @@ export class AuditReader {
   /**
    * What the trace index lists under a trace (a prefix scan of `<prefix>:trace:<trace id>:`, not
    * a scan of everything): the audit ids, and keys under that prefix that are not index keys.
-   * Unverified: plugin/verify/find-trace.ts checks each entry's own trace_id.
+   * Unverified: plugin/reader/find-trace.ts checks each entry's own trace_id.
    */
   async findByTrace(traceId: string): Promise<{ ids: string[]; strays: string[] }> {
     const t = traceId.toLowerCase();
