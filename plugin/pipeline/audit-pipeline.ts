@@ -416,6 +416,7 @@ export class AuditPipeline {
       spool_entries: this.spool.pendingRecords,
       spool_bytes: this.spool.bytes,
       spool_missing: this.spool.recovery.missing,
+      loss_ledger_damaged: this.spool.losses.damaged ? 1 : 0,
       oldest_unacked_ms: Number.isFinite(oldest) ? Date.now() - oldest : null,
       last_tx_id: this.writer.lastTxId,
       server_changes: this.writer.events?.serverChanges ?? 0,

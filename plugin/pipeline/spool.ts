@@ -7,14 +7,16 @@
 // (ENOSPC, EIO, EACCES) is cut back and the next one starts at the durable end (positional
 // writes, no O_APPEND). Every record carries a sequence number, and the spool keeps two marks:
 // `ack` (the last record proven in immudb) and `head` (the last record durably written), each
-// overwritten in place (no new blocks: they can be written on a full disk). On open, records
+// a two-slot file overwritten in place (two-slot.ts: no new blocks, so they can be written on a
+// full disk; a torn write falls back to the copy before it). On open, records
 // missing between the two (a pointer moved, a segment truncated or deleted, damaged bytes) are
 // counted and reported.
 //
 // Record v2: magic 0xa0d2 u16 | payload length u32 | crc32 u32 (of seq..payload) | seq u64 | time u64 ms | payload
 // Record v1: magic 0xa0d1 u16 | payload length u32 | crc32 u32 (of time+payload) | time u64 ms | payload (read only)
 // Payload: key length u16 | key | value
-// Mark (ack, head): magic u32 | segment u32 | offset u64 | seq u64 | crc32 u32 (of the 24 bytes before)
+// Mark (ack, head): two slots of 512 bytes (two-slot.ts), body segment u32 | offset u64 | seq u64.
+// Read on upgrade: the single-copy mark of 0.3: magic u32 | segment u32 | offset u64 | seq u64 | crc32 u32.
 import { closeSync, openSync, readFileSync, unlinkSync, writeSync } from 'node:fs';
 import { join } from 'node:path';
 import { crc32 } from 'node:zlib';
@@ -22,6 +24,7 @@ import type { Logger } from '../log.js';
 import { ownedKeyValue } from '../capture/owned-buffers.js';
 import { nodeFs, type SpoolFs } from './spool-fs.js';
 import { LossLedger } from './loss-ledger.js';
+import { readSlots, TwoSlotFile, type SlotRead } from './two-slot.js';
 
 const MAGIC_V1 = 0xa0d1;
 const MAGIC_V2 = 0xa0d2;
@@ -30,7 +33,10 @@ const HEADER_V2 = 26;
 const MAX_PAYLOAD = 64 * 1024 * 1024;
 const SEGMENT_RE = /^seg-(\d{10})\.log$/;
 const MARK_MAGIC = 0x4b49414d; // "KIAM"
-const MARK_BYTES = 28;
+const LEGACY_MARK_BYTES = 28;
+const MARK_BODY = 20;
+/** One disk sector per copy: a torn sector write cannot reach the other copy. */
+const MARK_SLOT = 512;
 
 export interface SpoolPosition {
   segment: number;
@@ -133,26 +139,30 @@ function scan(buf: Buffer, from: number, segment: number, onRecord: (r: SpooledR
   return off;
 }
 
-function encodeMark(m: Mark): Buffer {
-  const b = Buffer.alloc(MARK_BYTES);
-  b.writeUInt32BE(MARK_MAGIC, 0);
-  b.writeUInt32BE(m.segment, 4);
-  b.writeBigUInt64BE(BigInt(m.offset), 8);
-  b.writeBigUInt64BE(BigInt(m.seq), 16);
-  b.writeUInt32BE(crc32(b.subarray(0, 24)), 24);
+export function encodeMark(m: Mark): Buffer {
+  const b = Buffer.alloc(MARK_BODY);
+  b.writeUInt32BE(m.segment, 0);
+  b.writeBigUInt64BE(BigInt(m.offset), 4);
+  b.writeBigUInt64BE(BigInt(m.seq), 12);
   return b;
 }
 
-function decodeMark(b: Buffer): Mark | undefined {
-  if (b.length < MARK_BYTES || b.readUInt32BE(0) !== MARK_MAGIC || crc32(b.subarray(0, 24)) !== b.readUInt32BE(24)) return undefined;
+export function decodeMark(b: Buffer): Mark | undefined {
+  if (b.length !== MARK_BODY) return undefined;
+  return { segment: b.readUInt32BE(0), offset: Number(b.readBigUInt64BE(4)), seq: Number(b.readBigUInt64BE(12)) };
+}
+
+/** A mark of the single-copy format (read on upgrade). */
+function decodeLegacyMark(b: Buffer): Mark | undefined {
+  if (b.length < LEGACY_MARK_BYTES || b.readUInt32BE(0) !== MARK_MAGIC || crc32(b.subarray(0, 24)) !== b.readUInt32BE(24)) return undefined;
   return { segment: b.readUInt32BE(4), offset: Number(b.readBigUInt64BE(8)), seq: Number(b.readBigUInt64BE(16)) };
 }
 
 export class Spool {
   private readonly fs: SpoolFs;
   private fd = -1;
-  private ackFd = -1;
-  private headFd = -1;
+  private ackFile: TwoSlotFile | undefined;
+  private headFile: TwoSlotFile | undefined;
   private segment = 0;
   /** End of the records durably written in the current segment: the next write goes here. */
   private durableEnd = 0;
@@ -205,10 +215,15 @@ export class Spool {
     this.fs.mkdir(dir);
     this.lock();
     this.losses = new LossLedger(this.fs, dir);
-    const ackMark = this.readMark('ack');
+    if (this.losses.damaged) {
+      this.opts.logger.error(`spool ${dir}: the loss ledger ${join(dir, 'losses')} cannot be read: ${this.losses.damaged}. Entries a previous run counted as lost and had not yet recorded in a loss record, if any, cannot be counted any more; see this node's earlier error log lines ("audit entries are being LOST")`);
+    }
+    const ackRead = this.readMark('ack', 'proven entries are replayed from the oldest segment (each replay is recognised by a verified read)');
+    const ackMark = ackRead.mark;
     const legacyAck = ackMark ? undefined : this.readLegacyAck();
     this.ackPos = ackMark ?? legacyAck ?? { segment: 0, offset: 0, seq: 0 };
-    const head = this.readMark('head');
+    const headRead = this.readMark('head', 'records missing at the end of the spool cannot be counted');
+    const head = headRead.mark;
     const segments = this.segments();
     /** Missing sequence numbers found, with where. */
     const gaps: string[] = [];
@@ -277,11 +292,11 @@ export class Spool {
     this.recovery.missing += legacyDamage;
     this.pendingRecords = this.recovery.pending;
     this.lastSeq = Math.max(head?.seq ?? 0, this.ackPos.seq, prev ?? 0);
-    this.ackFd = this.openMark('ack', this.ackPos);
+    this.ackFile = this.openMark('ack', ackRead.read, this.ackPos);
     const last = segments.length ? segments[segments.length - 1]! : 0;
     // Strictly after the ack pointer: a new segment's first records must not look acknowledged.
     this.segment = Math.max(last + 1, this.ackPos.segment + 1);
-    this.headFd = this.openMark('head', { segment: this.segment, offset: 0, seq: this.lastSeq });
+    this.headFile = this.openMark('head', headRead.read, { segment: this.segment, offset: 0, seq: this.lastSeq });
     if (legacyAck) {
       try {
         this.fs.unlink(join(dir, 'ack.json'));
@@ -304,13 +319,19 @@ export class Spool {
     }
   }
 
-  private readMark(name: string): Mark | undefined {
-    try {
-      return decodeMark(this.fs.read(join(this.opts.dir, name), 0, MARK_BYTES));
-    } catch (e) {
-      if ((e as NodeJS.ErrnoException).code === 'ENOENT') return undefined;
-      throw e;
+  /** A mark: the newer valid copy, else the single copy of 0.3; a damaged one is logged. */
+  private readMark(name: string, ifDamaged: string): { read: SlotRead; mark?: Mark } {
+    const file = join(this.opts.dir, name);
+    const read = readSlots(this.fs, file, MARK_SLOT);
+    if (read.kind === 'ok') {
+      const mark = decodeMark(read.body);
+      if (mark) return { read, mark };
+    } else if (read.kind === 'invalid') {
+      const mark = decodeLegacyMark(read.bytes);
+      if (mark) return { read, mark };
     }
+    if (read.kind !== 'absent') this.opts.logger.warn(`spool ${file}: neither copy of the mark is valid (damaged bytes); ${ifDamaged}`);
+    return { read };
   }
 
   /** The v1 pointer (ack.json, without a sequence number). */
@@ -325,40 +346,31 @@ export class Spool {
   }
 
   /**
-   * Opens a mark file for in-place overwrites (no new blocks: it can be written on a full
-   * disk), creating it with `initial` when it is missing or unreadable. -1 when even that
-   * fails: the spool opens anyway and says so (each use of the mark then fails).
+   * Opens a mark file for in-place overwrites, writing `initial` as its next copy (creating the
+   * file whole when it is missing or cannot be opened). Undefined when even that fails: the
+   * spool opens anyway and says so (each use of the mark then fails).
    */
-  private openMark(name: string, initial: Mark): number {
+  private openMark(name: string, read: SlotRead, initial: Mark): TwoSlotFile | undefined {
     const file = join(this.opts.dir, name);
+    const body = encodeMark(initial);
     try {
-      const fd = this.fs.open(file, 'r+');
-      this.fs.writeSync(fd, encodeMark(initial), 0);
-      return fd;
+      const f = TwoSlotFile.open(this.fs, file, MARK_SLOT, read, body);
+      if (read.kind !== 'absent') f.write(body);
+      return f;
     } catch (e) {
-      if ((e as NodeJS.ErrnoException).code !== 'ENOENT') this.opts.logger.warn(`spool ${file}: ${(e as Error).message}; written anew`);
+      if (read.kind !== 'absent') this.opts.logger.warn(`spool ${file}: ${(e as Error).message}; written anew`);
     }
     try {
-      // Created whole under another name, then renamed: a mark is never half there.
-      const tmp = `${file}.tmp`;
-      const fd0 = this.fs.open(tmp, 'w', 0o600);
-      try {
-        this.fs.writeSync(fd0, encodeMark(initial), 0);
-        this.fs.fsyncSync(fd0);
-      } finally {
-        this.fs.close(fd0);
-      }
-      this.fs.rename(tmp, file);
-      return this.fs.open(file, 'r+');
+      return TwoSlotFile.open(this.fs, file, MARK_SLOT, { kind: 'absent' }, body);
     } catch (e) {
       this.opts.logger.error(`spool ${file} cannot be created (${(e as Error).message}); the spool cannot record progress until it can`);
-      return -1;
+      return undefined;
     }
   }
 
-  private writeMark(fd: number, m: Mark) {
-    if (fd < 0) throw new Error('its mark file could not be created');
-    this.fs.writeSync(fd, encodeMark(m), 0);
+  private writeMark(file: TwoSlotFile | undefined, m: Mark) {
+    if (!file) throw new Error('its mark file could not be created');
+    file.write(encodeMark(m));
   }
 
   private lock() {
@@ -476,8 +488,8 @@ export class Spool {
       // The high-water mark, before the records count as written. Fsynced with them: after a
       // power loss it may name records whose data did not reach the disk (reported missing,
       // though never acknowledged), never the other way round.
-      this.writeMark(this.headFd, { segment: this.segment, offset: off, seq });
-      if (this.opts.fsync === 'group') await Promise.all([this.fs.fsync(this.fd), this.fs.fsync(this.headFd)]);
+      this.writeMark(this.headFile, { segment: this.segment, offset: off, seq });
+      if (this.opts.fsync === 'group') await Promise.all([this.fs.fsync(this.fd), this.headFile!.syncAsync()]);
       const seg = this.segment;
       this.durableEnd = off;
       this.lastSeq = seq;
@@ -516,7 +528,7 @@ export class Spool {
       this.opts.logger.warn(`spool ${this.opts.dir}: cannot cut back a failed write (${(e as Error).message})`);
     }
     try {
-      this.writeMark(this.headFd, { segment: this.segment, offset: end, seq: this.lastSeq });
+      this.writeMark(this.headFile, { segment: this.segment, offset: end, seq: this.lastSeq });
     } catch {
       // Ahead of the data at worst: the next write that succeeds moves it again.
     }
@@ -528,7 +540,7 @@ export class Spool {
     this.ackPos = { segment: pos.segment, offset: pos.offset, seq: pos.seq ?? this.ackPos.seq };
     this.pendingRecords = Math.max(0, this.pendingRecords - records);
     try {
-      this.writeMark(this.ackFd, this.ackPos);
+      this.writeMark(this.ackFile, this.ackPos);
     } catch (e) {
       // A stale pointer only replays proven entries (idempotent); segments stay until it moves.
       this.opts.logger.warn(`spool ${this.opts.dir}: the ack pointer could not be saved (${(e as Error).message}); proven entries may be replayed`);
@@ -539,7 +551,7 @@ export class Spool {
     try {
       // The pointer on disk before the files it covers go: otherwise a crash would find it
       // pointing into a deleted segment.
-      this.fs.fsyncSync(this.ackFd);
+      this.ackFile!.sync();
     } catch {
       return;
     }
@@ -589,14 +601,15 @@ export class Spool {
   }
 
   private closeFds() {
-    for (const fd of [this.fd, this.ackFd, this.headFd]) {
+    for (const close of [() => this.fd >= 0 && this.fs.close(this.fd), () => this.ackFile?.close(), () => this.headFile?.close()]) {
       try {
-        if (fd >= 0) this.fs.close(fd);
+        close();
       } catch {
         // Closing is best effort.
       }
     }
-    this.fd = this.ackFd = this.headFd = -1;
+    this.fd = -1;
+    this.ackFile = this.headFile = undefined;
     this.losses?.close();
   }
 }
