@@ -1,8 +1,9 @@
 // One pipeline per immudb destination (host, port, database): every plugin configuration
 // and worker instance that writes there shares it. An entry is made durable in the spool, then
 // queued in memory (bounded); when memory is full the spool alone holds it and the queue is
-// refilled from disk as it drains, so memory stays flat while immudb is down. A batch leaves
-// the spool once immudb has proven it.
+// refilled from disk as it drains. While the writer cannot write, memory keeps only the batch
+// being retried: the spool is the buffer, so memory stays flat however long immudb is down. A
+// batch leaves the spool once immudb has proven it.
 //
 // When the spool cannot write (disk full, I/O error, no permission, spool_max_bytes reached),
 // entries are held in memory (at most queue.max_entries) and written to immudb directly through
@@ -56,6 +57,8 @@ export class AuditPipeline {
   private overflow: boolean;
   /** Bytes of the entries held in memory (queue.max_bytes). */
   private memoryBytes = 0;
+  /** Entries read back from the spool at a time (a few batches ahead of the writer), and the level that triggers it. */
+  private readonly refillTarget: number;
   private readonly lowWater: number;
   /** Entries the spool could not take, oldest first (loss records in front). */
   private held: HeldEntry[] = [];
@@ -84,7 +87,8 @@ export class AuditPipeline {
     private readonly tracing?: PipelineTracing,
     private readonly node: string = process.env.IMMUDB_AUDIT_NODE_ID || process.env.KONG_NODE_ID || hostname(),
   ) {
-    this.lowWater = Math.max(1, Math.floor(queue.max_entries / 2));
+    this.refillTarget = Math.min(queue.max_entries, 4 * queue.max_batch_size);
+    this.lowWater = Math.max(1, Math.floor(this.refillTarget / 2));
     this.health = new WriteHealth(logger);
     this.batcher = new Batcher<QueuedRecord>(
       { write: (batch) => this.traced(batch) },
@@ -100,12 +104,14 @@ export class AuditPipeline {
           this.stats.retries++;
           this.lastWriteError = (err as Error).message;
           this.health.failed(err);
+          this.shed();
           if (attempt === 1 || attempt % 10 === 0) {
             this.logger.warn(`write to immudb failed (attempt ${attempt}), retrying in ${delay} ms; entries stay in the spool: ${(err as Error).message}`);
           }
         },
         onFatal: (err) => {
           this.health.failed(err);
+          this.shed();
           this.logger.error(`audit entries are held in the spool, not written: ${(err as Error).message}`);
         },
       },
@@ -347,6 +353,22 @@ export class AuditPipeline {
     if (this.held.length || this.openLosses.size) this.recovered();
   }
 
+  /**
+   * The writer cannot write: entries durable in the spool leave memory, all but the batch being
+   * retried, and are read back (refill) once it writes again. The memory queue always holds the
+   * spool's unacknowledged records from the first one on without a gap (the batch in flight
+   * first), so acknowledging a written batch's last position acknowledges exactly that batch.
+   */
+  private shed() {
+    const dropped = this.batcher.shed(this.queue.max_batch_size);
+    if (!dropped.length) return;
+    for (const r of dropped) this.memoryBytes -= r.value.length;
+    const kept = this.batcher.pending();
+    // Nothing kept means nothing in flight: the refill starts at the acknowledged position.
+    this.inMemoryUntil = kept.length ? kept[kept.length - 1]!.pos : undefined;
+    this.overflow = true;
+  }
+
   /** Within queue.max_bytes (always room for one entry, so that a large one cannot stall the queue). */
   private roomFor(bytes: number): boolean {
     const max = this.queue.max_bytes;
@@ -357,7 +379,7 @@ export class AuditPipeline {
   private refill() {
     try {
       while (this.overflow) {
-        const room = this.queue.max_entries - this.batcher.length;
+        const room = this.refillTarget - this.batcher.length;
         if (room <= 0) return;
         const recs = this.spool.read(this.inMemoryUntil, Math.min(room, 1024));
         for (const r of recs) {

@@ -31,6 +31,8 @@ const MAGIC_V2 = 0xa0d2;
 const HEADER_V1 = 18;
 const HEADER_V2 = 26;
 const MAX_PAYLOAD = 64 * 1024 * 1024;
+/** Bytes read at a time when records are read back. */
+const READ_CHUNK = 256 * 1024;
 const SEGMENT_RE = /^seg-(\d{10})\.log$/;
 const MARK_MAGIC = 0x4b49414d; // "KIAM"
 const LEGACY_MARK_BYTES = 28;
@@ -98,8 +100,12 @@ interface Mark {
   seq: number;
 }
 
-/** Scans one segment's bytes; calls onRecord for each valid record, onDamage for skipped bytes. */
-function scan(buf: Buffer, from: number, segment: number, onRecord: (r: SpooledRecord) => boolean | void, onDamage?: (at: number, bytes: number) => void): number {
+/**
+ * Scans one segment's bytes; calls onRecord for each valid record, onDamage for skipped bytes.
+ * Returns where it stopped. With `chunk` (the bytes are a part of the segment, more follow), it
+ * stops at a record that runs past the end instead of taking it for damage.
+ */
+function scan(buf: Buffer, from: number, segment: number, onRecord: (r: SpooledRecord) => boolean | void, onDamage?: (at: number, bytes: number) => void, chunk = false): number {
   let off = from;
   let damageStart = -1;
   const endDamage = (at: number) => {
@@ -110,6 +116,7 @@ function scan(buf: Buffer, from: number, segment: number, onRecord: (r: SpooledR
     const magic = buf.readUInt16BE(off);
     const header = magic === MAGIC_V2 ? HEADER_V2 : magic === MAGIC_V1 ? HEADER_V1 : 0;
     const len = buf.readUInt32BE(off + 2);
+    if (chunk && header > 0 && len <= MAX_PAYLOAD && off + header + len > buf.length) break;
     const ok = header > 0 && len >= 2 && len <= MAX_PAYLOAD && off + header + len <= buf.length
       && crc32(buf.subarray(off + 10, off + header + len)) === buf.readUInt32BE(off + 6);
     if (!ok) {
@@ -131,12 +138,17 @@ function scan(buf: Buffer, from: number, segment: number, onRecord: (r: SpooledR
     off = end;
     if (onRecord(rec) === false) return off;
   }
-  if (off < buf.length) {
+  if (off < buf.length && !chunk) {
     if (damageStart < 0) damageStart = off;
     off = buf.length;
   }
   endDamage(off);
   return off;
+}
+
+/** The bytes a record starting at `off` needs (at least a header), to read it whole. */
+function recordBytesAt(buf: Buffer, off: number): number {
+  return off + HEADER_V1 <= buf.length ? HEADER_V2 + buf.readUInt32BE(off + 2) : HEADER_V2;
 }
 
 export function encodeMark(m: Mark): Buffer {
@@ -576,13 +588,24 @@ export class Spool {
     const segs = [...this.segmentSizes.keys()].sort((a, b) => a - b).filter((s) => s >= from.segment);
     for (const seg of segs) {
       const limit = this.segmentSizes.get(seg)!;
-      const start = seg === from.segment ? from.offset : 0;
-      if (start >= limit) continue;
-      const buf = this.fs.read(this.segPath(seg), start, limit);
-      scan(buf, 0, seg, (r) => {
-        out.push({ ...r, pos: { ...r.pos, offset: start + r.pos.offset } });
-        return out.length < max;
-      });
+      let at = seg === from.segment ? from.offset : 0;
+      // In chunks: a refill of a few batches must not read (and allocate) the rest of a 16 MiB segment.
+      let want = READ_CHUNK;
+      while (at < limit && out.length < max) {
+        const end = Math.min(limit, at + want);
+        const buf = this.fs.read(this.segPath(seg), at, end);
+        const base = at;
+        const last = end >= limit || buf.length < end - at;
+        const stop = scan(buf, 0, seg, (r) => {
+          out.push({ ...r, pos: { ...r.pos, offset: base + r.pos.offset } });
+          return out.length < max;
+        }, undefined, !last);
+        if (last && stop >= buf.length) break;
+        // Stopped at a record running past the chunk: the next read takes it whole.
+        want = out.length < max ? Math.max(READ_CHUNK, recordBytesAt(buf, stop)) : READ_CHUNK;
+        at = base + stop;
+        if (last) break;
+      }
       if (out.length >= max) break;
     }
     return out;
