@@ -132,19 +132,24 @@ export class AuditPipeline {
    * spool cannot write) once it is proven in immudb or spooled again; false when it was lost
    * (counted, logged, recorded in a loss record). Never rejects.
    */
-  async submit(record: AuditRecord, span?: EntrySpanRef): Promise<boolean> {
+  submit(record: AuditRecord, span?: EntrySpanRef): Promise<boolean> {
     this.stats.captured++;
     const at = Date.now();
-    let pos: SpoolPosition;
-    try {
-      pos = await this.spool.append(record.key, record.value, at);
-    } catch (e) {
-      return this.hold(record, at, span, e);
-    }
-    this.stats.spooled++;
-    this.enqueue(pos, { key: record.key, value: record.value, at, ...(span ? { span } : {}) });
-    if (this.held.length || this.openLosses.size) this.recovered();
-    return true;
+    // One promise per entry: the spool calls back (appendThen) instead of resolving its own.
+    return new Promise<boolean>((resolve) => {
+      this.spool.appendThen(record.key, record.value, at, (pos) => {
+        this.stats.spooled++;
+        try {
+          this.enqueue(pos, { key: record.key, value: record.value, at, ...(span ? { span } : {}) });
+          if (this.held.length || this.openLosses.size) this.recovered();
+        } catch (e) {
+          // Durable in the spool all the same: read back from there.
+          this.overflow = true;
+          this.logger.error(`queueing a spooled entry failed (it is read back from the spool): ${(e as Error).stack ?? String(e)}`);
+        }
+        resolve(true);
+      }, (e) => resolve(this.hold(record, at, span, e)));
+    });
   }
 
   /** A durable record into the memory queue, unless memory is full (then refilled from disk). */

@@ -90,8 +90,8 @@ export function comparePos(a: SpoolPosition, b: SpoolPosition): number {
 
 interface Pending {
   buf: Buffer;
-  resolve: (pos: SpoolPosition) => void;
-  reject: (e: unknown) => void;
+  ok: (pos: SpoolPosition) => void;
+  fail: (e: unknown) => void;
 }
 
 interface Mark {
@@ -183,6 +183,8 @@ export class Spool {
   private queue: Pending[] = [];
   private queuedBytes = 0;
   private flushing = false;
+  /** A group commit is due at the end of this turn of the event loop. */
+  private flushScheduled = false;
   private totalBytes = 0;
   private segmentSizes = new Map<number, number>();
   private ackPos: Mark = { segment: 0, offset: 0, seq: 0 };
@@ -450,12 +452,25 @@ export class Spool {
    * nothing of it counts.
    */
   append(key: Buffer, value: Buffer, at = Date.now()): Promise<SpoolPosition> {
-    if (this.closed) return Promise.reject(new Error('spool is closed'));
+    return new Promise((resolve, reject) => this.appendThen(key, value, at, resolve, reject));
+  }
+
+  /**
+   * append() with callbacks (one promise fewer per entry on the hot path): `ok` once the record
+   * is durable, or `fail` (never synchronously) when it was refused or its write failed.
+   */
+  appendThen(key: Buffer, value: Buffer, at: number, ok: (pos: SpoolPosition) => void, fail: (e: unknown) => void): void {
+    if (this.closed) {
+      queueMicrotask(() => fail(new Error('spool is closed')));
+      return;
+    }
     const len = 2 + key.length + value.length;
     const size = HEADER_V2 + len;
     if (this.totalBytes + this.queuedBytes + size > this.opts.maxBytes) {
       this.refused++;
-      return Promise.reject(new SpoolFullError(`spool ${this.opts.dir} is full (${this.totalBytes} of ${this.opts.maxBytes} bytes)`));
+      const err = new SpoolFullError(`spool ${this.opts.dir} is full (${this.totalBytes} of ${this.opts.maxBytes} bytes)`);
+      queueMicrotask(() => fail(err));
+      return;
     }
     const buf = Buffer.allocUnsafe(size);
     buf.writeUInt16BE(MAGIC_V2, 0);
@@ -465,8 +480,20 @@ export class Spool {
     key.copy(buf, HEADER_V2 + 2);
     value.copy(buf, HEADER_V2 + 2 + key.length);
     this.queuedBytes += size;
-    return new Promise((resolve, reject) => {
-      this.queue.push({ buf, resolve, reject });
+    this.queue.push({ buf, ok, fail });
+    this.scheduleFlush();
+  }
+
+  /**
+   * The group commit starts at the end of this turn, not at the first append: entries that
+   * arrive together (the audit thread takes a turn's events in one message) share one write
+   * and one fsync instead of the first going alone.
+   */
+  private scheduleFlush() {
+    if (this.flushing || this.flushScheduled) return;
+    this.flushScheduled = true;
+    setImmediate(() => {
+      this.flushScheduled = false;
       if (!this.flushing) void this.flush();
     });
   }
@@ -478,6 +505,7 @@ export class Spool {
     if (!batch.length) return;
     this.flushing = true;
     this.flushes++;
+    let settle: () => void = () => undefined;
     const bytes = batch.reduce((n, p) => n + p.buf.length, 0);
     let start = this.durableEnd;
     try {
@@ -513,7 +541,8 @@ export class Spool {
         this.failing = false;
         this.opts.logger.warn(`spool ${this.opts.dir}: writes succeed again`);
       }
-      batch.forEach((p, i) => p.resolve({ segment: seg, offset: ends[i]!, seq: this.lastSeq - batch.length + 1 + i }));
+      const first = this.lastSeq - batch.length + 1;
+      settle = () => batch.forEach((p, i) => p.ok({ segment: seg, offset: ends[i]!, seq: first + i }));
     } catch (err) {
       this.queuedBytes -= bytes;
       this.refused += batch.length;
@@ -522,10 +551,17 @@ export class Spool {
         this.failing = true;
         this.opts.logger.error(`spool ${this.opts.dir}: write failed (${(err as Error).message}); nothing of it counts, the next write starts at the last durable record`);
       }
-      for (const p of batch) p.reject(err);
+      settle = () => batch.forEach((p) => p.fail(err));
     } finally {
       this.flushing = false;
       if (this.queue.length) void this.flush();
+    }
+    // Outside the try: a callback that throws must not look like a failed write (which would cut
+    // back records that are durable).
+    try {
+      settle();
+    } catch (e) {
+      this.opts.logger.error(`spool ${this.opts.dir}: a caller failed on a settled append: ${(e as Error).stack ?? String(e)}`);
     }
   }
 
@@ -614,7 +650,7 @@ export class Spool {
   /** Waits for queued writes, then closes the files and releases the lock. */
   async close(): Promise<void> {
     this.closed = true;
-    while (this.flushing || this.queue.length) await new Promise((r) => setTimeout(r, 5));
+    while (this.flushing || this.flushScheduled || this.queue.length) await new Promise((r) => setTimeout(r, 5));
     this.closeFds();
     try {
       unlinkSync(join(this.opts.dir, 'LOCK'));
