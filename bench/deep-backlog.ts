@@ -3,9 +3,11 @@
 // (SIGSTOP) after a warm-up; events keep coming; RSS, its anonymous and file-backed parts, and
 // each thread's V8 heap (no forced GC: what the process really holds) are sampled every `step`
 // entries; then immudb resumes and the backlog must be written and verified.
-//   node dist/bench/deep-backlog.js [--count 400000] [--step 50000] [--env K=V ...]
+//   source scripts/env.sh && node dist/bench/deep-backlog.js [--count 400000] [--step 50000] [--cpu N]
+//     [--env K=V ...] [--node-option FLAG ...]
+// (--cpu N first measures the plugin server's CPU per event with immudb up, 3 rounds of N events.)
 import { readFileSync } from 'node:fs';
-import { probe, rss, type ProbeStats } from './lib/proc.js';
+import { cpuMs, probe, rss, type ProbeStats } from './lib/proc.js';
 import { serializedPool } from './lib/payloads.js';
 import { auditConfig, drive, startBenchImmudb, startBenchServer, startWorkers, WriteCounter } from './lib/stack.js';
 
@@ -17,12 +19,18 @@ function smaps(pid: number): { anon: number; file: number } {
   return { anon: kb('Anonymous'), file: kb('Rss') - kb('Anonymous') };
 }
 
-export interface BacklogPoint { backlog: number; rssMiB: number; anonMiB: number; fileMiB: number; heapMainMiB: number; heapThreadMiB: number; heapTotalMiB: number; externalMiB: number }
+export interface BacklogPoint { backlog: number; rssMiB: number; anonMiB: number; fileMiB: number; heapMainMiB: number; heapThreadMiB: number; heapTotalMiB: number; heapTotalThreadMiB: number; externalMiB: number }
 
-export async function deepBacklog(opts: { count: number; step: number; env?: Record<string, string>; nodeOptions?: string[]; queue?: Record<string, unknown>; log?: (m: string) => void }): Promise<{ points: BacklogPoint[]; catchUpMs: number }> {
+export async function deepBacklog(opts: { count: number; step: number; cpuEvents?: number; env?: Record<string, string>; nodeOptions?: string[]; queue?: Record<string, unknown>; log?: (m: string) => void }): Promise<{ points: BacklogPoint[]; catchUpMs: number }> {
   const pool = serializedPool(700);
   const immudb = await startBenchImmudb();
   const server = await startBenchServer('audit', { env: opts.env ?? {}, nodeOptions: opts.nodeOptions ?? [] });
+  // Interrupted: leave no paused immudb or plugin server behind.
+  const stop = () => {
+    if (immudb.pid) process.kill(immudb.pid, 'SIGCONT');
+    void Promise.allSettled([server.dispose(), immudb.dispose()]).then(() => process.exit(130));
+  };
+  process.once('SIGINT', stop).once('SIGTERM', stop);
   try {
     const db = 'bench_backlog';
     // Default settings: the schema's queue defaults (only retry delays shortened for the catch-up).
@@ -31,6 +39,20 @@ export async function deepBacklog(opts: { count: number; step: number; env?: Rec
     let sent = (await drive(workers, pool, { concurrency: 32, count: 5_000 })).events;
     const counter = await WriteCounter.open(immudb, db, server.dataDir);
     await counter.waitVerified(sent, 60_000);
+    // CPU of the whole plugin server per event with immudb up (written and committed), rounds of cpuEvents.
+    const cpuUsPerEvent: number[] = [];
+    for (let r = 0; r < (opts.cpuEvents ? 3 : 0); r++) {
+      const c0 = cpuMs(server.pid);
+      const d = await drive(workers, pool, { concurrency: 64, count: opts.cpuEvents! });
+      sent += d.events;
+      let q = await counter.poll();
+      while (q.committedEntries < sent) {
+        await new Promise((res) => setTimeout(res, 100));
+        q = await counter.poll();
+      }
+      cpuUsPerEvent.push(((cpuMs(server.pid) - c0) * 1000) / d.events);
+    }
+    if (cpuUsPerEvent.length) opts.log?.(`cpu us/event (plugin server, all threads): ${cpuUsPerEvent.map((c) => c.toFixed(0)).join(', ')}`);
     const points: BacklogPoint[] = [];
     const sample = async (backlog: number) => {
       const main = await probe<ProbeStats>(server.probeSock, { cmd: 'stats' });
@@ -38,7 +60,7 @@ export async function deepBacklog(opts: { count: number; step: number; env?: Rec
       const m = smaps(server.pid);
       const p: BacklogPoint = {
         backlog, rssMiB: rss(server.pid).rss / MiB, anonMiB: m.anon / MiB, fileMiB: m.file / MiB,
-        heapMainMiB: main.heapUsed / MiB, heapThreadMiB: (thread?.heapUsed ?? 0) / MiB, heapTotalMiB: (main.heapTotal + (thread?.heapTotal ?? 0)) / MiB,
+        heapMainMiB: main.heapUsed / MiB, heapThreadMiB: (thread?.heapUsed ?? 0) / MiB, heapTotalMiB: (main.heapTotal + (thread?.heapTotal ?? 0)) / MiB, heapTotalThreadMiB: (thread?.heapTotal ?? 0) / MiB,
         externalMiB: (main.external + main.arrayBuffers + (thread ? thread.external + thread.arrayBuffers : 0)) / MiB,
       };
       points.push(p);
@@ -67,7 +89,7 @@ export async function deepBacklog(opts: { count: number; step: number; env?: Rec
     }
     if (p.committedEntries < sent) throw new Error(`only ${p.committedEntries} of ${sent} committed after immudb resumed`);
     catchUpMs = p.at - t0;
-    opts.log?.(`caught up: ${sent} verified, ${(catchUpMs / 1000).toFixed(1)} s after immudb resumed`);
+    opts.log?.(`caught up: ${sent} committed, ${(catchUpMs / 1000).toFixed(1)} s after immudb resumed`);
     return { points, catchUpMs };
   } finally {
     await server.dispose();
@@ -87,7 +109,7 @@ if (import.meta.url === `file://${process.argv[1]}`) {
     }
     if (a === '--node-option') nodeOptions.push(args[i + 1]!);
   });
-  deepBacklog({ count: arg('--count', 400_000), step: arg('--step', 50_000), env, nodeOptions, log: (m) => process.stdout.write(`${m}\n`) }).then(
+  deepBacklog({ count: arg('--count', 400_000), step: arg('--step', 50_000), cpuEvents: arg('--cpu', 0), env, nodeOptions, log: (m) => process.stdout.write(`${m}\n`) }).then(
     () => process.exit(0),
     (e) => {
       process.stderr.write(`${(e as Error).stack}\n`);
