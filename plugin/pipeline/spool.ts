@@ -189,6 +189,8 @@ export class Spool {
   private segmentSizes = new Map<number, number>();
   private ackPos: Mark = { segment: 0, offset: 0, seq: 0 };
   private closed = false;
+  /** A failed write could not be cut back: its bytes lie past durableEnd until a truncate succeeds. */
+  private untruncated = false;
   /** The last write failed: the next success is reported as a recovery. */
   private failing = false;
   readonly recovery: SpoolRecovery = { pending: 0, damagedRegions: 0, damagedBytes: 0, missing: 0 };
@@ -509,6 +511,13 @@ export class Spool {
     const bytes = batch.reduce((n, p) => n + p.buf.length, 0);
     let start = this.durableEnd;
     try {
+      // Records of a failed write that could not be cut back must not outlive the next write
+      // (a shorter write would leave some of them, whole and numbered, past its end): cut them
+      // now, or fail this write as well.
+      if (this.untruncated && this.fd >= 0) {
+        this.fs.truncate(this.fd, this.durableEnd);
+        this.untruncated = false;
+      }
       // Rotate between writes, never under one in flight.
       if (this.fd < 0) this.startSegment(this.segment);
       else if (this.durableEnd > 0 && this.durableEnd >= (this.opts.segmentBytes ?? 16 * 1024 * 1024)) this.startSegment(this.segment + 1);
@@ -571,8 +580,8 @@ export class Spool {
     try {
       this.fs.truncate(this.fd, end);
     } catch (e) {
-      // The next write overwrites from `end` anyway; left-over whole records are repeats of
-      // entries the caller holds (written once in immudb: keys must not exist).
+      // The next write cuts them first (or fails too).
+      this.untruncated = true;
       this.opts.logger.warn(`spool ${this.opts.dir}: cannot cut back a failed write (${(e as Error).message})`);
     }
     try {
