@@ -1,8 +1,9 @@
 // One pipeline per immudb destination (host, port, database): every plugin configuration
 // and worker instance that writes there shares it. An entry is made durable in the spool, then
 // queued in memory (bounded); when memory is full the spool alone holds it and the queue is
-// refilled from disk as it drains, so memory stays flat while immudb is down. A batch leaves
-// the spool once immudb has proven it.
+// refilled from disk as it drains. While the writer cannot write, memory keeps only the batch
+// being retried: the spool is the buffer, so memory stays flat however long immudb is down. A
+// batch leaves the spool once immudb has proven it.
 //
 // When the spool cannot write (disk full, I/O error, no permission, spool_max_bytes reached),
 // entries are held in memory (at most queue.max_entries) and written to immudb directly through
@@ -47,6 +48,12 @@ export interface PipelineTracing {
 const isFatal = (e: unknown) => e instanceof VerificationError;
 const LIFECYCLE_KEY = ':lifecycle:';
 
+/** Entries read back from the spool at a time (a few batches ahead of the writer), and the level that triggers it. */
+function refillLevels(queue: QueueConfig): [number, number] {
+  const target = Math.min(queue.max_entries, 4 * queue.max_batch_size);
+  return [target, Math.max(1, Math.floor(target / 2))];
+}
+
 export class AuditPipeline {
   readonly stats = { captured: 0, spooled: 0, written: 0, duplicates: 0, refused: 0, lost: 0, lossRecords: 0, retries: 0, batches: 0 };
   private readonly batcher: Batcher<QueuedRecord>;
@@ -58,6 +65,8 @@ export class AuditPipeline {
   private overflow: boolean;
   /** Bytes of the entries held in memory (queue.max_bytes). */
   private memoryBytes = 0;
+  /** See refillLevels. */
+  private refillTarget: number;
   private lowWater: number;
   /** Entries the spool could not take, oldest first (loss records in front). */
   private held: HeldEntry[] = [];
@@ -88,7 +97,7 @@ export class AuditPipeline {
     private readonly tracing?: PipelineTracing,
     private readonly node: string = processSettingsLenient().nodeId ?? hostname(),
   ) {
-    this.lowWater = Math.max(1, Math.floor(queue.max_entries / 2));
+    [this.refillTarget, this.lowWater] = refillLevels(queue);
     this.health = new WriteHealth(logger);
     this.batcher = new Batcher<QueuedRecord>(
       { write: (batch) => this.traced(batch) },
@@ -100,12 +109,14 @@ export class AuditPipeline {
           this.stats.retries++;
           this.lastWriteError = (err as Error).message;
           this.health.failed(err);
+          this.shed();
           if (attempt === 1 || attempt % 10 === 0) {
             this.logger.warn(`write to immudb failed (attempt ${attempt}), retrying in ${delay} ms; entries stay in the spool: ${(err as Error).message}`);
           }
         },
         onFatal: (err) => {
           this.health.failed(err);
+          this.shed();
           this.logger.error(`audit entries are held in the spool, not written: ${(err as Error).message}`);
         },
       },
@@ -126,21 +137,26 @@ export class AuditPipeline {
    * spool cannot write) once it is proven in immudb or spooled again; false when it was lost
    * (counted, logged, recorded in a loss record). Never rejects.
    */
-  async submit(record: AuditRecord, span?: EntrySpanRef, lifecycle = false): Promise<boolean> {
+  submit(record: AuditRecord, span?: EntrySpanRef, lifecycle = false): Promise<boolean> {
     // Lifecycle entries (lifecycle.ts) are not entries built from Kong log events: not counted as such.
     if (!lifecycle) this.stats.captured++;
     const at = Date.now();
-    let pos: SpoolPosition;
-    try {
-      pos = await this.spool.append(record.key, record.value, at);
-    } catch (e) {
-      return this.hold(record, at, span, e);
-    }
-    this.spoolRefusing = false;
-    if (!lifecycle) this.stats.spooled++;
-    this.enqueue(pos, { key: record.key, value: record.value, at, ...(span ? { span } : {}) });
-    if (this.held.length || this.openLosses.size) this.recovered();
-    return true;
+    // One promise per entry: the spool calls back (appendThen) instead of resolving its own.
+    return new Promise<boolean>((resolve) => {
+      this.spool.appendThen(record.key, record.value, at, (pos) => {
+        this.spoolRefusing = false;
+        if (!lifecycle) this.stats.spooled++;
+        try {
+          this.enqueue(pos, { key: record.key, value: record.value, at, ...(span ? { span } : {}) });
+          if (this.held.length || this.openLosses.size) this.recovered();
+        } catch (e) {
+          // Durable in the spool all the same: read back from there.
+          this.overflow = true;
+          this.logger.error(`queueing a spooled entry failed (it is read back from the spool): ${(e as Error).stack ?? String(e)}`);
+        }
+        resolve(true);
+      }, (e) => resolve(this.hold(record, at, span, e)));
+    });
   }
 
   /**
@@ -149,7 +165,7 @@ export class AuditPipeline {
    */
   setQueue(queue: QueueConfig) {
     this.queue = queue;
-    this.lowWater = Math.max(1, Math.floor(queue.max_entries / 2));
+    [this.refillTarget, this.lowWater] = refillLevels(queue);
     this.batcher.setLimits(batcherLimits(queue));
   }
 
@@ -364,6 +380,22 @@ export class AuditPipeline {
     if (this.held.length || this.openLosses.size) this.recovered();
   }
 
+  /**
+   * The writer cannot write: entries durable in the spool leave memory, all but the batch being
+   * retried, and are read back (refill) once it writes again. The memory queue always holds the
+   * spool's unacknowledged records from the first one on without a gap (the batch in flight
+   * first), so acknowledging a written batch's last position acknowledges exactly that batch.
+   */
+  private shed() {
+    const dropped = this.batcher.shed(this.queue.max_batch_size);
+    if (!dropped.length) return;
+    for (const r of dropped) this.memoryBytes -= r.value.length;
+    const kept = this.batcher.pending();
+    // Nothing kept means nothing in flight: the refill starts at the acknowledged position.
+    this.inMemoryUntil = kept.length ? kept[kept.length - 1]!.pos : undefined;
+    this.overflow = true;
+  }
+
   /** Within queue.max_bytes (always room for one entry, so that a large one cannot stall the queue). */
   private roomFor(bytes: number): boolean {
     const max = this.queue.max_bytes;
@@ -374,7 +406,7 @@ export class AuditPipeline {
   private refill() {
     try {
       while (this.overflow) {
-        const room = this.queue.max_entries - this.batcher.length;
+        const room = this.refillTarget - this.batcher.length;
         if (room <= 0) return;
         const recs = this.spool.read(this.inMemoryUntil, Math.min(room, 1024));
         for (const r of recs) {
@@ -433,6 +465,7 @@ export class AuditPipeline {
       spool_entries: this.spool.pendingRecords,
       spool_bytes: this.spool.bytes,
       spool_missing: this.spool.recovery.missing,
+      loss_ledger_damaged: this.spool.losses.damaged ? 1 : 0,
       oldest_unacked_ms: Number.isFinite(oldest) ? Date.now() - oldest : null,
       last_tx_id: this.writer.lastTxId,
       server_changes: this.writer.events?.serverChanges ?? 0,

@@ -33,6 +33,8 @@ export class Batcher<T> {
   private written = 0;
   private retryTimer: NodeJS.Timeout | undefined;
   private wakeRetry: (() => void) | undefined;
+  /** Entries of the batch being written (the head of the queue). */
+  private inFlight = 0;
 
   constructor(private readonly writer: BatchWriter<T>, private readonly opts: BatcherOptions<T>) {}
 
@@ -73,7 +75,9 @@ export class Batcher<T> {
     try {
       while (this.queue.length && !this.fatal) {
         const batch = this.queue.slice(0, this.opts.maxBatchSize);
+        this.inFlight = batch.length;
         const done = await this.writeWithRetry(batch);
+        this.inFlight = 0;
         if (!done) break;
         // Out of the queue before onWritten: a caller refilling from it sees the room it has.
         this.queue.splice(0, batch.length);
@@ -162,6 +166,18 @@ export class Batcher<T> {
     clearTimeout(timer);
     if (this.timer) clearTimeout(this.timer);
     return this.queue.length;
+  }
+
+  /**
+   * Gives up the entries after the first `keep` (never those of the batch being written); the
+   * caller holds them elsewhere and adds them again later. They no longer count as added.
+   */
+  shed(keep: number): T[] {
+    const from = Math.max(keep, this.inFlight);
+    if (this.queue.length <= from) return [];
+    const dropped = this.queue.splice(from);
+    this.added -= dropped.length;
+    return dropped;
   }
 
   /** Entries in the queue (for status and for handing to a spool on shutdown). */

@@ -7,9 +7,15 @@ import type { AuditRecord } from '../capture/encode.js';
 import { ownedKeyValue } from '../capture/owned-buffers.js';
 import { lossKey, parseKey, prefixOfEntryKey } from '../store/key-layout.js';
 
-/** The key prefix of an entry key `<prefix>:entry:<id>` or a lifecycle key (the loss record goes under it). */
-export function keyPrefixOf(entryKey: Buffer): string {
-  return prefixOfEntryKey(entryKey) ?? parseKey(entryKey)?.prefix ?? '';
+/**
+ * The key prefix of a lost record's key, `<prefix>:entry:<id>` (or a lifecycle record's): the
+ * loss record goes under it. Anything else cannot have been submitted, and an empty prefix would
+ * put the loss record where no auditor of that log looks: an error.
+ */
+export function keyPrefixOf(key: Buffer): string {
+  const prefix = prefixOfEntryKey(key) ?? (parseKey(key)?.kind === 'lifecycle' ? parseKey(key)!.prefix : undefined);
+  if (prefix === undefined) throw new Error(`not an audit entry key: ${JSON.stringify(key.toString('latin1').slice(0, 200))}`);
+  return prefix;
 }
 
 /** Entries lost in one episode, for one key prefix. */

@@ -7,14 +7,16 @@
 // (ENOSPC, EIO, EACCES) is cut back and the next one starts at the durable end (positional
 // writes, no O_APPEND). Every record carries a sequence number, and the spool keeps two marks:
 // `ack` (the last record proven in immudb) and `head` (the last record durably written), each
-// overwritten in place (no new blocks: they can be written on a full disk). On open, records
+// a two-slot file overwritten in place (two-slot.ts: no new blocks, so they can be written on a
+// full disk; a torn write falls back to the copy before it). On open, records
 // missing between the two (a pointer moved, a segment truncated or deleted, damaged bytes) are
 // counted and reported.
 //
 // Record v2: magic 0xa0d2 u16 | payload length u32 | crc32 u32 (of seq..payload) | seq u64 | time u64 ms | payload
 // Record v1: magic 0xa0d1 u16 | payload length u32 | crc32 u32 (of time+payload) | time u64 ms | payload (read only)
 // Payload: key length u16 | key | value
-// Mark (ack, head): magic u32 | segment u32 | offset u64 | seq u64 | crc32 u32 (of the 24 bytes before)
+// Mark (ack, head): two slots of 512 bytes (two-slot.ts), body segment u32 | offset u64 | seq u64.
+// Read on upgrade: the single-copy mark of 0.3: magic u32 | segment u32 | offset u64 | seq u64 | crc32 u32.
 import { closeSync, openSync, readFileSync, unlinkSync, writeSync } from 'node:fs';
 import { join } from 'node:path';
 import { crc32 } from 'node:zlib';
@@ -22,15 +24,21 @@ import type { Logger } from '../log.js';
 import { ownedKeyValue } from '../capture/owned-buffers.js';
 import { nodeFs, type SpoolFs } from './spool-fs.js';
 import { LossLedger } from './loss-ledger.js';
+import { readSlots, TwoSlotFile, type SlotRead } from './two-slot.js';
 
 const MAGIC_V1 = 0xa0d1;
 const MAGIC_V2 = 0xa0d2;
 const HEADER_V1 = 18;
 const HEADER_V2 = 26;
 const MAX_PAYLOAD = 64 * 1024 * 1024;
+/** Bytes read at a time when records are read back. */
+const READ_CHUNK = 256 * 1024;
 const SEGMENT_RE = /^seg-(\d{10})\.log$/;
 const MARK_MAGIC = 0x4b49414d; // "KIAM"
-const MARK_BYTES = 28;
+const LEGACY_MARK_BYTES = 28;
+const MARK_BODY = 20;
+/** One disk sector per copy: a torn sector write cannot reach the other copy. */
+const MARK_SLOT = 512;
 
 export interface SpoolPosition {
   segment: number;
@@ -82,8 +90,8 @@ export function comparePos(a: SpoolPosition, b: SpoolPosition): number {
 
 interface Pending {
   buf: Buffer;
-  resolve: (pos: SpoolPosition) => void;
-  reject: (e: unknown) => void;
+  ok: (pos: SpoolPosition) => void;
+  fail: (e: unknown) => void;
 }
 
 interface Mark {
@@ -92,8 +100,12 @@ interface Mark {
   seq: number;
 }
 
-/** Scans one segment's bytes; calls onRecord for each valid record, onDamage for skipped bytes. */
-function scan(buf: Buffer, from: number, segment: number, onRecord: (r: SpooledRecord) => boolean | void, onDamage?: (at: number, bytes: number) => void): number {
+/**
+ * Scans one segment's bytes; calls onRecord for each valid record, onDamage for skipped bytes.
+ * Returns where it stopped. With `chunk` (the bytes are a part of the segment, more follow), it
+ * stops at a record that runs past the end instead of taking it for damage.
+ */
+function scan(buf: Buffer, from: number, segment: number, onRecord: (r: SpooledRecord) => boolean | void, onDamage?: (at: number, bytes: number) => void, chunk = false): number {
   let off = from;
   let damageStart = -1;
   const endDamage = (at: number) => {
@@ -104,6 +116,7 @@ function scan(buf: Buffer, from: number, segment: number, onRecord: (r: SpooledR
     const magic = buf.readUInt16BE(off);
     const header = magic === MAGIC_V2 ? HEADER_V2 : magic === MAGIC_V1 ? HEADER_V1 : 0;
     const len = buf.readUInt32BE(off + 2);
+    if (chunk && header > 0 && len <= MAX_PAYLOAD && off + header + len > buf.length) break;
     const ok = header > 0 && len >= 2 && len <= MAX_PAYLOAD && off + header + len <= buf.length
       && crc32(buf.subarray(off + 10, off + header + len)) === buf.readUInt32BE(off + 6);
     if (!ok) {
@@ -125,7 +138,7 @@ function scan(buf: Buffer, from: number, segment: number, onRecord: (r: SpooledR
     off = end;
     if (onRecord(rec) === false) return off;
   }
-  if (off < buf.length) {
+  if (off < buf.length && !chunk) {
     if (damageStart < 0) damageStart = off;
     off = buf.length;
   }
@@ -133,26 +146,35 @@ function scan(buf: Buffer, from: number, segment: number, onRecord: (r: SpooledR
   return off;
 }
 
-function encodeMark(m: Mark): Buffer {
-  const b = Buffer.alloc(MARK_BYTES);
-  b.writeUInt32BE(MARK_MAGIC, 0);
-  b.writeUInt32BE(m.segment, 4);
-  b.writeBigUInt64BE(BigInt(m.offset), 8);
-  b.writeBigUInt64BE(BigInt(m.seq), 16);
-  b.writeUInt32BE(crc32(b.subarray(0, 24)), 24);
+/** The bytes a record starting at `off` needs (at least a header), to read it whole. */
+function recordBytesAt(buf: Buffer, off: number): number {
+  return off + HEADER_V1 <= buf.length ? HEADER_V2 + buf.readUInt32BE(off + 2) : HEADER_V2;
+}
+
+export function encodeMark(m: Mark): Buffer {
+  const b = Buffer.alloc(MARK_BODY);
+  b.writeUInt32BE(m.segment, 0);
+  b.writeBigUInt64BE(BigInt(m.offset), 4);
+  b.writeBigUInt64BE(BigInt(m.seq), 12);
   return b;
 }
 
-function decodeMark(b: Buffer): Mark | undefined {
-  if (b.length < MARK_BYTES || b.readUInt32BE(0) !== MARK_MAGIC || crc32(b.subarray(0, 24)) !== b.readUInt32BE(24)) return undefined;
+export function decodeMark(b: Buffer): Mark | undefined {
+  if (b.length !== MARK_BODY) return undefined;
+  return { segment: b.readUInt32BE(0), offset: Number(b.readBigUInt64BE(4)), seq: Number(b.readBigUInt64BE(12)) };
+}
+
+/** A mark of the single-copy format (read on upgrade). */
+function decodeLegacyMark(b: Buffer): Mark | undefined {
+  if (b.length < LEGACY_MARK_BYTES || b.readUInt32BE(0) !== MARK_MAGIC || crc32(b.subarray(0, 24)) !== b.readUInt32BE(24)) return undefined;
   return { segment: b.readUInt32BE(4), offset: Number(b.readBigUInt64BE(8)), seq: Number(b.readBigUInt64BE(16)) };
 }
 
 export class Spool {
   private readonly fs: SpoolFs;
   private fd = -1;
-  private ackFd = -1;
-  private headFd = -1;
+  private ackFile: TwoSlotFile | undefined;
+  private headFile: TwoSlotFile | undefined;
   private segment = 0;
   /** End of the records durably written in the current segment: the next write goes here. */
   private durableEnd = 0;
@@ -161,10 +183,14 @@ export class Spool {
   private queue: Pending[] = [];
   private queuedBytes = 0;
   private flushing = false;
+  /** A group commit is due at the end of this turn of the event loop. */
+  private flushScheduled = false;
   private totalBytes = 0;
   private segmentSizes = new Map<number, number>();
   private ackPos: Mark = { segment: 0, offset: 0, seq: 0 };
   private closed = false;
+  /** A failed write could not be cut back: its bytes lie past durableEnd until a truncate succeeds. */
+  private untruncated = false;
   /** The last write failed: the next success is reported as a recovery. */
   private failing = false;
   readonly recovery: SpoolRecovery = { pending: 0, damagedRegions: 0, damagedBytes: 0, missing: 0 };
@@ -210,10 +236,15 @@ export class Spool {
     this.fs.mkdir(dir);
     this.lock();
     this.losses = new LossLedger(this.fs, dir);
-    const ackMark = this.readMark('ack');
+    if (this.losses.damaged) {
+      this.opts.logger.error(`spool ${dir}: the loss ledger ${join(dir, 'losses')} cannot be read: ${this.losses.damaged}. Entries a previous run counted as lost and had not yet recorded in a loss record, if any, cannot be counted any more; see this node's earlier error log lines ("audit entries are being LOST")`);
+    }
+    const ackRead = this.readMark('ack', 'proven entries are replayed from the oldest segment (each replay is recognised by a verified read)');
+    const ackMark = ackRead.mark;
     const legacyAck = ackMark ? undefined : this.readLegacyAck();
     this.ackPos = ackMark ?? legacyAck ?? { segment: 0, offset: 0, seq: 0 };
-    const head = this.readMark('head');
+    const headRead = this.readMark('head', 'records missing at the end of the spool cannot be counted');
+    const head = headRead.mark;
     const segments = this.segments();
     /** Missing sequence numbers found, with where. */
     const gaps: string[] = [];
@@ -282,11 +313,11 @@ export class Spool {
     this.recovery.missing += legacyDamage;
     this.pendingRecords = this.recovery.pending;
     this.lastSeq = Math.max(head?.seq ?? 0, this.ackPos.seq, prev ?? 0);
-    this.ackFd = this.openMark('ack', this.ackPos);
+    this.ackFile = this.openMark('ack', ackRead.read, this.ackPos);
     const last = segments.length ? segments[segments.length - 1]! : 0;
     // Strictly after the ack pointer: a new segment's first records must not look acknowledged.
     this.segment = Math.max(last + 1, this.ackPos.segment + 1);
-    this.headFd = this.openMark('head', { segment: this.segment, offset: 0, seq: this.lastSeq });
+    this.headFile = this.openMark('head', headRead.read, { segment: this.segment, offset: 0, seq: this.lastSeq });
     if (legacyAck) {
       try {
         this.fs.unlink(join(dir, 'ack.json'));
@@ -309,13 +340,19 @@ export class Spool {
     }
   }
 
-  private readMark(name: string): Mark | undefined {
-    try {
-      return decodeMark(this.fs.read(join(this.opts.dir, name), 0, MARK_BYTES));
-    } catch (e) {
-      if ((e as NodeJS.ErrnoException).code === 'ENOENT') return undefined;
-      throw e;
+  /** A mark: the newer valid copy, else the single copy of 0.3; a damaged one is logged. */
+  private readMark(name: string, ifDamaged: string): { read: SlotRead; mark?: Mark } {
+    const file = join(this.opts.dir, name);
+    const read = readSlots(this.fs, file, MARK_SLOT);
+    if (read.kind === 'ok') {
+      const mark = decodeMark(read.body);
+      if (mark) return { read, mark };
+    } else if (read.kind === 'invalid') {
+      const mark = decodeLegacyMark(read.bytes);
+      if (mark) return { read, mark };
     }
+    if (read.kind !== 'absent') this.opts.logger.warn(`spool ${file}: neither copy of the mark is valid (damaged bytes); ${ifDamaged}`);
+    return { read };
   }
 
   /** The v1 pointer (ack.json, without a sequence number). */
@@ -330,40 +367,31 @@ export class Spool {
   }
 
   /**
-   * Opens a mark file for in-place overwrites (no new blocks: it can be written on a full
-   * disk), creating it with `initial` when it is missing or unreadable. -1 when even that
-   * fails: the spool opens anyway and says so (each use of the mark then fails).
+   * Opens a mark file for in-place overwrites, writing `initial` as its next copy (creating the
+   * file whole when it is missing or cannot be opened). Undefined when even that fails: the
+   * spool opens anyway and says so (each use of the mark then fails).
    */
-  private openMark(name: string, initial: Mark): number {
+  private openMark(name: string, read: SlotRead, initial: Mark): TwoSlotFile | undefined {
     const file = join(this.opts.dir, name);
+    const body = encodeMark(initial);
     try {
-      const fd = this.fs.open(file, 'r+');
-      this.fs.writeSync(fd, encodeMark(initial), 0);
-      return fd;
+      const f = TwoSlotFile.open(this.fs, file, MARK_SLOT, read, body);
+      if (read.kind !== 'absent') f.write(body);
+      return f;
     } catch (e) {
-      if ((e as NodeJS.ErrnoException).code !== 'ENOENT') this.opts.logger.warn(`spool ${file}: ${(e as Error).message}; written anew`);
+      if (read.kind !== 'absent') this.opts.logger.warn(`spool ${file}: ${(e as Error).message}; written anew`);
     }
     try {
-      // Created whole under another name, then renamed: a mark is never half there.
-      const tmp = `${file}.tmp`;
-      const fd0 = this.fs.open(tmp, 'w', 0o600);
-      try {
-        this.fs.writeSync(fd0, encodeMark(initial), 0);
-        this.fs.fsyncSync(fd0);
-      } finally {
-        this.fs.close(fd0);
-      }
-      this.fs.rename(tmp, file);
-      return this.fs.open(file, 'r+');
+      return TwoSlotFile.open(this.fs, file, MARK_SLOT, { kind: 'absent' }, body);
     } catch (e) {
       this.opts.logger.error(`spool ${file} cannot be created (${(e as Error).message}); the spool cannot record progress until it can`);
-      return -1;
+      return undefined;
     }
   }
 
-  private writeMark(fd: number, m: Mark) {
-    if (fd < 0) throw new Error('its mark file could not be created');
-    this.fs.writeSync(fd, encodeMark(m), 0);
+  private writeMark(file: TwoSlotFile | undefined, m: Mark) {
+    if (!file) throw new Error('its mark file could not be created');
+    file.write(encodeMark(m));
   }
 
   private lock() {
@@ -431,12 +459,25 @@ export class Spool {
    * nothing of it counts.
    */
   append(key: Buffer, value: Buffer, at = Date.now()): Promise<SpoolPosition> {
-    if (this.closed) return Promise.reject(new Error('spool is closed'));
+    return new Promise((resolve, reject) => this.appendThen(key, value, at, resolve, reject));
+  }
+
+  /**
+   * append() with callbacks (one promise fewer per entry on the hot path): `ok` once the record
+   * is durable, or `fail` (never synchronously) when it was refused or its write failed.
+   */
+  appendThen(key: Buffer, value: Buffer, at: number, ok: (pos: SpoolPosition) => void, fail: (e: unknown) => void): void {
+    if (this.closed) {
+      queueMicrotask(() => fail(new Error('spool is closed')));
+      return;
+    }
     const len = 2 + key.length + value.length;
     const size = HEADER_V2 + len;
     if (this.totalBytes + this.queuedBytes + size > this.opts.maxBytes) {
       this.refused++;
-      return Promise.reject(new SpoolFullError(`spool ${this.opts.dir} is full (${this.totalBytes} of ${this.opts.maxBytes} bytes)`));
+      const err = new SpoolFullError(`spool ${this.opts.dir} is full (${this.totalBytes} of ${this.opts.maxBytes} bytes)`);
+      queueMicrotask(() => fail(err));
+      return;
     }
     const buf = Buffer.allocUnsafe(size);
     buf.writeUInt16BE(MAGIC_V2, 0);
@@ -446,8 +487,20 @@ export class Spool {
     key.copy(buf, HEADER_V2 + 2);
     value.copy(buf, HEADER_V2 + 2 + key.length);
     this.queuedBytes += size;
-    return new Promise((resolve, reject) => {
-      this.queue.push({ buf, resolve, reject });
+    this.queue.push({ buf, ok, fail });
+    this.scheduleFlush();
+  }
+
+  /**
+   * The group commit starts at the end of this turn, not at the first append: entries that
+   * arrive together (the audit thread takes a turn's events in one message) share one write
+   * and one fsync instead of the first going alone.
+   */
+  private scheduleFlush() {
+    if (this.flushing || this.flushScheduled) return;
+    this.flushScheduled = true;
+    setImmediate(() => {
+      this.flushScheduled = false;
       if (!this.flushing) void this.flush();
     });
   }
@@ -459,9 +512,17 @@ export class Spool {
     if (!batch.length) return;
     this.flushing = true;
     this.flushes++;
+    let settle: () => void = () => undefined;
     const bytes = batch.reduce((n, p) => n + p.buf.length, 0);
     let start = this.durableEnd;
     try {
+      // Records of a failed write that could not be cut back must not outlive the next write
+      // (a shorter write would leave some of them, whole and numbered, past its end): cut them
+      // now, or fail this write as well.
+      if (this.untruncated && this.fd >= 0) {
+        this.fs.truncate(this.fd, this.durableEnd);
+        this.untruncated = false;
+      }
       // Rotate between writes, never under one in flight.
       if (this.fd < 0) this.startSegment(this.segment);
       else if (this.durableEnd > 0 && this.durableEnd >= (this.opts.segmentBytes ?? 16 * 1024 * 1024)) this.startSegment(this.segment + 1);
@@ -481,8 +542,8 @@ export class Spool {
       // The high-water mark, before the records count as written. Fsynced with them: after a
       // power loss it may name records whose data did not reach the disk (reported missing,
       // though never acknowledged), never the other way round.
-      this.writeMark(this.headFd, { segment: this.segment, offset: off, seq });
-      if (this.opts.fsync === 'group') await Promise.all([this.fs.fsync(this.fd), this.fs.fsync(this.headFd)]);
+      this.writeMark(this.headFile, { segment: this.segment, offset: off, seq });
+      if (this.opts.fsync === 'group') await Promise.all([this.fs.fsync(this.fd), this.headFile!.syncAsync()]);
       const seg = this.segment;
       this.durableEnd = off;
       this.lastSeq = seq;
@@ -494,7 +555,8 @@ export class Spool {
         this.failing = false;
         this.opts.logger.warn(`spool ${this.opts.dir}: writes succeed again`);
       }
-      batch.forEach((p, i) => p.resolve({ segment: seg, offset: ends[i]!, seq: this.lastSeq - batch.length + 1 + i }));
+      const first = this.lastSeq - batch.length + 1;
+      settle = () => batch.forEach((p, i) => p.ok({ segment: seg, offset: ends[i]!, seq: first + i }));
     } catch (err) {
       this.queuedBytes -= bytes;
       this.refused += batch.length;
@@ -503,10 +565,17 @@ export class Spool {
         this.failing = true;
         this.opts.logger.error(`spool ${this.opts.dir}: write failed (${(err as Error).message}); nothing of it counts, the next write starts at the last durable record`);
       }
-      for (const p of batch) p.reject(err);
+      settle = () => batch.forEach((p) => p.fail(err));
     } finally {
       this.flushing = false;
       if (this.queue.length) void this.flush();
+    }
+    // Outside the try: a callback that throws must not look like a failed write (which would cut
+    // back records that are durable).
+    try {
+      settle();
+    } catch (e) {
+      this.opts.logger.error(`spool ${this.opts.dir}: a caller failed on a settled append: ${(e as Error).stack ?? String(e)}`);
     }
   }
 
@@ -516,12 +585,12 @@ export class Spool {
     try {
       this.fs.truncate(this.fd, end);
     } catch (e) {
-      // The next write overwrites from `end` anyway; left-over whole records are repeats of
-      // entries the caller holds (written once in immudb: keys must not exist).
+      // The next write cuts them first (or fails too).
+      this.untruncated = true;
       this.opts.logger.warn(`spool ${this.opts.dir}: cannot cut back a failed write (${(e as Error).message})`);
     }
     try {
-      this.writeMark(this.headFd, { segment: this.segment, offset: end, seq: this.lastSeq });
+      this.writeMark(this.headFile, { segment: this.segment, offset: end, seq: this.lastSeq });
     } catch {
       // Ahead of the data at worst: the next write that succeeds moves it again.
     }
@@ -533,7 +602,7 @@ export class Spool {
     this.ackPos = { segment: pos.segment, offset: pos.offset, seq: pos.seq ?? this.ackPos.seq };
     this.pendingRecords = Math.max(0, this.pendingRecords - records);
     try {
-      this.writeMark(this.ackFd, this.ackPos);
+      this.writeMark(this.ackFile, this.ackPos);
     } catch (e) {
       // A stale pointer only replays proven entries (idempotent); segments stay until it moves.
       this.opts.logger.warn(`spool ${this.opts.dir}: the ack pointer could not be saved (${(e as Error).message}); proven entries may be replayed`);
@@ -544,7 +613,7 @@ export class Spool {
     try {
       // The pointer on disk before the files it covers go: otherwise a crash would find it
       // pointing into a deleted segment.
-      this.fs.fsyncSync(this.ackFd);
+      this.ackFile!.sync();
     } catch {
       return;
     }
@@ -569,13 +638,24 @@ export class Spool {
     const segs = [...this.segmentSizes.keys()].sort((a, b) => a - b).filter((s) => s >= from.segment);
     for (const seg of segs) {
       const limit = this.segmentSizes.get(seg)!;
-      const start = seg === from.segment ? from.offset : 0;
-      if (start >= limit) continue;
-      const buf = this.fs.read(this.segPath(seg), start, limit);
-      scan(buf, 0, seg, (r) => {
-        out.push({ ...r, pos: { ...r.pos, offset: start + r.pos.offset } });
-        return out.length < max;
-      });
+      let at = seg === from.segment ? from.offset : 0;
+      // In chunks: a refill of a few batches must not read (and allocate) the rest of a 16 MiB segment.
+      let want = READ_CHUNK;
+      while (at < limit && out.length < max) {
+        const end = Math.min(limit, at + want);
+        const buf = this.fs.read(this.segPath(seg), at, end);
+        const base = at;
+        const last = end >= limit || buf.length < end - at;
+        const stop = scan(buf, 0, seg, (r) => {
+          out.push({ ...r, pos: { ...r.pos, offset: base + r.pos.offset } });
+          return out.length < max;
+        }, undefined, !last);
+        if (last && stop >= buf.length) break;
+        // Stopped at a record running past the chunk: the next read takes it whole.
+        want = out.length < max ? Math.max(READ_CHUNK, recordBytesAt(buf, stop)) : READ_CHUNK;
+        at = base + stop;
+        if (last) break;
+      }
       if (out.length >= max) break;
     }
     return out;
@@ -584,7 +664,7 @@ export class Spool {
   /** Waits for queued writes, then closes the files and releases the lock. */
   async close(): Promise<void> {
     this.closed = true;
-    while (this.flushing || this.queue.length) await new Promise((r) => setTimeout(r, 5));
+    while (this.flushing || this.flushScheduled || this.queue.length) await new Promise((r) => setTimeout(r, 5));
     this.closeFds();
     try {
       unlinkSync(join(this.opts.dir, 'LOCK'));
@@ -594,14 +674,15 @@ export class Spool {
   }
 
   private closeFds() {
-    for (const fd of [this.fd, this.ackFd, this.headFd]) {
+    for (const close of [() => this.fd >= 0 && this.fs.close(this.fd), () => this.ackFile?.close(), () => this.headFile?.close()]) {
       try {
-        if (fd >= 0) this.fs.close(fd);
+        close();
       } catch {
         // Closing is best effort.
       }
     }
-    this.fd = this.ackFd = this.headFd = -1;
+    this.fd = -1;
+    this.ackFile = this.headFile = undefined;
     this.losses?.close();
   }
 }

@@ -32,6 +32,8 @@ export interface PipelineStats extends WriteHealthSnapshot {
   spool_bytes: number;
   /** Records found missing or damaged in the spool when it was opened. */
   spool_missing: number;
+  /** 1 when the loss ledger of a previous run could not be read (losses it held may be unrecorded). */
+  loss_ledger_damaged: number;
   oldest_unacked_ms: number | null;
   last_tx_id: number;
   /** Another server proved the log; the writer moved to another address; it re-anchored after lag (decisions #23). */
@@ -93,6 +95,7 @@ export class AuditMetrics {
     counter('server_changes_total', 'Times another immudb server (another UUID) proved it holds the log and was accepted (a failover, a restore).', (s) => s.server_changes);
     counter('failovers_total', 'Times the writer moved to another of the configured immudb addresses.', (s) => s.failovers);
     counter('lag_recoveries_total', 'Times the writer re-anchored at the last transaction its replicas held, after a failover to a replica that lagged.', (s) => s.lag_recoveries);
+    gauge('loss_ledger_damaged', '1 when the loss ledger left by a previous run could not be read (neither copy valid): losses it held, if any, may never be recorded.', (s) => s.loss_ledger_damaged);
     gauge('spool_entries', 'Entries durably in the spool, not yet proven in immudb.', (s) => s.spool_entries);
     gauge('spool_bytes', 'Bytes of the spool on disk.', (s) => s.spool_bytes);
     gauge('queue_entries', 'Entries held in memory for the writer.', (s) => s.queued_memory);

@@ -7,8 +7,9 @@ import test from 'ava';
 import { mkdtempSync, readdirSync, readFileSync, rmSync, statSync, truncateSync, unlinkSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { crc32 as crc } from 'node:zlib';
-import { Spool } from '../../plugin/pipeline/spool.js';
+import { decodeMark, encodeMark, Spool } from '../../plugin/pipeline/spool.js';
+import { nodeFs } from '../../plugin/pipeline/spool-fs.js';
+import { encodeSlot, readSlots } from '../../plugin/pipeline/two-slot.js';
 import { createLogger } from '../../plugin/log.js';
 
 function setup(t: import('ava').ExecutionContext, over: Partial<Parameters<typeof Spool.open>[0]> = {}) {
@@ -147,11 +148,12 @@ function moveAck(dir: string, pos: { segment: number; offset: number }) {
     // Not the JSON form.
   }
   const file = join(dir, 'ack');
+  // Two-slot mark (two-slot.ts): a careful edit, not a torn write: the next generation, valid.
+  const read = readSlots(nodeFs, file, 512);
+  if (read.kind !== 'ok') throw new Error('no valid ack mark');
+  const mark = decodeMark(read.body)!;
   const buf = readFileSync(file);
-  // Binary mark: magic u32 | segment u32 | offset u64 | seq u64 | crc32 u32
-  buf.writeUInt32BE(pos.segment, 4);
-  buf.writeBigUInt64BE(BigInt(pos.offset), 8);
-  // The CRC is recomputed: a careful edit, not a torn write.
-  buf.writeUInt32BE(crc(buf.subarray(0, 24)), 24);
+  const gen = read.generation + 1;
+  encodeSlot(encodeMark({ ...mark, segment: pos.segment, offset: pos.offset }), gen).copy(buf, (gen % 2) * 512);
   writeFileSync(file, buf);
 }

@@ -121,3 +121,18 @@ test('files are private, and a live process holds the lock', async (t) => {
   t.is(again.recovery.pending, 1);
   await again.close();
 });
+
+test('records are read back in chunks: records across chunk ends and larger than a chunk come back whole, in order', async (t) => {
+  const { open } = setup(t);
+  const s = open();
+  const sizes = [...Array.from({ length: 40 }, (_, i) => 20_000 + i * 37), 600_000, 5, 300_000, ...Array.from({ length: 10 }, () => 1000)];
+  const values = sizes.map((n, i) => Buffer.alloc(n, i % 251));
+  const pos = await Promise.all(values.map((v, i) => s.append(Buffer.from(`k:entry:${i}`), v)));
+  const all = s.read(undefined, 1000);
+  t.is(all.length, values.length);
+  t.true(all.every((r, i) => r.key.toString() === `k:entry:${i}` && r.value.equals(values[i]!) && r.pos.offset === pos[i]!.offset));
+  // From a position in the middle, a few at a time.
+  t.deepEqual(s.read(pos[39], 3).map((r) => r.key.toString()), ['k:entry:40', 'k:entry:41', 'k:entry:42']);
+  t.deepEqual(s.read(pos[41], 100).map((r) => r.key.toString()), Array.from({ length: 11 }, (_, i) => `k:entry:${42 + i}`));
+  await s.close();
+});
