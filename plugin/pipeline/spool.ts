@@ -204,6 +204,15 @@ export class Spool {
   losses!: LossLedger;
 
   /** A newer configuration's size limit and fsync policy, for the entries appended from now on. */
+  /**
+   * Bytes after which appends go to a new segment. The segment being written is never deleted,
+   * so it must be a small part of maxBytes: at most a quarter (16 MiB by default), else a spool
+   * smaller than a segment stays full after everything in it was acknowledged.
+   */
+  private segmentLimit(): number {
+    return Math.min(this.opts.segmentBytes ?? 16 * 1024 * 1024, Math.max(64 * 1024, Math.floor(this.opts.maxBytes / 4)));
+  }
+
   setLimits(limits: Pick<SpoolOptions, 'maxBytes' | 'fsync'>) {
     Object.assign(this.opts, limits);
   }
@@ -525,7 +534,7 @@ export class Spool {
       }
       // Rotate between writes, never under one in flight.
       if (this.fd < 0) this.startSegment(this.segment);
-      else if (this.durableEnd > 0 && this.durableEnd >= (this.opts.segmentBytes ?? 16 * 1024 * 1024)) this.startSegment(this.segment + 1);
+      else if (this.durableEnd > 0 && this.durableEnd >= this.segmentLimit()) this.startSegment(this.segment + 1);
       start = this.durableEnd;
       // Numbers are given at write time: a failed write gives its numbers to the next one.
       let seq = this.lastSeq;

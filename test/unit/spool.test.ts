@@ -105,6 +105,28 @@ test('a full spool refuses new records with a clear error and counts them', asyn
   await s.close();
 });
 
+test('a spool smaller than a segment frees its space once acknowledged: full, acked, then takes records again', async (t) => {
+  const { open } = setup(t, { maxBytes: 1024 * 1024 });
+  const s = open();
+  const big = Buffer.alloc(300 * 1024, 1);
+  let last;
+  for (let round = 0; round < 4; round++) {
+    // Fill it to the brim, then acknowledge everything: the space must come back each time.
+    for (;;) {
+      try {
+        last = await s.append(Buffer.from(`k:entry:${round}`), big);
+      } catch (e) {
+        t.true(e instanceof SpoolFullError);
+        break;
+      }
+    }
+    s.ack(last!, s.pendingRecords);
+    await t.notThrowsAsync(s.append(Buffer.from(`k:entry:${round}b`), big), `round ${round}: full although everything was acknowledged`);
+    last = undefined;
+  }
+  await s.close();
+});
+
 test('files are private, and a live process holds the lock', async (t) => {
   const { dir, open } = setup(t);
   const s = open();
