@@ -161,14 +161,27 @@ test.serial('killed while the disk is full and immudb down: the losses survive i
   t.regex(stack.server.logs(), /audit entries are being LOST/);
   // SIGKILL with the disk still full; the held entries' log() calls fail (never acknowledged).
   await stack.server.kill();
+  const beforeKill = stack.server.logs();
   await Promise.all(inFlight);
   await stack.server.restart();
-  // The restart on the full disk opens the spool and reports the earlier losses.
+  // The restart on the full disk opens the spool and reports the losses the ledger held. On a
+  // full tmpfs a small write can still fit (a failed write is cut back and frees its pages), so
+  // a loss record may have been spooled before the kill: losses it stored are no longer in the
+  // ledger. Losses counted but not stored at the kill (from the log) must come back.
+  const sum = (re: RegExp) => [...beforeKill.matchAll(re)].reduce((n, m) => n + Number(m[1]), 0);
+  const counted = sum(/(\d+) audit entries were LOST \(/g);
+  const stored = sum(/stored: (\d+) audit entries lost/g);
+  const openEpisode = beforeKill.lastIndexOf('audit entries are being LOST') > beforeKill.lastIndexOf('audit entries were LOST (');
   const after: Promise<boolean>[] = [];
   for (let k = 0; k < 5; k++) after.push(send(next++));
-  const deadline2 = Date.now() + 30_000;
-  while (Date.now() < deadline2 && !/were LOST in a previous run/.test(stack.server.logs())) await new Promise((r) => setTimeout(r, 100));
-  t.regex(stack.server.logs(), /\d+ audit entries were LOST in a previous run/);
+  if (openEpisode || counted > stored) {
+    const deadline2 = Date.now() + 30_000;
+    while (Date.now() < deadline2 && !/were LOST in a previous run/.test(stack.server.logs())) await new Promise((r) => setTimeout(r, 100));
+    t.regex(stack.server.logs(), /\d+ audit entries were LOST in a previous run/);
+  } else {
+    t.log(`every loss counted before the kill (${counted}) was already stored in a loss record in the spool`);
+    t.true(stored > 0);
+  }
   unlinkSync(filler);
   await Promise.all(after);
   await stack.immudb.restart();

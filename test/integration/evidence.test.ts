@@ -19,6 +19,7 @@ import { AuditWriter } from '../../plugin/store/audit-writer.js';
 import { createLogger } from '../../plugin/log.js';
 import { generateFixtures } from '../fixtures/serialized-logs.js';
 import { cliTarget, runCli } from '../helpers/cli.js';
+import { signingKeyPair } from '../helpers/signing-keys.js';
 import { parseBundle, verifyBundle } from '../../plugin/evidence/bundle-verify.js';
 import { EvidenceError } from '../../plugin/evidence/json-form.js';
 
@@ -26,14 +27,7 @@ const DB = 'evidence';
 const PREFIX = 'e';
 const dir = mkdtempSync(join(tmpdir(), 'kia-evidence-'));
 
-function ecKeys(name: string) {
-  const { privateKey, publicKey } = generateKeyPairSync('ec', { namedCurve: 'prime256v1' });
-  const priv = join(dir, `${name}.key`);
-  const pub = join(dir, `${name}.pub`);
-  writeFileSync(priv, privateKey.export({ type: 'sec1', format: 'pem' }));
-  writeFileSync(pub, publicKey.export({ type: 'spki', format: 'pem' }));
-  return { priv, pub };
-}
+const ecKeys = (name: string) => signingKeyPair(dir, name);
 const server = ecKeys('server');
 const other = ecKeys('other');
 const auditorKey = (() => {

@@ -1,26 +1,19 @@
 // immudb's signed states (--signingKey): with the server's public key configured, the writer
 // and the auditor accept only states signed by it.
 import test from 'ava';
-import { generateKeyPairSync } from 'node:crypto';
-import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { simulateWorkers } from '../helpers/kong-driver.js';
 import { generateFixtures } from '../fixtures/serialized-logs.js';
 import { PLUGIN_NAME, startAuditStack, waitForEntries, type AuditStack } from '../helpers/audit-stack.js';
 import { cliTarget, runCli } from '../helpers/cli.js';
+import { signingKeyPair } from '../helpers/signing-keys.js';
 import { startImmudb } from '../../scripts/lib/immudb-server.js';
 import { ImmudbClient } from '../../plugin/store/immudb-client.js';
 
 const dir = mkdtempSync(join(tmpdir(), 'kia-signing-'));
-function keyPair(name: string) {
-  const { privateKey, publicKey } = generateKeyPairSync('ec', { namedCurve: 'prime256v1' });
-  const priv = join(dir, `${name}.key`);
-  const pub = join(dir, `${name}.pub`);
-  writeFileSync(priv, privateKey.export({ type: 'sec1', format: 'pem' }));
-  writeFileSync(pub, publicKey.export({ type: 'spki', format: 'pem' }));
-  return { priv, pub, pubPem: publicKey.export({ type: 'spki', format: 'pem' }).toString() };
-}
+const keyPair = (name: string) => signingKeyPair(dir, name);
 const server = keyPair('server');
 const other = keyPair('other');
 

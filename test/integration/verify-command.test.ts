@@ -3,7 +3,7 @@
 // nothing was verified, saying what was), many ids with bad ones among them, first contact said
 // loudly, trust anchors, usage errors (exit 2) and the signature check.
 import test from 'ava';
-import { generateKeyPairSync, randomUUID } from 'node:crypto';
+import { randomUUID } from 'node:crypto';
 import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -13,18 +13,12 @@ import { EntryTypeAction } from '../../plugin/store/immudb-types.js';
 import { parseTxHeader, txAlh, VerificationError } from '../../plugin/store/proofs/index.js';
 import { AuditReader } from '../../plugin/reader/audit-reader.js';
 import { cliTarget, runCli } from '../helpers/cli.js';
+import { signingKeyPair } from '../helpers/signing-keys.js';
 import { startImmudbProxy, type ImmudbProxy } from '../helpers/immudb-proxy.js';
 import { until } from '../helpers/until.js';
 
 const dir = mkdtempSync(join(tmpdir(), 'kia-verify-cmd-'));
-function keyPair(name: string) {
-  const { privateKey, publicKey } = generateKeyPairSync('ec', { namedCurve: 'prime256v1' });
-  const priv = join(dir, `${name}.key`);
-  const pub = join(dir, `${name}.pub`);
-  writeFileSync(priv, privateKey.export({ type: 'sec1', format: 'pem' }));
-  writeFileSync(pub, publicKey.export({ type: 'spki', format: 'pem' }));
-  return { priv, pub };
-}
+const keyPair = (name: string) => signingKeyPair(dir, name);
 const server = keyPair('server');
 const other = keyPair('other');
 
