@@ -29,6 +29,13 @@ import { checkCheckpoint, registerEvidence } from './evidence/commands.js';
 
 const silentLogger = createLogger('trust', () => undefined);
 
+/** The reader of our output went away (`| head`): stop quietly with the exit code so far, as Unix tools do. */
+const isBrokenPipe = (e: unknown) => (e as NodeJS.ErrnoException | undefined)?.code === 'EPIPE';
+process.stdout.on('error', (e) => {
+  if (isBrokenPipe(e)) process.exit(process.exitCode ?? 0);
+  throw e;
+});
+
 interface GlobalOptions {
   address: string[];
   log?: string;
@@ -535,6 +542,7 @@ registerEvidence(program, {
 });
 
 program.parseAsync(process.argv).catch((err: unknown) => {
+  if (isBrokenPipe(err)) process.exit(process.exitCode ?? 0);
   const o = program.opts<GlobalOptions>();
   const e = err as Error;
   // Commander printed its own message (or help, or the version) already.

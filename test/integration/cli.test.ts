@@ -1,5 +1,6 @@
 // The immudb-audit CLI against real entries written through the real plugin server.
 import test from 'ava';
+import { spawn } from 'node:child_process';
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -7,6 +8,7 @@ import { simulateWorkers } from '../helpers/kong-driver.js';
 import { generateFixtures } from '../fixtures/serialized-logs.js';
 import { PLUGIN_NAME, startAuditStack, waitForEntries, type AuditStack } from '../helpers/audit-stack.js';
 import { cliTarget, runCli } from '../helpers/cli.js';
+import { projectRoot } from '../helpers/kong-driver.js';
 import type { AuditEntry } from '../../plugin/capture/audit-entry.js';
 
 let stack: AuditStack;
@@ -103,4 +105,15 @@ test.serial('verify --all audits every transaction since the checkpoint, then on
   const both = await runCli([...tgt, 'verify', '--all', entries[0]!.entry.id], env());
   t.is(both.code, 2);
   t.regex(both.stderr, /give either audit ids or --all, not both/);
+});
+
+test.serial('output into a pipe that closes early (| head) ends quietly, without a crash', async (t) => {
+  // `search ... | head -1`: the reader goes away while the CLI still writes.
+  const child = spawn(process.execPath, [join(projectRoot(), 'dist/plugin/cli.js'), ...target, '--json', 'search'], { env: { ...process.env, ...env() }, stdio: ['ignore', 'pipe', 'pipe'] });
+  let stderr = '';
+  child.stderr.on('data', (d: Buffer) => (stderr += d.toString()));
+  child.stdout.once('data', () => child.stdout.destroy());
+  const code = await new Promise<number | null>((resolve) => child.on('close', (c) => resolve(c)));
+  t.notRegex(stderr, /EPIPE|Unhandled|at .*\.js:\d+/, stderr);
+  t.true(code === 0 || code === 1, `exit ${code}`);
 });
