@@ -88,7 +88,8 @@ for (const mode of ['on', 'off'] as const) {
       // The auditor's CLI checks its --state-dir too (its trusted state would be saved there).
       const id = stored[0]!.key.toString().slice('p:entry:'.length);
       const cli = await runCli([...cliTarget(stack.immudb, db, 'p', '/proc/nope/auditor'), 'verify', id], { IMMUDB_PASSWORD: stack.immudb.password });
-      t.is(cli.code, 1, cli.stderr);
+      // An unusable --state-dir is a usage error (decisions #24-25: usage errors exit 2 everywhere).
+      t.is(cli.code, 2, cli.stderr);
       t.regex(cli.stderr, /--state-dir \/proc\/nope\/auditor: \/proc is on proc, a pseudo file system/);
     }
     // SIGTERM still flushes and exits (the driver SIGKILLs after 20 s: the signal would say so).

@@ -21,7 +21,8 @@ test('queue.max_bytes bounds the memory queue; the spool holds the rest; nothing
   } finally {
     await stack.immudb.restart();
   }
-  t.is(status?.spool_entries, 60);
+  // The 60 entries, and lifecycle entries (config_loaded when immudb was already down, writer_failing).
+  t.true(status!.spool_entries >= 60 && status!.spool_entries <= 62, `${status!.spool_entries} in the spool`);
   t.true(status!.queued_memory_bytes <= maxBytes, `${status!.queued_memory_bytes} bytes in memory`);
   t.true(status!.queued_memory > 0 && status!.queued_memory < 60, `${status!.queued_memory} of 60 entries in memory`);
   await waitForEntries(await stack.client('defaultdb'), 'qb:entry:', 60);
