@@ -371,6 +371,14 @@ export class AuditReader {
     renameSync(`${file}.tmp`, file);
   }
 
+  /**
+   * The server's current tx id as it says it (no proof: opening this reader proved that the
+   * server's history extends the trusted state, so a smaller answer than that was refused).
+   */
+  async currentTxId(): Promise<number> {
+    return toSafeInt((await this.client.currentState()).txId, 'current tx id');
+  }
+
   /** Whether any key exists under `<prefix>:entry:` (a plain scan: a hint for messages, not a proof). */
   async anyAuditEntry(): Promise<boolean> {
     return (await this.client.scan(Buffer.from(kindPrefix(this.prefix, 'entry')), { limit: 1 })).length > 0;
