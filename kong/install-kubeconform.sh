@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Builds kubeconform (a Kubernetes manifest validator, a Go program, Apache-2.0) from its Go module
 # through the Go module proxy, the way kong/install-compose.sh builds Compose, and caches it by
-# version. Prints the path of the binary. Used by test/unit/examples-tools.test.ts to check
+# version. Prints the path of the binary. Used by test/integration/examples-tools.test.ts to check
 # examples/kubernetes/*.yaml against Kong's KongPlugin/KongClusterPlugin CRD schemas
 # (test/fixtures/crd-schemas/). It needs no cluster.
 #
