@@ -186,6 +186,9 @@ test.serial('forged proof for an existing key: the writer halts, the entries sta
   await send(worker, 4, 2);
   const halted = await until('the writer to halt', async () => (await status(metricsPort)).halted ?? undefined);
   t.regex(halted, /entry inclusion proof|digest|does not/i);
+  // The audit thread's log line reaches the server's stderr through the main thread: it can
+  // follow /status by a moment on a loaded machine.
+  await until('the halt to be logged', async () => /writer halted: /.test(stack.server.logs()) || undefined);
   t.regex(stack.server.logs(), /writer halted: /);
   const s = await status(metricsPort);
   t.is(s.duplicates, 0);
