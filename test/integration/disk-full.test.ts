@@ -5,24 +5,12 @@
 // in a loss record. Needs permission to mount a tmpfs (root here); skipped with a message
 // elsewhere.
 import test, { type ExecutionContext } from 'ava';
-import { execFileSync } from 'node:child_process';
-import { mkdtempSync, readdirSync, rmSync, statSync, statfsSync, unlinkSync, writeFileSync } from 'node:fs';
-import { tmpdir } from 'node:os';
+import { readdirSync, statSync, statfsSync, unlinkSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { simulateWorkers, type KongInstance } from '../helpers/kong-driver.js';
 import { buildFixture, SCENARIO_KINDS } from '../fixtures/serialized-logs.js';
+import { tmpfsFor } from '../helpers/tmpfs.js';
 import { PLUGIN_NAME, scanAll, startAuditStack, type AuditStack } from '../helpers/audit-stack.js';
-
-function mountTmpfs(size: string): string | null {
-  const dir = mkdtempSync(join(tmpdir(), 'kia-tmpfs-'));
-  try {
-    execFileSync('mount', ['-t', 'tmpfs', '-o', `size=${size},mode=0700`, 'tmpfs', dir], { stdio: 'pipe' });
-    return dir;
-  } catch {
-    rmSync(dir, { recursive: true, force: true });
-    return null;
-  }
-}
 
 /** Every acknowledged request id is in immudb exactly once, or counted in a loss record. */
 async function everyAckedStoredOrCounted(t: ExecutionContext, stack: AuditStack, db: string, prefix: string, acked: Set<string>) {
@@ -55,16 +43,8 @@ async function everyAckedStoredOrCounted(t: ExecutionContext, stack: AuditStack,
 const fixture = (i: number) => buildFixture(SCENARIO_KINDS[i % SCENARIO_KINDS.length]!, 3_000_000 + i);
 
 test.serial('disk full, immudb down, restarts: every acknowledged entry lands once or is counted in a loss record', async (t) => {
-  const mnt = mountTmpfs('2m');
-  if (!mnt) {
-    t.log('SKIPPED: mounting a tmpfs is not permitted here (needs root or CAP_SYS_ADMIN)');
-    t.pass();
-    return;
-  }
-  t.teardown(() => {
-    execFileSync('umount', ['-l', mnt], { stdio: 'pipe' });
-    rmSync(mnt, { recursive: true, force: true });
-  });
+  const mnt = tmpfsFor(t, '2m');
+  if (!mnt) return;
   const stack = await startAuditStack();
   t.teardown(() => stack.dispose());
   const config = stack.config({
@@ -118,16 +98,8 @@ test.serial('disk full, immudb down, restarts: every acknowledged entry lands on
 });
 
 test.serial('killed while the disk is full and immudb down: the losses survive in the ledger, the restart opens the spool, the loss record is written', async (t) => {
-  const mnt = mountTmpfs('2m');
-  if (!mnt) {
-    t.log('SKIPPED: mounting a tmpfs is not permitted here (needs root or CAP_SYS_ADMIN)');
-    t.pass();
-    return;
-  }
-  t.teardown(() => {
-    execFileSync('umount', ['-l', mnt], { stdio: 'pipe' });
-    rmSync(mnt, { recursive: true, force: true });
-  });
+  const mnt = tmpfsFor(t, '2m');
+  if (!mnt) return;
   const stack = await startAuditStack();
   t.teardown(() => stack.dispose());
   const config = stack.config({

@@ -5,12 +5,11 @@
 // auditing recovers. A fail-open route on the same plugin server is served all along, and
 // fail-open is the default.
 import test, { type ExecutionContext } from 'ava';
-import { execFileSync } from 'node:child_process';
-import { mkdtempSync, rmSync, statfsSync, unlinkSync, writeFileSync } from 'node:fs';
-import { tmpdir } from 'node:os';
+import { statfsSync, unlinkSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { dumpAllPlugins, simulateWorkers, type InstanceEventResult, type KongInstance } from '../helpers/kong-driver.js';
 import { generateFixtures } from '../fixtures/serialized-logs.js';
+import { tmpfsFor } from '../helpers/tmpfs.js';
 import { PLUGIN_NAME, pluginDir, startAuditStack, waitForEntries, type AuditStack } from '../helpers/audit-stack.js';
 import { until } from '../helpers/until.js';
 import { freePort, startImmudb } from '../../scripts/lib/immudb-server.js';
@@ -151,19 +150,8 @@ test.serial('a halted writer (another server behind the address): the fail-close
 });
 
 test.serial('a spool that refuses entries (disk full): 503 until an entry is spooled again', async (t) => {
-  const mnt = mkdtempSync(join(tmpdir(), 'kia-tmpfs-'));
-  try {
-    execFileSync('mount', ['-t', 'tmpfs', '-o', 'size=2m,mode=0700', 'tmpfs', mnt], { stdio: 'pipe' });
-  } catch {
-    rmSync(mnt, { recursive: true, force: true });
-    t.log('SKIPPED: mounting a tmpfs is not permitted here (needs root or CAP_SYS_ADMIN)');
-    t.pass();
-    return;
-  }
-  t.teardown(() => {
-    execFileSync('umount', ['-l', mnt], { stdio: 'pipe' });
-    rmSync(mnt, { recursive: true, force: true });
-  });
+  const mnt = tmpfsFor(t, '2m');
+  if (!mnt) return;
   const stack = await startAuditStack({ env: ON });
   t.teardown(() => stack.dispose());
   const over = { spool_dir: join(mnt, 'spool') };
