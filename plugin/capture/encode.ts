@@ -6,16 +6,24 @@ import { canonicalJson } from './canonical-json.js';
 import { ownedKeyValue } from './owned-buffers.js';
 import { entryKey, rememberTraceIndex } from '../store/key-layout.js';
 
+/** The number a record carries: its stream and its place in it (docs/decisions.md #30). */
+export interface SequenceRef {
+  number: number;
+  stream: string;
+}
+
 export interface AuditRecord {
   id: string;
   key: Buffer;
   value: Buffer;
+  /** The record's number, as in its JSON: a loss record names it if the record is lost (#41). */
+  sequence?: SequenceRef | null;
 }
 
 export function encodeEntry(prefix: string, entry: AuditEntry): AuditRecord {
   const json = canonicalJson(entry);
   if (json === undefined) throw new Error('audit entry could not be encoded');
-  const record = { id: entry.id, ...ownedKeyValue(entryKey(prefix, entry.id), json) };
+  const record = { id: entry.id, ...ownedKeyValue(entryKey(prefix, entry.id), json), sequence: entry.sequence };
   rememberTraceIndex(record.value, entry);
   return record;
 }

@@ -13,14 +13,14 @@
 // full is an entry lost: counted, logged, and recorded for the auditors in a loss record
 // (loss-record.ts) once something can be written again.
 import { hostname } from 'node:os';
-import type { AuditRecord } from '../capture/encode.js';
+import type { AuditRecord, SequenceRef } from '../capture/encode.js';
 import type { QueueConfig } from '../config/config.js';
 import type { Logger } from '../log.js';
 import { AuditWriter, type KeyValue, type WriteResult } from '../store/audit-writer.js';
 import { VerificationError } from '../store/proofs/index.js';
 import { Batcher } from './batcher.js';
 import { comparePos, Spool, SpoolFullError, type SpoolPosition, type SpooledRecord } from './spool.js';
-import { encodeLossRecord, keyPrefixOf, noteLoss, parseLossWindows, type LossWindow } from './loss-record.js';
+import { describeNumbers, encodeLossRecord, keyPrefixOf, noteLoss, parseLossWindows, type LossWindow } from './loss-record.js';
 import type { AuditTracing, BatchSpan, EntrySpanRef } from '../telemetry/tracing.js';
 import type { PipelineStats } from '../telemetry/metrics.js';
 import { WriteHealth } from '../telemetry/write-health.js';
@@ -36,6 +36,8 @@ interface HeldEntry extends KeyValue {
   at: number;
   span?: EntrySpanRef;
   settle: (ok: boolean) => void;
+  /** The entry's number, named in the loss record if it is lost at shutdown. */
+  sequence?: SequenceRef | null;
   /** Set on a loss record: the window it records. */
   loss?: LossWindow;
 }
@@ -191,18 +193,19 @@ export class AuditPipeline {
         this.logger.error(`the spool cannot take entries (${reason}); they go to immudb directly, held in memory (at most ${this.queue.max_entries}) until proven or spooled again`);
       }
       return new Promise<boolean>((settle) => {
-        this.held.push({ key: record.key, value: record.value, at, ...(span ? { span } : {}), settle });
+        this.held.push({ key: record.key, value: record.value, at, ...(span ? { span } : {}), sequence: record.sequence, settle });
         void this.runHeld();
       });
     }
-    this.lose(record.key, at, `${reason}; immudb: ${this.lastWriteError}`);
+    this.lose(record.key, at, `${reason}; immudb: ${this.lastWriteError}`, record.sequence);
     return false;
   }
 
-  private lose(key: Buffer, at: number, reason: string) {
+  /** Counts a lost entry (and its number, named in the loss record) in its prefix's open window. */
+  private lose(key: Buffer, at: number, reason: string, sequence: SequenceRef | null | undefined) {
     this.stats.lost++;
     const prefix = keyPrefixOf(key);
-    this.openLosses.set(prefix, noteLoss(this.openLosses.get(prefix), prefix, this.node, at, reason.slice(0, 300)));
+    this.openLosses.set(prefix, noteLoss(this.openLosses.get(prefix), prefix, this.node, at, reason.slice(0, 300), sequence));
     if (!this.lossEpisode) {
       this.lossEpisode = { count: 0, reason };
       this.logger.error(`audit entries are being LOST: the spool cannot write and immudb cannot take them (${reason}), and the memory for such entries (${this.queue.max_entries}) is full; they are counted and recorded in a loss record once something can be written`);
@@ -256,7 +259,7 @@ export class AuditPipeline {
         this.unrecorded.delete(w);
         this.stats.lossRecords++;
         this.saveLosses();
-        this.logger.error(`loss record ${rec.key.toString()} stored: ${w.count} audit entries lost from ${new Date(w.from).toISOString()} to ${new Date(w.to).toISOString()} (${w.reasons.join('; ')})`);
+        this.logger.error(`loss record ${rec.key.toString()} stored: ${w.count} audit entries lost from ${new Date(w.from).toISOString()} to ${new Date(w.to).toISOString()}${describeNumbers(w)} (${w.reasons.join('; ')})`);
       },
     });
     void this.runHeld();
@@ -491,7 +494,7 @@ export class AuditPipeline {
     this.held = [];
     for (const h of unwritten) {
       if (h.loss) continue; // still in the ledger (unrecorded): recorded on the next start
-      this.lose(h.key, h.at, `shut down while the spool could not write; immudb: ${this.lastWriteError}`);
+      this.lose(h.key, h.at, `shut down while the spool could not write; immudb: ${this.lastWriteError}`, h.sequence);
       h.settle(false);
     }
     this.saveLosses();

@@ -14,7 +14,7 @@
 import { createHash } from 'node:crypto';
 import { auditId } from '../capture/audit-id.js';
 import { canonicalJson } from '../capture/canonical-json.js';
-import type { AuditRecord } from '../capture/encode.js';
+import type { AuditRecord, SequenceRef } from '../capture/encode.js';
 import { ownedKeyValue } from '../capture/owned-buffers.js';
 import { withoutSecrets } from '../capture/secret-refs.js';
 import type { PluginConfig } from '../config/config.js';
@@ -25,12 +25,6 @@ import type { AuditPipeline } from './audit-pipeline.js';
 import { SequenceStream } from './sequence-stream.js';
 
 export type LifecycleEvent = 'started' | 'spool_damage' | 'config_loaded' | 'writer_failing' | 'writer_resumed' | 'writer_halted' | 'heartbeat' | 'stopping';
-
-/** The number an entry carries: its stream and its place in it. */
-export interface SequenceRef {
-  number: number;
-  stream: string;
-}
 
 export interface CoverageIdentity {
   /** IMMUDB_AUDIT_NODE_ID or KONG_NODE_ID, else null (then the host name names the node). */
@@ -213,7 +207,7 @@ export function encodeLifecycle(prefix: string, event: LifecycleEvent, sequence:
     ...details,
   });
   if (json === undefined) throw new Error('lifecycle entry could not be encoded');
-  return { id, ...ownedKeyValue(lifecycleKey(prefix, id), json) };
+  return { id, ...ownedKeyValue(lifecycleKey(prefix, id), json), sequence };
 }
 
 const coverages = new WeakMap<AuditPipeline, PipelineCoverage>();

@@ -10,7 +10,7 @@ import { EntryTypeAction } from '../store/immudb-types.js';
 import { mkdirSync, readFileSync, renameSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { toSafeInt } from '../store/longs.js';
-import { entryKey, kindPrefix, parseKey, traceIndexPrefix } from '../store/key-layout.js';
+import { coverageRecordsPrefix, entryKey, kindPrefix, parseKey, traceIndexPrefix } from '../store/key-layout.js';
 
 export class NotFoundError extends Error {
   override readonly name = 'NotFoundError';
@@ -73,7 +73,7 @@ export interface VerifyAllOptions {
   onRange?: (range: { fromTx: number; toTx: number; transactions: number }) => void;
   onTx?: (txId: number, entries: number) => void;
   onEntries?: OnVerifiedEntries;
-  /** The lifecycle entries under the prefix, checked like audit entries (coverage reports). */
+  /** The lifecycle entries and loss records under the prefix, checked like audit entries (coverage reports). */
   onLifecycle?: OnVerifiedEntries;
 }
 
@@ -289,7 +289,7 @@ export class AuditReader {
     const timed = since !== undefined || until !== undefined;
     const current = toSafeInt((await this.client.currentState()).txId, 'current tx id');
     this.session.refuseRollback(current, { serverUuid: uuid, address: this.address });
-    const walker = new ChainWalk(this.client, this.session, Buffer.from(kindPrefix(this.prefix, 'entry')), opts.onLifecycle ? Buffer.from(kindPrefix(this.prefix, 'lifecycle')) : undefined);
+    const walker = new ChainWalk(this.client, this.session, Buffer.from(kindPrefix(this.prefix, 'entry')), opts.onLifecycle ? Buffer.from(coverageRecordsPrefix(this.prefix)) : undefined);
     const base = { serverUuid: uuid, database, currentTx: current, firstContact, since, until };
 
     // The range [a, b]: transactions with ids a..b (by time, through commit times the server

@@ -37,6 +37,15 @@ export function kindPrefix(prefix: string, kind: KeyKind): string {
   return `${prefix}:${kind}:`;
 }
 
+/**
+ * Lifecycle entries and loss records under a prefix both start with this (`audit:l`): a verified
+ * walk hands them over together for coverage reports (docs/decisions.md #41), and readers tell
+ * them apart by parseKey. Other kinds (entry, trace) never start with it.
+ */
+export function coverageRecordsPrefix(prefix: string): string {
+  return `${prefix}:l`;
+}
+
 export function entryKey(prefix: string, auditId: string): string {
   return `${prefix}:entry:${auditId}`;
 }

@@ -11,7 +11,8 @@ import { COVERAGE_DROP, COVERAGE_TABLES, CoverageTable } from './coverage-table.
 
 /** Bumped when the layout changes: an index of another layout is rebuilt from tx 1. */
 // 3: the coverage table (sequence numbers, lifecycle entries; coverage-table.ts).
-const LAYOUT = 3;
+// 4: loss records and the numbers they name (coverage_loss, docs/decisions.md #41).
+const LAYOUT = 4;
 
 /** What an index is complete up to: every audit entry of transactions 1..txId, verified. */
 export interface IndexState {

@@ -1,9 +1,13 @@
-// Coverage of a verified range (docs/decisions.md #30, #31): from the sequence numbers of the
-// audit and lifecycle entries a walk verified, per node stream, the numbers missing (gaps), the
-// numbers the plugin itself explained (reserved by a run that ended uncleanly and never used),
-// and the periods with neither entries nor a heartbeat (silences). Fed record by record in the
-// walk's order; memory grows with the number of gaps, not of entries.
+// Coverage of a verified range (docs/decisions.md #30, #31, #41): from the sequence numbers of
+// the audit and lifecycle entries a walk verified, per node stream, the numbers missing (gaps),
+// the numbers the plugin itself explained (reserved by a run that ended uncleanly and never
+// used), and the periods with neither entries nor a heartbeat (silences). A gap whose numbers a
+// verified loss record of the stream names is still a gap, marked as a loss the plugin recorded;
+// a loss record that does not hold together (its count, or numbers that are in the log) is
+// reported and explains nothing. Fed record by record in the walk's order; memory grows with the
+// number of gaps and loss records, not of entries.
 import { parseKey } from '../store/key-layout.js';
+import { rangesSize, validRanges, type NumberRange } from '../store/number-ranges.js';
 
 /**
  * Exit code of `verify --all` and `search` when the verified range has gaps: the proofs held
@@ -25,6 +29,30 @@ export interface CoverageGap {
   count: number;
   /** Why it is reported although the plugin said something about it (e.g. spool damage). */
   note: string | null;
+  /** The loss record that names these numbers (the plugin declared them lost); null: unexplained. */
+  recorded_loss: RecordedLoss | null;
+}
+
+/** A verified loss record, as a gap refers to it. */
+export interface RecordedLoss {
+  /** Its key, `<prefix>:loss:<id>`. */
+  key: string;
+  reason: string;
+  entries_lost: number;
+  recorded_at: string | null;
+}
+
+/** A verified loss record of the range: what it names, and whether it holds together. */
+export interface LossReport extends RecordedLoss {
+  node: string;
+  /** The stream of the numbers it names; null when it names none (or was written before #41). */
+  stream: string | null;
+  ranges: NumberRange[];
+  /** Entries it counts without naming their numbers. */
+  unlisted: number;
+  ranges_truncated: boolean;
+  /** Why its numbers are not trusted (then it explains no gap); empty when they are. */
+  problems: string[];
 }
 
 export interface ExplainedRange {
@@ -64,6 +92,8 @@ export interface CoverageReport {
   gaps: CoverageGap[];
   explained: ExplainedRange[];
   silences: Silence[];
+  /** The loss records verified in the range (docs/decisions.md #41). */
+  losses: LossReport[];
   /** Audit entries without a sequence number (written before it existed, or unnumbered). */
   unnumbered: number;
   /** Numbers seen twice (a stream's number handed out twice would be a defect). */
@@ -105,8 +135,45 @@ function readRecord(json: Json): { stream: string; number: number; node: string 
   return { stream: seq.stream, number: seq.number as number, node, time: Number.isFinite(t) ? t : null };
 }
 
+/** A loss record's JSON as a report entry; problems found in the record itself are noted. */
+function readLoss(key: string, json: Json | undefined): LossReport {
+  const problems: string[] = [];
+  const lost = json?.entries_lost;
+  const entriesLost = Number.isSafeInteger(lost) && (lost as number) > 0 ? (lost as number) : 0;
+  if (!entriesLost) problems.push('entries_lost is not a positive count');
+  const r: LossReport = {
+    key,
+    node: typeof json?.node === 'string' ? json.node : '(unnamed node)',
+    reason: typeof json?.reason === 'string' ? json.reason : '',
+    entries_lost: entriesLost,
+    recorded_at: typeof json?.recorded_at === 'string' ? json.recorded_at : null,
+    stream: null,
+    ranges: [],
+    unlisted: entriesLost,
+    ranges_truncated: false,
+    problems,
+  };
+  if (json?.type !== 'loss') problems.push('not a loss record (type)');
+  const seq = json?.sequence;
+  // Written before loss records named numbers: it counts, and names nothing.
+  if (seq === undefined || seq === null) return r;
+  const o = obj(seq);
+  if (!o || typeof o.stream !== 'string' || !UUID.test(o.stream) || !validRanges(o.ranges) || !Number.isSafeInteger(o.unlisted) || (o.unlisted as number) < 0) {
+    problems.push('its sequence is not a stream with sorted, disjoint ranges and an unlisted count');
+    return r;
+  }
+  r.stream = o.stream;
+  r.ranges = o.ranges;
+  r.unlisted = o.unlisted as number;
+  r.ranges_truncated = o.ranges_truncated === true;
+  const listed = rangesSize(o.ranges);
+  if (listed + r.unlisted !== entriesLost) problems.push(`it counts ${entriesLost} entries lost, but names ${listed} number(s) and ${r.unlisted} unlisted`);
+  return r;
+}
+
 export class CoverageCollector {
   private readonly streams = new Map<string, StreamState>();
+  private readonly losses: LossReport[] = [];
   private unnumbered = 0;
 
   /** Callbacks for AuditReader.verifyAll: its audit entries and lifecycle entries, as verified. */
@@ -143,13 +210,23 @@ export class CoverageCollector {
   }
 
   /**
-   * One verified record: an audit entry or a lifecycle entry (key and value as written); `key`
-   * may be just the kind ('entry', 'lifecycle') when the key is not at hand.
+   * One verified record: an audit entry, a lifecycle entry or a loss record (key and value as
+   * written); `key` may be just the kind ('entry', 'lifecycle') when the key is not at hand.
    */
   add(key: Buffer | string, value: Buffer | string): void {
     const kind = key === 'entry' || key === 'lifecycle' ? key : parseKey(key)?.kind;
-    if (kind !== 'entry' && kind !== 'lifecycle') return;
+    if (kind !== 'entry' && kind !== 'lifecycle' && kind !== 'loss') return;
     const text = typeof value === 'string' ? value : value.toString('utf8');
+    if (kind === 'loss') {
+      let json: Json | undefined;
+      try {
+        json = obj(JSON.parse(text));
+      } catch {
+        json = undefined;
+      }
+      this.losses.push(readLoss(key.toString(), json));
+      return;
+    }
     // An entry of a known stream: its number and time read without parsing the whole entry.
     if (kind === 'entry') {
       const fast = entrySequence(text);
@@ -215,34 +292,85 @@ export class CoverageCollector {
 
   /** `fromStart`: the walk began at tx 1, so every stream is checked from number 1. */
   report(fromStart: boolean): CoverageReport {
-    const out: CoverageReport = { from_start: fromStart, streams: [], gaps: [], explained: [], silences: [], unnumbered: this.unnumbered, duplicates: 0 };
+    const losses = this.losses.map((l) => ({ ...l, problems: [...l.problems] }));
+    const out: CoverageReport = { from_start: fromStart, streams: [], gaps: [], explained: [], silences: [], losses, unnumbered: this.unnumbered, duplicates: 0 };
     for (const s of this.streams.values()) {
       if (!s.ranges.length) continue;
       const first = s.ranges[0]!.from;
       const last = s.ranges[s.ranges.length - 1]!.to;
+      const claims = trustedClaims(losses.filter((l) => l.stream === s.stream), s.ranges, fromStart ? 1 : first, last);
       out.streams.push({ node: s.node, stream: s.stream, first, last, records: s.records, starts: s.starts.length, clean_stops: s.cleanStops });
       out.duplicates += s.duplicates;
       out.silences.push(...s.silences);
       const holes: Range[] = [];
       if (fromStart && first > 1) holes.push({ from: 1, to: first - 1 });
       for (let i = 1; i < s.ranges.length; i++) holes.push({ from: s.ranges[i - 1]!.to + 1, to: s.ranges[i]!.from - 1 });
-      for (const h of holes) {
-        // A run that ended uncleanly reserved numbers up to the next run's first minus one:
-        // the tail it never used is explained by the next run's `started` entry, unless the
-        // spool reported records missing when it opened (then they may be real losses).
-        const start = s.starts.find((st) => st.number === h.to + 1 && st.previousEnded === 'unclean');
-        if (start && start.spoolMissing === 0) {
-          out.explained.push({ node: s.node, stream: s.stream, from: h.from, to: h.to, reason: 'reserved by a run that ended without a clean stop, never used (its next run\'s started entry)' });
-          continue;
+      for (const hole of holes) {
+        for (const h of splitByClaims(hole, claims)) {
+          if (h.loss) {
+            out.gaps.push({ node: s.node, stream: s.stream, from: h.from, to: h.to, count: h.to - h.from + 1, note: null, recorded_loss: { key: h.loss.key, reason: h.loss.reason, entries_lost: h.loss.entries_lost, recorded_at: h.loss.recorded_at } });
+            continue;
+          }
+          // A run that ended uncleanly reserved numbers up to the next run's first minus one:
+          // the tail it never used is explained by the next run's `started` entry, unless the
+          // spool reported records missing when it opened (then they may be real losses).
+          const start = s.starts.find((st) => st.number === h.to + 1 && st.previousEnded === 'unclean');
+          if (start && start.spoolMissing === 0) {
+            out.explained.push({ node: s.node, stream: s.stream, from: h.from, to: h.to, reason: 'reserved by a run that ended without a clean stop, never used (its next run\'s started entry)' });
+            continue;
+          }
+          out.gaps.push({
+            node: s.node, stream: s.stream, from: h.from, to: h.to, count: h.to - h.from + 1,
+            note: start ? `the spool reported ${start.spoolMissing} record(s) missing when the next run started` : null,
+            recorded_loss: null,
+          });
         }
-        out.gaps.push({
-          node: s.node, stream: s.stream, from: h.from, to: h.to, count: h.to - h.from + 1,
-          note: start ? `the spool reported ${start.spoolMissing} record(s) missing when the next run started` : null,
-        });
       }
     }
     return out;
   }
+}
+
+/**
+ * The numbers of a stream's loss records that may explain its gaps, sorted by their first
+ * number. A record naming a number that is in the log (checked from `from` to `to`, the numbers
+ * this report looked at) is wrong about what it counts: noted as its problem, and none of its
+ * numbers is trusted. Numbers after `to` are not checked here: a loss record can be proven before
+ * the next number of its stream is written.
+ */
+function trustedClaims(losses: LossReport[], seen: Range[], from: number, to: number): Array<{ from: number; to: number; loss: LossReport }> {
+  const out: Array<{ from: number; to: number; loss: LossReport }> = [];
+  for (const l of losses) {
+    const inLog: string[] = [];
+    for (const [a, b] of l.ranges) {
+      for (const r of seen) {
+        const lo = Math.max(a, r.from, from);
+        const hi = Math.min(b, r.to, to);
+        if (lo <= hi) inLog.push(lo === hi ? `${lo}` : `${lo}\u2013${hi}`);
+      }
+    }
+    if (inLog.length) l.problems.push(`it names number(s) that are in the log: ${inLog.slice(0, 10).join(', ')}${inLog.length > 10 ? ', \u2026' : ''}`);
+    if (l.problems.length) continue;
+    for (const [a, b] of l.ranges) out.push({ from: a, to: b, loss: l });
+  }
+  return out.sort((x, y) => x.from - y.from);
+}
+
+/** A hole cut into the parts that trusted loss records name (the first record naming a number wins) and the rest. */
+function splitByClaims(hole: Range, claims: ReadonlyArray<{ from: number; to: number; loss: LossReport }>): Array<Range & { loss?: LossReport }> {
+  const out: Array<Range & { loss?: LossReport }> = [];
+  let at = hole.from;
+  for (const c of claims) {
+    if (at > hole.to) break;
+    if (c.to < at) continue;
+    if (c.from > hole.to) break;
+    if (c.from > at) out.push({ from: at, to: c.from - 1 });
+    const to = Math.min(c.to, hole.to);
+    out.push({ from: Math.max(c.from, at), to, loss: c.loss });
+    at = to + 1;
+  }
+  if (at <= hole.to) out.push({ from: at, to: hole.to });
+  return out;
 }
 
 // In an entry's canonical JSON (members in order, decisions #14) the top-level sequence comes
@@ -309,8 +437,14 @@ function insert(ranges: Range[], n: number): boolean {
 /** The report as text lines (empty when nothing is missing or silent). */
 export function coverageLines(r: CoverageReport): string[] {
   const lines: string[] = [];
+  const span = (from: number, to: number) => (from === to ? `${from}` : `${from}\u2013${to}`);
   for (const g of r.gaps) {
-    lines.push(`node ${g.node}: sequence ${g.from === g.to ? g.from : `${g.from}\u2013${g.to}`} missing (${g.count} record${g.count === 1 ? '' : 's'}; stream ${g.stream})${g.note ? `: ${g.note}` : ''}`);
+    const what = g.recorded_loss ? `lost, recorded by the plugin (${g.recorded_loss.reason || 'no reason given'}; loss record ${g.recorded_loss.key})` : 'missing';
+    lines.push(`node ${g.node}: sequence ${span(g.from, g.to)} ${what} (${g.count} record${g.count === 1 ? '' : 's'}; stream ${g.stream})${g.note ? `: ${g.note}` : ''}`);
+  }
+  for (const l of r.losses) {
+    if (!l.problems.length) continue;
+    lines.push(`loss record ${l.key} (node ${l.node}) explains no gap: ${l.problems.join('; ')}`);
   }
   for (const s of r.silences) {
     lines.push(`node ${s.node}: no entries and no heartbeat from ${s.from} to ${s.to} (${s.seconds} s; heartbeat every ${s.heartbeat_seconds} s)${s.note ? `: ${s.note}` : ''}`);
@@ -322,7 +456,7 @@ export function coverageLines(r: CoverageReport): string[] {
 /** The report for a command's text output: a newline, then a summary and each finding; '' without numbered records. */
 export function coverageText(r: CoverageReport): string {
   // Records without numbers only (written before sequence numbers existed): nothing to say.
-  if (!r.streams.length) return '';
+  if (!r.streams.length && !r.losses.length) return '';
   return ['', coverageSummary(r), ...coverageLines(r).map((l) => `  ${l}`)].join('\n');
 }
 
@@ -336,7 +470,10 @@ export function coverageJson(r: CoverageReport): { gaps: CoverageGap[]; coverage
 export function coverageSummary(r: CoverageReport): string {
   const nodes = new Set(r.streams.map((s) => s.node)).size;
   const explained = r.explained.reduce((n, e) => n + e.to - e.from + 1, 0);
-  return `coverage: ${r.streams.length} sequence stream(s) from ${nodes} node(s), ${r.gaps.length} gap(s), ${r.silences.length} silent period(s)` +
+  const recorded = r.gaps.filter((g) => g.recorded_loss).length;
+  const lost = r.losses.reduce((n, l) => n + l.entries_lost, 0);
+  return `coverage: ${r.streams.length} sequence stream(s) from ${nodes} node(s), ${r.gaps.length} gap(s)${recorded ? ` (${recorded} of them lost, recorded by the plugin)` : ''}, ${r.silences.length} silent period(s)` +
+    (r.losses.length ? `, ${r.losses.length} loss record(s) counting ${lost} lost entr${lost === 1 ? 'y' : 'ies'}` : '') +
     (explained ? `, ${explained} number(s) reserved and unused by runs that ended uncleanly (explained)` : '') +
     (r.unnumbered ? `, ${r.unnumbered} entr${r.unnumbered === 1 ? 'y' : 'ies'} without a sequence number` : '');
 }

@@ -35,7 +35,9 @@ function stubWriter() {
   return w;
 }
 
-const rec = (i: number) => ({ id: `${i}`, key: Buffer.from(`p:entry:${i}`), value: Buffer.from(JSON.stringify({ i })) });
+const STREAM = '0b9f2d2e-6c1a-4a3e-9d55-2f7f3c1e8a01';
+/** Entry i, numbered 10 + i in STREAM. */
+const rec = (i: number) => ({ id: `${i}`, key: Buffer.from(`p:entry:${i}`), value: Buffer.from(JSON.stringify({ i })), sequence: { number: 10 + i, stream: STREAM } });
 
 async function until(cond: () => boolean, what: string) {
   const deadline = Date.now() + 20_000;
@@ -76,6 +78,8 @@ test('disk and immudb down: held up to max_entries, the rest lost; the ledger su
   t.is(loss.length, 1);
   const body = JSON.parse(loss[0]![1]) as { entries_lost: number; node: string; reason: string; type: string };
   t.like(body, { type: 'loss', entries_lost: 3, node: 'node-a' });
+  // The numbers of the three lost entries (2..4), kept in the ledger across the crash.
+  t.deepEqual((body as unknown as { sequence: unknown }).sequence, { stream: STREAM, ranges: [[12, 14]], ranges_truncated: false, unlisted: 0 });
   t.regex(body.reason, /^spool: ENOSPC; immudb: (immudb down|held entries not written yet)/);
   t.is(p2.snapshot().loss_records, 1);
   await p2.shutdown(1000);
@@ -84,6 +88,29 @@ test('disk and immudb down: held up to max_entries, the rest lost; the ledger su
   const p3 = new AuditPipeline(queue, spool3, stubWriter() as unknown as AuditWriter, logger);
   t.is(p3.snapshot().held_memory, 0);
   await p3.shutdown(100);
+});
+
+test('held entries lost at shutdown join the numbers of the window; the next start records them all', async (t) => {
+  const dir = mkdtempSync(join(tmpdir(), 'kia-degraded-'));
+  t.teardown(() => rmSync(dir, { recursive: true, force: true }));
+  const logger = createLogger('p', () => undefined);
+  const full = faultyFs(nodeFs, (call) => (call === 'write' ? { error: fsError('ENOSPC', 'write') } : undefined));
+  const spool = Spool.open({ dir, maxBytes: 1 << 30, fsync: 'group', logger, fs: { ...full, writeSync: nodeFs.writeSync } });
+  const p1 = new AuditPipeline(queue, spool, stubWriter() as unknown as AuditWriter, logger, undefined, undefined, 'node-a');
+  // Entry 5 has no number (its stream could not be saved): counted, not listed.
+  const pending = [0, 1, 2, 3, 4].map((i) => p1.submit(rec(i))).concat(p1.submit({ ...rec(5), sequence: null }));
+  await until(() => p1.snapshot().lost === 4, 'four losses');
+  await p1.shutdown(50);
+  t.deepEqual(await Promise.all(pending), [false, false, false, false, false, false]);
+  const spool2 = Spool.open({ dir, maxBytes: 1 << 30, fsync: 'group', logger });
+  const w2 = stubWriter();
+  w2.up = true;
+  const p2 = new AuditPipeline(queue, spool2, w2 as unknown as AuditWriter, logger, undefined, undefined, 'node-a');
+  await p2.flush();
+  const loss = [...w2.stored].filter(([k]) => k.startsWith('p:loss:')).map(([, v]) => JSON.parse(v) as { entries_lost: number; sequence: unknown });
+  t.is(loss.length, 1);
+  t.like(loss[0], { entries_lost: 6, sequence: { stream: STREAM, ranges: [[10, 14]], ranges_truncated: false, unlisted: 1 } });
+  await p2.shutdown(100);
 });
 
 test('disk down, immudb up: held entries are written directly and submit resolves once proven', async (t) => {

@@ -7,7 +7,8 @@ import { isCanonicalOrder } from '../../plugin/capture/canonical-json.js';
 import { compilePrivacy } from '../../plugin/capture/privacy-policy.js';
 import { auditId } from '../../plugin/capture/audit-id.js';
 import { encodeLifecycle, type LifecycleEvent } from '../../plugin/pipeline/lifecycle.js';
-import { CoverageCollector, coverageLines, entrySequence } from '../../plugin/workbench/coverage.js';
+import { encodeLossRecord, noteLoss, type LossWindow } from '../../plugin/pipeline/loss-record.js';
+import { CoverageCollector, coverageLines, coverageSummary, entrySequence } from '../../plugin/workbench/coverage.js';
 
 const STREAM = '0b9f2d2e-6c1a-4a3e-9d55-2f7f3c1e8a01';
 const OTHER = '7d3c1e8a-0b9f-4a3e-9d55-2f7f3c1e8a02';
@@ -127,4 +128,66 @@ test('entries without a number are counted, not gaps', (t) => {
   const rep = c.report(true);
   t.is(rep.unnumbered, 1);
   t.deepEqual(rep.gaps, []);
+});
+
+/** A loss record as the plugin writes it, naming `numbers` of `stream` (null: an entry without one). */
+function lossRecord(numbers: Array<number | null>, stream = STREAM) {
+  let w: LossWindow | undefined;
+  for (const n of numbers) w = noteLoss(w, 'audit', 'kong-2', T0, 'spool: ENOSPC; immudb: down', n === null ? null : { number: n, stream });
+  return encodeLossRecord(w!, T0 + 60_000);
+}
+
+function numbered(c: CoverageCollector, numbers: number[]) {
+  c.add(life('started', 1, T0).key, life('started', 1, T0, { previous_run: null, heartbeat_seconds: 0, spool: { missing: 0 } }).value);
+  for (const n of numbers) {
+    const r = entry(n, T0 + n * 1000);
+    c.add(r.key, r.value);
+  }
+}
+
+test('a gap a loss record names is reported as a recorded loss; the rest of the gap stays unexplained', (t) => {
+  const c = new CoverageCollector();
+  // 5..9 and 14..15 missing; the plugin recorded 6..8 and 14..15 lost (and one without a number).
+  const loss = lossRecord([6, 7, 8, 14, 15, null]);
+  c.add(loss.key, loss.value);
+  numbered(c, [2, 3, 4, 10, 11, 12, 13, 16]);
+  const r = c.report(true);
+  const recorded = { key: loss.key.toString(), reason: 'spool: ENOSPC; immudb: down', entries_lost: 6, recorded_at: new Date(T0 + 60_000).toISOString() };
+  t.deepEqual(r.gaps.map((g) => [g.from, g.to, g.recorded_loss]), [[5, 5, null], [6, 8, recorded], [9, 9, null], [14, 15, recorded]]);
+  t.like(r.losses[0], { stream: STREAM, ranges: [[6, 8], [14, 15]], unlisted: 1, problems: [] });
+  const lines = coverageLines(r);
+  t.is(lines[0], `node kong-2: sequence 5 missing (1 record; stream ${STREAM})`);
+  t.is(lines[1], `node kong-2: sequence 6\u20138 lost, recorded by the plugin (spool: ENOSPC; immudb: down; loss record ${loss.key.toString()}) (3 records; stream ${STREAM})`);
+  t.regex(coverageSummary(r), /4 gap\(s\) \(2 of them lost, recorded by the plugin\).*1 loss record\(s\) counting 6 lost entries/);
+});
+
+test('a loss record whose count disagrees with its numbers, or that names numbers in the log, explains nothing', (t) => {
+  const c = new CoverageCollector();
+  const good = lossRecord([5]);
+  const json = JSON.parse(lossRecord([6, 7]).value.toString()) as Record<string, unknown>;
+  c.add('audit:loss:01a20d28-919e-7687-b322-9d16dfdc55a8', JSON.stringify({ ...json, entries_lost: 5 }));
+  const inLog = lossRecord([3, 8]);
+  c.add(inLog.key, inLog.value);
+  c.add(good.key, good.value);
+  // Another stream's loss record says nothing about this one.
+  const other = lossRecord([7], OTHER);
+  c.add(other.key, other.value);
+  numbered(c, [2, 3, 4, 9]);
+  const r = c.report(true);
+  t.deepEqual(r.gaps.map((g) => [g.from, g.to, g.recorded_loss?.key ?? null]), [[5, 5, good.key.toString()], [6, 8, null]]);
+  t.deepEqual(r.losses.map((l) => l.problems.length), [1, 1, 0, 0]);
+  t.regex(r.losses[0]!.problems[0]!, /counts 5 entries lost, but names 2 number\(s\) and 0 unlisted/);
+  t.regex(r.losses[1]!.problems[0]!, /names number\(s\) that are in the log: 3/);
+  t.true(coverageLines(r).some((l) => /^loss record audit:loss:01a20d28-.* \(node kong-2\) explains no gap: it counts 5/.test(l)));
+});
+
+test('a loss record that names numbers after the last one in the range is listed, not a problem', (t) => {
+  const c = new CoverageCollector();
+  const loss = lossRecord([5, 6]);
+  c.add(loss.key, loss.value);
+  numbered(c, [2, 3, 4]);
+  const r = c.report(true);
+  t.deepEqual(r.gaps, []);
+  t.like(r.losses[0], { ranges: [[5, 6]], problems: [] });
+  t.regex(coverageSummary(r), /1 loss record\(s\) counting 2 lost entries/);
 });
