@@ -4,7 +4,7 @@
 // IMMUDB_AUDIT_KEY_PREFIX); passwords are best given by environment or file, not on the
 // command line. Exit codes: 0 ok, 1 not found, nothing matched or verified, or failed, 2 usage
 // (every command, options and the files they name), 3 verification failed (status: a writer
-// halted), 4 (status) a destination's writes are being retried. 5 (verify --all, search) a coverage gap. Several ids: the worst of theirs.
+// halted), 4 (status) a destination's writes are being retried. 5 (verify --all, search) a coverage gap, whether a loss record of the plugin explains it or not. Several ids: the worst of theirs.
 import { Command, CommanderError, InvalidArgumentError } from 'commander';
 import { readFileSync } from 'node:fs';
 import { homedir } from 'node:os';
@@ -202,7 +202,7 @@ program
   .command('verify')
   .description(
     "verified read: each entry's inclusion in its transaction and that transaction's consistency with this auditor's trusted state; " +
-      'with --all, every transaction of a range as one proven chain. Exit 0 verified, 1 nothing verified (not found, no transaction or no audit entry in the range), 2 usage, 3 verification failed, 5 coverage gap (a node\'s sequence numbers have a gap); with several ids, the worst of theirs',
+      'with --all, every transaction of a range as one proven chain. Exit 0 verified, 1 nothing verified (not found, no transaction or no audit entry in the range), 2 usage, 3 verification failed, 5 coverage gap (a node\'s sequence numbers have a gap, recorded as lost by the plugin or unexplained); with several ids, the worst of theirs',
   )
   .argument('[audit-id...]', 'one or more audit ids (UUID)')
   .option('--all', 'verify every transaction since the last audit (the checkpoint in --state-dir) up to the current state')
