@@ -62,26 +62,24 @@ function rawEd25519(publicKey: KeyObject): Buffer {
   return publicKey.export({ type: 'spki', format: 'der' }).subarray(-32);
 }
 
-export function readEd25519PrivateKey(pem: string, file: string): KeyObject {
+/** An Ed25519 key from PEM; `file` and `wrongType` word the errors. */
+function readEd25519(pem: string, file: string, kind: 'private' | 'public', wrongType: string): KeyObject {
   let key: KeyObject;
   try {
-    key = createPrivateKey(pem);
+    key = kind === 'private' ? createPrivateKey(pem) : createPublicKey(pem);
   } catch (e) {
-    throw new Error(`${file} is not a PEM private key: ${(e as Error).message}`);
+    throw new Error(`${file} is not a PEM ${kind} key: ${(e as Error).message}`);
   }
-  if (key.asymmetricKeyType !== 'ed25519') throw new Error(`${file} is a ${key.asymmetricKeyType} key; the checkpoint signing key must be Ed25519 (openssl genpkey -algorithm ed25519)`);
+  if (key.asymmetricKeyType !== 'ed25519') throw new Error(`${file} is a ${key.asymmetricKeyType} key${wrongType}`);
   return key;
 }
 
+export function readEd25519PrivateKey(pem: string, file: string): KeyObject {
+  return readEd25519(pem, file, 'private', '; the checkpoint signing key must be Ed25519 (openssl genpkey -algorithm ed25519)');
+}
+
 export function readEd25519PublicKey(pem: string, file: string): KeyObject {
-  let key: KeyObject;
-  try {
-    key = createPublicKey(pem);
-  } catch (e) {
-    throw new Error(`${file} is not a PEM public key: ${(e as Error).message}`);
-  }
-  if (key.asymmetricKeyType !== 'ed25519') throw new Error(`${file} is a ${key.asymmetricKeyType} key, expected the auditor's Ed25519 public key`);
-  return key;
+  return readEd25519(pem, file, 'public', ", expected the auditor's Ed25519 public key");
 }
 
 /** A signed-note Ed25519 signature line of `text`: `— name base64(key ID ‖ signature)`. */
