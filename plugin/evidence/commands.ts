@@ -71,11 +71,6 @@ function readAuditorKey(o: AuditorKeyOptions): { name: string; key: KeyObject } 
 }
 
 export interface CheckpointCheck {
-  tx: number;
-  time: string;
-  serverUuid: string;
-  extendedTo: number;
-  signatures: CheckpointSignatures;
   /** Text lines for the command's output. */
   lines: string[];
   /** Signatures the note carries that nothing checked; the command prints it as a WARNING. */
@@ -104,7 +99,6 @@ export function openCheckpoint(o: AuditorKeyOptions & { checkpoint?: string }, s
       await proveExtends(reader, c, state);
       const unchecked = uncheckedSignatures(signatures, '--server-public-key');
       return {
-        tx: c.txId, time: c.time, serverUuid: c.serverUuid, extendedTo: state.txId, signatures,
         lines: [
           `checkpoint ${file}: the log only grew since (tx ${c.txId}, taken ${c.time}, is extended by tx ${state.txId})`,
           `  checkpoint signatures: ${signaturesSummary(signatures, '--server-public-key', o.auditorName)}`,
@@ -191,7 +185,7 @@ export function registerEvidence(program: Command, ctx: EvidenceContext): void {
     .command('verify-bundle')
     .description('check an evidence bundle offline (no immudb access): every entry included in its tx, every tx linked to the signed state, the signature, and the checkpoint; exit 3 naming the part that fails')
     .argument('<file>', 'the bundle (immudb-audit bundle -o FILE)')
-    .option('--public-key <file>', "immudb's state signing public key (PEM): the state must be signed by it (default: --server-public-key)")
+    .option('--public-key <file>', "immudb's state signing public key (PEM): the state must be signed by it, and each checkpoint's immudb-signature line (default: --server-public-key)")
     .option('--checkpoint <file>', "a checkpoint you hold: the bundle must prove that its state extends it (its signatures are checked like the bundle's checkpoint's)");
   addAuditorKeyOptions(verifyBundleCmd)
     .action((file: string, o: AuditorKeyOptions & { publicKey?: string; checkpoint?: string }) => {
@@ -231,6 +225,8 @@ function print(json: boolean | undefined, r: BundleVerification, b: EvidenceBund
     `  state signature: ${sig}`,
     `  checkpoint: ${r.checkpoint ? `the state extends the checkpoint of tx ${r.checkpoint.txId} (taken ${r.checkpoint.time}); its signatures: ${signaturesSummary(r.checkpointSignatures['checkpoint.note']!, '--public-key', auditorName)}` : 'none in the bundle'}`,
   ];
+  const given = r.checkpointSignatures['--checkpoint'];
+  if (given && !r.checkpoint) lines.push(`  --checkpoint: the state itself; its signatures: ${signaturesSummary(given, '--public-key', auditorName)}`);
   b.entries.forEach((e, i) => {
     const v = e.entry as { time?: string; what?: { method?: string; path?: string }; outcome?: { status?: number } } | null;
     lines.push(`  ${e.audit_id}  tx ${r.entries[i]!.txId}  ${v?.time ?? ''}  ${v?.what?.method ?? '-'} ${v?.what?.path ?? '-'} -> ${v?.outcome?.status ?? '-'}`);
