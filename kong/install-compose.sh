@@ -12,29 +12,17 @@
 # Use it as a docker CLI plugin with: DOCKER_CONFIG=<dir> docker compose ... (or run
 # <dir>/cli-plugins/docker-compose directly). A cold build takes about 3 minutes on 2 cores.
 set -euo pipefail
+source "$(dirname "${BASH_SOURCE[0]}")/../scripts/lib/go-install.sh"
 
 version="${COMPOSE_VERSION:-v5.0.2}"
 cache_root="${COMPOSE_CACHE:-${XDG_CACHE_HOME:-$HOME/.cache}/kong-immudb-audit/compose}"
 dir="$cache_root/$version"
 bin="$dir/cli-plugins/docker-compose"
-
-if [ -x "$bin" ]; then
-  echo "$dir"
-  exit 0
-fi
-
-command -v go >/dev/null 2>&1 || { echo "install-compose: Go is required to build Docker Compose $version (https://go.dev/dl/)" >&2; exit 1; }
-
 major="${version%%.*}"   # v5.0.2 -> v5: the module is github.com/docker/compose/v5
 module="github.com/docker/compose/$major"
-work="$(mktemp -d)"
-trap 'rm -rf "$work"' EXIT
 
-echo "install-compose: building Docker Compose $version from the Go module proxy (a cold build takes a few minutes)" >&2
-GOBIN="$work" CGO_ENABLED=0 \
-  go install -trimpath -ldflags "-s -w -X $module/internal.Version=$version" "$module/cmd@$version" >&2
-mkdir -p "$dir/cli-plugins"
-mv "$work/cmd" "$bin.tmp"
-mv "$bin.tmp" "$bin"
+GO_TOOL_NOTE=" (a cold build takes a few minutes)" \
+  go_tool_cached install-compose "Docker Compose $version" "$dir" "$cache_root/$version.lock" "$bin"
+go_tool_install "$module/cmd@$version" "$bin" -ldflags "-s -w -X $module/internal.Version=$version"
 "$bin" version >&2
 echo "$dir"

@@ -25,7 +25,7 @@ import { Version } from './version.js';
 import { registerWorkbench, traceIdsFromIndex } from './workbench/commands.js';
 import { COVERAGE_GAP_EXIT, CoverageCollector, coverageJson, coverageText } from './workbench/coverage.js';
 import { registerServe } from './console/serve-command.js';
-import { checkCheckpoint, registerEvidence } from './evidence/commands.js';
+import { addAuditorKeyOptions, openCheckpoint, registerEvidence, type AuditorKeyOptions } from './evidence/commands.js';
 
 const silentLogger = createLogger('trust', () => undefined);
 
@@ -198,7 +198,7 @@ program
     print(o, `tx ${r.txId}  ${r.key}\n${JSON.stringify(r.entry, null, 2)}`, { key: r.key, tx: r.txId, entry: r.entry });
   });
 
-program
+const verifyCommand = program
   .command('verify')
   .description(
     "verified read: each entry's inclusion in its transaction and that transaction's consistency with this auditor's trusted state; " +
@@ -209,18 +209,19 @@ program
   .option('--from-tx <n>', 'with --all: start at this transaction instead of the checkpoint', parseTxId)
   .option('--since <time>', 'with --all: the transactions committed at or after this time (RFC 3339, or back from now: 30m, 24h, 7d) instead of those since the checkpoint', parseTime)
   .option('--until <time>', 'with --all: only the transactions committed before this time (RFC 3339, or back from now)', parseTime)
-  .option('--checkpoint <file>', 'with --all: the server must also prove that its history extends this checkpoint (immudb-audit checkpoint; exit 3 otherwise)')
+  .option('--checkpoint <file>', 'with --all: the server must also prove that its history extends this checkpoint (immudb-audit checkpoint; exit 3 otherwise)');
+addAuditorKeyOptions(verifyCommand)
   .action(async (ids: string[], cmd: VerifyOptions) => {
     const o = program.opts<GlobalOptions>();
     if (cmd.all) return verifyAllCommand(o, ids, cmd);
-    for (const flag of ['fromTx', 'since', 'until', 'checkpoint'] as const) {
-      if (cmd[flag] !== undefined) throw new InvalidArgumentError(`--${flag === 'fromTx' ? 'from-tx' : flag} goes with --all`);
+    for (const flag of ['fromTx', 'since', 'until', 'checkpoint', 'auditorPublicKey'] as const) {
+      if (cmd[flag] !== undefined) throw new InvalidArgumentError(`--${flag.replace(/[A-Z]/g, (c) => `-${c.toLowerCase()}`)} goes with --all`);
     }
     if (!ids.length) throw new InvalidArgumentError('give one or more audit ids, or --all');
     process.exitCode = await verifyIds(o, ids);
   });
 
-interface VerifyOptions {
+interface VerifyOptions extends AuditorKeyOptions {
   all?: boolean;
   fromTx?: number;
   since?: number;
@@ -299,6 +300,8 @@ async function verifyAllCommand(o: GlobalOptions, ids: string[], cmd: VerifyOpti
   let found = 0;
   // Coverage of the verified range (gaps per node, silent periods): plugin/workbench/coverage.ts.
   const coverage = new CoverageCollector();
+  // The checkpoint's note and signatures are checked before the walk; its extension after it.
+  const checkpointCheck = openCheckpoint(cmd, serverPublicKey(o));
   const { r, anyEntry, checkpoint } = await withReader(o, async (reader) => {
     try {
       const r = await reader.verifyAll({
@@ -310,7 +313,7 @@ async function verifyAllCommand(o: GlobalOptions, ids: string[], cmd: VerifyOpti
         onTx: (_tx, entries) => progress.update(++done, (found += entries)),
       });
       const anyEntry = r.entries ? true : await reader.anyAuditEntry();
-      const checkpoint = cmd.checkpoint ? await checkCheckpoint(reader, cmd.checkpoint, serverPublicKey(o)) : undefined;
+      const checkpoint = await checkpointCheck?.prove(reader);
       return { r, anyEntry, checkpoint };
     } finally {
       progress.finish();
@@ -334,7 +337,7 @@ async function verifyAllCommand(o: GlobalOptions, ids: string[], cmd: VerifyOpti
     }
     if (r.checkpoint < r.walkedTo!) lines.push(`  checkpoint unchanged (tx ${r.checkpoint}): this range does not continue the audited history`);
   }
-  if (checkpoint) lines.push(`checkpoint ${cmd.checkpoint}: the log only grew since (tx ${checkpoint.tx}, taken ${checkpoint.time}, is extended by tx ${checkpoint.extendedTo})`);
+  if (checkpoint) lines.push(...checkpoint.lines);
   if (r.firstContact) lines.push(o.trustAnchor ? `  first contact: pinned by the trust anchor tx ${o.trustAnchor.txId}` : '  first contact: no state was trusted before, nothing anchors this history before now');
   const covText = coverageText(cov);
   if (covText) lines.push(covText.replace(/^\n/, ''));
@@ -345,11 +348,12 @@ async function verifyAllCommand(o: GlobalOptions, ids: string[], cmd: VerifyOpti
     first_time: r.firstTime !== undefined ? iso(r.firstTime) : null, last_time: r.lastTime !== undefined ? iso(r.lastTime) : null,
     since: cmd.since !== undefined ? iso(cmd.since) : null, until: cmd.until !== undefined ? iso(cmd.until) : null,
     problem: problem ?? null,
-    ...(checkpoint ? { checkpoint_file: cmd.checkpoint, checkpoint_tx: checkpoint.tx, checkpoint_extended_to: checkpoint.extendedTo } : {}),
+    ...checkpoint?.json,
     ...coverageJson(cov),
   };
   if (o.json) print(o, '', machine);
   else if (lines.length) process.stdout.write(lines.join('\n') + '\n');
+  if (checkpoint?.warning) process.stderr.write(`immudb-audit: WARNING: ${checkpoint.warning}\n`);
   if (problem) {
     process.stderr.write(`immudb-audit: ${problem}\n`);
     process.exitCode = EXIT.notFound;

@@ -8,27 +8,16 @@
 # A plain `go install module/cmd@version` refuses modules that carry `replace` directives, so we
 # build from a throwaway module that requires the release and repeats immudb's replaces.
 set -euo pipefail
+source "$(dirname "${BASH_SOURCE[0]}")/lib/go-install.sh"
 
 version="${IMMUDB_VERSION:-v1.11.1}"
 cache_root="${IMMUDB_CACHE:-${XDG_CACHE_HOME:-$HOME/.cache}/kong-immudb-audit/immudb}"
 bin_dir="$cache_root/$version/bin"
 
-have_all() {
-  for b in immudb immuadmin immuclient; do [ -x "$bin_dir/$b" ] || return 1; done
-}
+GO_TOOL_NOTE=" (a cold build takes a few minutes)" \
+  go_tool_cached install-immudb "immudb $version" "$bin_dir" "$cache_root/$version.lock" "$bin_dir/immudb" "$bin_dir/immuadmin" "$bin_dir/immuclient"
 
-if have_all; then
-  echo "$bin_dir"
-  exit 0
-fi
-
-command -v go >/dev/null 2>&1 || { echo "install-immudb: Go is required to build immudb $version (https://go.dev/dl/)" >&2; exit 1; }
-
-work="$(mktemp -d)"
-trap 'rm -rf "$work"' EXIT
-mkdir -p "$bin_dir"
-
-cd "$work"
+cd "$GO_WORK"
 cat > go.mod <<GOMOD
 module immudb-build
 
@@ -52,12 +41,10 @@ import (
 )
 GOSRC
 
-echo "install-immudb: building immudb $version from the Go module proxy (a cold build takes a few minutes)" >&2
 GOFLAGS=-mod=mod go mod tidy -e >/dev/null 2>&1 || true
 GOFLAGS=-mod=mod go get "github.com/codenotary/immudb@$version" >&2
 for b in immudb immuadmin immuclient; do
-  CGO_ENABLED=0 GOFLAGS=-mod=mod go build -trimpath -o "$bin_dir/$b.tmp" "github.com/codenotary/immudb/cmd/$b" >&2
-  mv "$bin_dir/$b.tmp" "$bin_dir/$b"
+  go_tool_build "github.com/codenotary/immudb/cmd/$b" "$bin_dir/$b"
 done
 "$bin_dir/immudb" version >&2 || true
 echo "$bin_dir"

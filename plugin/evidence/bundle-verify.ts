@@ -7,7 +7,7 @@ import { createHash, createPublicKey, type KeyObject } from 'node:crypto';
 import { readFileSync } from 'node:fs';
 import { entryKey } from '../store/key-layout.js';
 import { entryDigest, parseServerPublicKey, parseTxHeader, txAlh, verifyDualProof, verifyEntryInclusion, verifyStateSignature } from '../store/proofs/index.js';
-import { verifyCheckpointSignatures, parseCheckpoint, type ParsedCheckpoint } from './checkpoint-note.js';
+import { verifyCheckpointSignatures, parseCheckpoint, type CheckpointSignatures, type ParsedCheckpoint } from './checkpoint-note.js';
 import {
   checkPart, dualProofOf, EvidenceError, fromBase64, fromHex, inclusionProofOf, kvMetadataOf, txHeaderOf,
   type DualProofJson, type InclusionProofJson, type KvMetadataJson, type TxHeaderJson,
@@ -56,7 +56,12 @@ export interface BundleVerification {
   /** 'pinned': valid under the key given to the verifier; 'unpinned': valid under the bundle's own key only. */
   signature: 'pinned' | 'unpinned' | 'absent';
   fingerprint: string | null;
-  checkpoint: { txId: number; time: string; auditorSigned: boolean } | null;
+  checkpoint: { txId: number; time: string } | null;
+  /**
+   * What the signatures of each checkpoint used were checked to be: the bundle's
+   * (`checkpoint.note`) and the verifier's own copy (`--checkpoint`), when present.
+   */
+  checkpointSignatures: Partial<Record<'checkpoint.note' | '--checkpoint', CheckpointSignatures>>;
 }
 
 let validator: ValidateFunction | undefined;
@@ -104,7 +109,7 @@ export interface VerifyBundleOptions {
   publicKeyPem?: string;
   /** A checkpoint (note text) the state must be proven to extend. */
   checkpointNote?: string;
-  /** The auditor key that must have signed the bundle's checkpoint note. */
+  /** The auditor key that must have signed the checkpoints: the bundle's and the given one. */
   auditor?: { name: string; key: KeyObject };
 }
 
@@ -144,23 +149,30 @@ export function verifyBundle(b: EvidenceBundleV1, opts: VerifyBundleOptions = {}
     return { auditId: e.audit_id, txId: h.id };
   });
 
-  // The checkpoint the state extends.
+  // The checkpoint the state extends; its signatures, and those of the verifier's own copy, are
+  // checked under the keys given (decisions #45).
+  const keys = { serverKey: opts.publicKeyPem ? parseServerPublicKey(opts.publicKeyPem) : undefined, auditor: opts.auditor };
+  const checkpointSignatures: BundleVerification['checkpointSignatures'] = {};
   let checkpoint: BundleVerification['checkpoint'] = null;
   if (b.checkpoint) {
     const c = parseCheckpoint(b.checkpoint.note, 'checkpoint.note');
     if (c.database !== b.database) throw new EvidenceError('checkpoint.note', `is a checkpoint of database ${c.database}, the bundle's is ${b.database}`);
-    verifyCheckpointSignatures(c, { serverKey: opts.publicKeyPem ? parseServerPublicKey(opts.publicKeyPem) : undefined, auditor: opts.auditor }, 'checkpoint.note');
+    checkpointSignatures['checkpoint.note'] = verifyCheckpointSignatures(c, keys, 'checkpoint.note');
     const header = txHeaderOf(b.checkpoint.tx_header, 'checkpoint.tx_header');
     const h = checkPart('checkpoint.tx_header', () => parseTxHeader(header, 'header'));
     if (h.id !== c.txId || !txAlh(h).equals(c.alh)) throw new EvidenceError('checkpoint.tx_header', `is not the header of the checkpoint's tx ${c.txId} and Alh`);
     if (c.txId > b.state.tx_id) throw new EvidenceError('checkpoint.note', `tx ${c.txId} is after the state's tx ${b.state.tx_id}`);
     const dp = dualProofOf(b.checkpoint.dual_proof, header, stateHeader, 'checkpoint.dual_proof');
     checkPart('checkpoint.dual_proof', () => verifyDualProof(dp, c.txId, b.state.tx_id, c.alh, stateAlh));
-    checkpoint = { txId: c.txId, time: c.time, auditorSigned: Boolean(opts.auditor) };
-  } else if (opts.auditor) {
+    checkpoint = { txId: c.txId, time: c.time };
+  }
+  if (opts.checkpointNote !== undefined) {
+    const given = parseCheckpoint(opts.checkpointNote, '--checkpoint');
+    checkpointSignatures['--checkpoint'] = verifyCheckpointSignatures(given, keys, '--checkpoint');
+    requireGivenCheckpoint(b, given, stateAlh);
+  } else if (!b.checkpoint && opts.auditor) {
     throw new EvidenceError('checkpoint', 'is absent, but an auditor key was given to check its signature');
   }
-  if (opts.checkpointNote !== undefined) requireGivenCheckpoint(b, opts.checkpointNote, stateAlh);
 
   return {
     serverUuid: b.server_uuid,
@@ -170,12 +182,12 @@ export function verifyBundle(b: EvidenceBundleV1, opts: VerifyBundleOptions = {}
     signature,
     fingerprint,
     checkpoint,
+    checkpointSignatures,
   };
 }
 
 /** The checkpoint the verifier holds must be the one the bundle proves from (or the state itself). */
-function requireGivenCheckpoint(b: EvidenceBundleV1, note: string, stateAlh: Buffer): void {
-  const given: ParsedCheckpoint = parseCheckpoint(note, '--checkpoint');
+function requireGivenCheckpoint(b: EvidenceBundleV1, given: ParsedCheckpoint, stateAlh: Buffer): void {
   if (given.database !== b.database) throw new EvidenceError('--checkpoint', `is a checkpoint of database ${given.database}, the bundle's is ${b.database}`);
   if (given.txId === b.state.tx_id) {
     if (!given.alh.equals(stateAlh)) throw new EvidenceError('state.alh', `differs from the given checkpoint's Alh of the same tx ${given.txId}: two histories`);

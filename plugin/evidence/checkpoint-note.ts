@@ -62,26 +62,24 @@ function rawEd25519(publicKey: KeyObject): Buffer {
   return publicKey.export({ type: 'spki', format: 'der' }).subarray(-32);
 }
 
-export function readEd25519PrivateKey(pem: string, file: string): KeyObject {
+/** An Ed25519 key from PEM; `file` and `wrongType` word the errors. */
+function readEd25519(pem: string, file: string, kind: 'private' | 'public', wrongType: string): KeyObject {
   let key: KeyObject;
   try {
-    key = createPrivateKey(pem);
+    key = kind === 'private' ? createPrivateKey(pem) : createPublicKey(pem);
   } catch (e) {
-    throw new Error(`${file} is not a PEM private key: ${(e as Error).message}`);
+    throw new Error(`${file} is not a PEM ${kind} key: ${(e as Error).message}`);
   }
-  if (key.asymmetricKeyType !== 'ed25519') throw new Error(`${file} is a ${key.asymmetricKeyType} key; the checkpoint signing key must be Ed25519 (openssl genpkey -algorithm ed25519)`);
+  if (key.asymmetricKeyType !== 'ed25519') throw new Error(`${file} is a ${key.asymmetricKeyType} key${wrongType}`);
   return key;
 }
 
+export function readEd25519PrivateKey(pem: string, file: string): KeyObject {
+  return readEd25519(pem, file, 'private', '; the checkpoint signing key must be Ed25519 (openssl genpkey -algorithm ed25519)');
+}
+
 export function readEd25519PublicKey(pem: string, file: string): KeyObject {
-  let key: KeyObject;
-  try {
-    key = createPublicKey(pem);
-  } catch (e) {
-    throw new Error(`${file} is not a PEM public key: ${(e as Error).message}`);
-  }
-  if (key.asymmetricKeyType !== 'ed25519') throw new Error(`${file} is a ${key.asymmetricKeyType} key, expected the auditor's Ed25519 public key`);
-  return key;
+  return readEd25519(pem, file, 'public', ", expected the auditor's Ed25519 public key");
 }
 
 /** A signed-note Ed25519 signature line of `text`: `— name base64(key ID ‖ signature)`. */
@@ -149,11 +147,25 @@ export function parseCheckpoint(note: string, part = 'checkpoint'): ParsedCheckp
 }
 
 /**
- * The note's signatures: immudb's (when `serverKey` is given: it must be present and valid) and
- * the auditor's (when `auditorKey` is given: a valid signature line of that name and key must
- * be there). Unknown signature lines are ignored, as C2SP says.
+ * What a check of a note's signatures established. 'valid': checked under the key given;
+ * 'unchecked': the note carries the signature but no key to check it was given (never to be
+ * reported as checked: the caller says so loudly, decisions #45); 'absent': no such signature
+ * and no key that asked for one.
  */
-export function verifyCheckpointSignatures(c: ParsedCheckpoint, keys: { serverKey?: KeyObject; auditor?: { name: string; key: KeyObject } }, part = 'checkpoint'): void {
+export interface CheckpointSignatures {
+  immudb: 'valid' | 'unchecked' | 'absent';
+  auditor: 'valid' | 'unchecked' | 'absent';
+  /** Names of the signature lines no given key checked (other cosigners when one was). */
+  unchecked: string[];
+}
+
+/**
+ * Checks the note's signatures: immudb's (when `serverKey` is given it must be present and
+ * valid) and the auditor's (when `auditor` is given, a valid signature line of that name and key
+ * must be there). Unknown signature lines are not failures, as C2SP says, but are reported.
+ */
+export function verifyCheckpointSignatures(c: ParsedCheckpoint, keys: { serverKey?: KeyObject; auditor?: { name: string; key: KeyObject } }, part = 'checkpoint'): CheckpointSignatures {
+  let immudb: CheckpointSignatures['immudb'] = c.immudbSignature ? 'unchecked' : 'absent';
   if (keys.serverKey) {
     const signature: Signature | null = c.immudbSignature ? { signature: c.immudbSignature, publicKey: Buffer.alloc(0) } : null;
     try {
@@ -161,13 +173,42 @@ export function verifyCheckpointSignatures(c: ParsedCheckpoint, keys: { serverKe
     } catch (e) {
       throw new EvidenceError(`${part} immudb-signature line`, (e as Error).message);
     }
+    immudb = 'valid';
   }
-  if (keys.auditor) {
-    const { name, key } = keys.auditor;
-    const id = ed25519KeyId(name, key);
-    const line = c.signatures.find((s) => s.name === name && s.keyId.equals(id));
-    if (!line) throw new EvidenceError(`${part} signature of ${name}`, "is missing (no signature line with that name and the key's ID)");
-    if (!verify(null, Buffer.from(c.text), key, line.signature)) throw new EvidenceError(`${part} signature of ${name}`, 'does not verify with the given auditor key');
+  if (!keys.auditor) {
+    return { immudb, auditor: c.signatures.length ? 'unchecked' : 'absent', unchecked: c.signatures.map((s) => s.name) };
   }
+  const { name, key } = keys.auditor;
+  const id = ed25519KeyId(name, key);
+  const named = c.signatures.filter((s) => s.name === name);
+  const line = named.find((s) => s.keyId.equals(id));
+  if (!line) {
+    const why = named.length ? `is by another key (key ID ${named[0]!.keyId.toString('hex')}, the given key's is ${id.toString('hex')})` : 'is missing (no signature line of that name)';
+    throw new EvidenceError(`${part} signature of ${name}`, why);
+  }
+  if (!verify(null, Buffer.from(c.text), key, line.signature)) throw new EvidenceError(`${part} signature of ${name}`, 'does not verify with the given auditor key');
+  return { immudb, auditor: 'valid', unchecked: c.signatures.filter((s) => s !== line).map((s) => s.name) };
 }
 
+/**
+ * The warning for signatures a checkpoint carries that were not checked, naming the option that
+ * would check each (`immudbKeyOption`: --server-public-key, or verify-bundle's --public-key);
+ * undefined when there are none. Cosigners beyond a checked auditor are not warned about.
+ */
+export function uncheckedSignatures(s: CheckpointSignatures, immudbKeyOption: string): string | undefined {
+  const parts: string[] = [];
+  if (s.immudb === 'unchecked') parts.push(`immudb's signature was NOT checked (give ${immudbKeyOption})`);
+  if (s.auditor === 'unchecked') parts.push(`the signature${s.unchecked.length > 1 ? 's' : ''} of ${s.unchecked.join(', ')} ${s.unchecked.length > 1 ? 'were' : 'was'} NOT checked (give --auditor-public-key)`);
+  return parts.length ? parts.join('; ') : undefined;
+}
+
+/** One line of what the signatures proved, for the commands' text output. */
+export function signaturesSummary(s: CheckpointSignatures, immudbKeyOption: string, auditorName: string): string {
+  const valid: string[] = [];
+  const not: string[] = [];
+  if (s.immudb === 'valid') valid.push(`immudb's valid under ${immudbKeyOption}`);
+  if (s.immudb === 'unchecked') not.push(`immudb's (give ${immudbKeyOption})`);
+  if (s.auditor === 'valid') valid.push(`${auditorName}'s valid under --auditor-public-key`);
+  if (s.auditor === 'unchecked') not.push(...s.unchecked.map((n) => `${n}'s (give --auditor-public-key)`));
+  return [valid.join('; '), not.length ? `NOT checked: ${not.join(', ')}` : ''].filter(Boolean).join('; ') || 'none (the note carries no signature)';
+}

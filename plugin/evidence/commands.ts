@@ -10,7 +10,10 @@ import type { AuditReader } from '../reader/audit-reader.js';
 import { addFilters, conditionOf, withIndex, type KeyOptions, type WorkbenchContext } from '../workbench/commands.js';
 import type { FilterOptions } from '../workbench/filters.js';
 import { parseBundle, verifyBundle, type BundleVerification, type EvidenceBundleV1 } from './bundle-verify.js';
-import { parseCheckpoint, readEd25519PrivateKey, readEd25519PublicKey, signCheckpoint, verifyCheckpointSignatures, type ParsedCheckpoint } from './checkpoint-note.js';
+import {
+  parseCheckpoint, readEd25519PrivateKey, readEd25519PublicKey, signaturesSummary, signCheckpoint, uncheckedSignatures, verifyCheckpointSignatures,
+  type CheckpointSignatures, type ParsedCheckpoint,
+} from './checkpoint-note.js';
 import { checkpointOf, collectBundle, proveCurrentState, proveExtends } from './collect.js';
 
 export interface EvidenceContext extends WorkbenchContext {
@@ -50,16 +53,65 @@ function writeWhole(file: string, text: string): void {
   renameSync(`${file}.partial`, file);
 }
 
+/** The auditor key that checks a checkpoint's note signature (verify --all, verify-bundle). */
+export interface AuditorKeyOptions {
+  auditorPublicKey?: string;
+  auditorName: string;
+}
+
+export function addAuditorKeyOptions(cmd: Command): Command {
+  return cmd
+    .option('--auditor-public-key <file>', "the auditor's Ed25519 public key (PEM, of checkpoint --signing-key): the checkpoint must carry its valid signature (exit 3 otherwise); without it a signature line is reported as NOT checked")
+    .option('--auditor-name <name>', 'key name of that signature (checkpoint --signer-name)', DEFAULT_SIGNER_NAME);
+}
+
+function readAuditorKey(o: AuditorKeyOptions): { name: string; key: KeyObject } | undefined {
+  const file = o.auditorPublicKey;
+  return file ? { name: o.auditorName, key: usageKey(() => readEd25519PublicKey(readText(file, 'auditor public key'), file)) } : undefined;
+}
+
+export interface CheckpointCheck {
+  /** Text lines for the command's output. */
+  lines: string[];
+  /** Signatures the note carries that nothing checked; the command prints it as a WARNING. */
+  warning?: string;
+  /** Fields for the command's --json output. */
+  json: Record<string, unknown>;
+}
+
 /**
- * `verify --all --checkpoint FILE`: after the walk, the server proves that its current state
- * extends the checkpoint (and the checkpoint's immudb signature holds when a key is configured).
+ * `verify --all --checkpoint FILE [--auditor-public-key KEY]`: reads the note and checks its
+ * signatures now (a bad key, note or signature fails before the walk); `prove`, after the walk,
+ * has the server prove that its current state extends the checkpoint.
  */
-export async function checkCheckpoint(reader: AuditReader, file: string, serverPublicKey?: string) {
+export function openCheckpoint(o: AuditorKeyOptions & { checkpoint?: string }, serverPublicKey: string | undefined): { prove(reader: AuditReader): Promise<CheckpointCheck> } | undefined {
+  if (o.checkpoint === undefined) {
+    if (o.auditorPublicKey !== undefined) throw new InvalidArgumentError('--auditor-public-key goes with --checkpoint');
+    return undefined;
+  }
+  const file = o.checkpoint;
+  const auditor = readAuditorKey(o);
   const c = readCheckpointFile(file);
-  verifyCheckpointSignatures(c, { serverKey: serverPublicKey ? parseServerPublicKey(serverPublicKey) : undefined }, `checkpoint ${file}`);
-  const state = await proveCurrentState(reader);
-  await proveExtends(reader, c, state);
-  return { tx: c.txId, time: c.time, serverUuid: c.serverUuid, extendedTo: state.txId };
+  const signatures = verifyCheckpointSignatures(c, { serverKey: serverPublicKey ? parseServerPublicKey(serverPublicKey) : undefined, auditor }, `checkpoint ${file}`);
+  return {
+    async prove(reader) {
+      const state = await proveCurrentState(reader);
+      await proveExtends(reader, c, state);
+      const unchecked = uncheckedSignatures(signatures, '--server-public-key');
+      return {
+        lines: [
+          `checkpoint ${file}: the log only grew since (tx ${c.txId}, taken ${c.time}, is extended by tx ${state.txId})`,
+          `  checkpoint signatures: ${signaturesSummary(signatures, '--server-public-key', o.auditorName)}`,
+        ],
+        ...(unchecked ? { warning: `checkpoint ${file}: ${unchecked}` } : {}),
+        json: { checkpoint_file: file, checkpoint_tx: c.txId, checkpoint_extended_to: state.txId, checkpoint_signatures: signaturesJson(signatures) },
+      };
+    },
+  };
+}
+
+function signaturesJson(s: CheckpointSignatures) {
+  return { immudb: s.immudb, auditor: s.auditor, unchecked_signers: s.unchecked };
 }
 
 export function registerEvidence(program: Command, ctx: EvidenceContext): void {
@@ -129,33 +181,36 @@ export function registerEvidence(program: Command, ctx: EvidenceContext): void {
       }
     });
 
-  program
+  const verifyBundleCmd = program
     .command('verify-bundle')
     .description('check an evidence bundle offline (no immudb access): every entry included in its tx, every tx linked to the signed state, the signature, and the checkpoint; exit 3 naming the part that fails')
     .argument('<file>', 'the bundle (immudb-audit bundle -o FILE)')
-    .option('--public-key <file>', "immudb's state signing public key (PEM): the state must be signed by it (default: --server-public-key)")
-    .option('--checkpoint <file>', 'a checkpoint you hold: the bundle must prove that its state extends it')
-    .option('--auditor-public-key <file>', "the auditor's Ed25519 public key (PEM): the bundle's checkpoint must carry its signature")
-    .option('--auditor-name <name>', 'key name of that signature', DEFAULT_SIGNER_NAME)
-    .action((file: string, o: { publicKey?: string; checkpoint?: string; auditorPublicKey?: string; auditorName: string }) => {
+    .option('--public-key <file>', "immudb's state signing public key (PEM): the state must be signed by it, and each checkpoint's immudb-signature line (default: --server-public-key)")
+    .option('--checkpoint <file>', "a checkpoint you hold: the bundle must prove that its state extends it (its signatures are checked like the bundle's checkpoint's)");
+  addAuditorKeyOptions(verifyBundleCmd)
+    .action((file: string, o: AuditorKeyOptions & { publicKey?: string; checkpoint?: string }) => {
       const g = ctx.globals();
       const pem = o.publicKey ? readText(o.publicKey, 'public key') : ctx.serverPublicKey();
       if (pem) usageKey(() => parseServerPublicKey(pem));
-      const auditor: { name: string; key: KeyObject } | undefined = o.auditorPublicKey
-        ? { name: o.auditorName, key: usageKey(() => readEd25519PublicKey(readText(o.auditorPublicKey!, 'auditor public key'), o.auditorPublicKey!)) }
-        : undefined;
+      const auditor = readAuditorKey(o);
       const checkpointNote = o.checkpoint ? readText(o.checkpoint, 'checkpoint') : undefined;
       const text = readText(file, 'bundle');
-      const r = verifyBundle(parseBundle(text), { publicKeyPem: pem, checkpointNote, auditor });
-      print(g.json, r, parseBundle(text));
+      const b = parseBundle(text);
+      const r = verifyBundle(b, { publicKeyPem: pem, checkpointNote, auditor });
+      print(g.json, r, b, o.auditorName);
+      for (const [part, s] of Object.entries(r.checkpointSignatures)) {
+        const unchecked = uncheckedSignatures(s, '--public-key');
+        if (unchecked) process.stderr.write(`immudb-audit: WARNING: ${part}: ${unchecked}\n`);
+      }
     });
 }
 
-function print(json: boolean | undefined, r: BundleVerification, b: EvidenceBundleV1): void {
+function print(json: boolean | undefined, r: BundleVerification, b: EvidenceBundleV1, auditorName: string): void {
   if (json) {
     process.stdout.write(JSON.stringify({
       verified: true, server_uuid: r.serverUuid, database: r.database, state: { tx: r.state.txId, alh: r.state.alh },
       signature: r.signature, fingerprint: r.fingerprint, checkpoint: r.checkpoint,
+      checkpoint_signatures: Object.fromEntries(Object.entries(r.checkpointSignatures).map(([part, s]) => [part, signaturesJson(s)])),
       entries: r.entries.map((e) => ({ audit_id: e.auditId, tx: e.txId })),
     }) + '\n');
     return;
@@ -168,8 +223,10 @@ function print(json: boolean | undefined, r: BundleVerification, b: EvidenceBund
   const lines = [
     `bundle verified: ${r.entries.length} ${r.entries.length === 1 ? 'entry' : 'entries'} of database ${r.database} (server ${r.serverUuid}), each included in its transaction, linked to the state tx ${r.state.txId} (Alh ${r.state.alh})`,
     `  state signature: ${sig}`,
-    `  checkpoint: ${r.checkpoint ? `the state extends the checkpoint of tx ${r.checkpoint.txId} (taken ${r.checkpoint.time})${r.checkpoint.auditorSigned ? ', signed by the given auditor key' : ''}` : 'none in the bundle'}`,
+    `  checkpoint: ${r.checkpoint ? `the state extends the checkpoint of tx ${r.checkpoint.txId} (taken ${r.checkpoint.time}); its signatures: ${signaturesSummary(r.checkpointSignatures['checkpoint.note']!, '--public-key', auditorName)}` : 'none in the bundle'}`,
   ];
+  const given = r.checkpointSignatures['--checkpoint'];
+  if (given && !r.checkpoint) lines.push(`  --checkpoint: the state itself; its signatures: ${signaturesSummary(given, '--public-key', auditorName)}`);
   b.entries.forEach((e, i) => {
     const v = e.entry as { time?: string; what?: { method?: string; path?: string }; outcome?: { status?: number } } | null;
     lines.push(`  ${e.audit_id}  tx ${r.entries[i]!.txId}  ${v?.time ?? ''}  ${v?.what?.method ?? '-'} ${v?.what?.path ?? '-'} -> ${v?.outcome?.status ?? '-'}`);

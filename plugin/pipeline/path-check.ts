@@ -10,7 +10,7 @@
 // a handful of system calls on the event loop).
 import { randomBytes } from 'node:crypto';
 import { closeSync, mkdirSync, openSync, statfsSync, statSync, unlinkSync, writeSync, type Stats, type StatsFs } from 'node:fs';
-import { mkdir, open, stat, statfs, unlink } from 'node:fs/promises';
+import { mkdir, open, stat, statfs, unlink, type FileHandle } from 'node:fs/promises';
 import { dirname, resolve } from 'node:path';
 
 /** Directory levels a check may create below the nearest existing one. */
@@ -45,7 +45,9 @@ export class PathError extends Error {
   override readonly name = 'PathError';
 }
 
-type Call = ['stat', string] | ['statfs', string] | ['mkdir', string] | ['probe', string];
+/** One file-system call: its name and its one argument (a path, or the probe's open file). */
+type Op = 'stat' | 'statfs' | 'mkdir' | 'open' | 'write' | 'close' | 'unlink';
+type Call = [Op, unknown];
 
 const code = (e: unknown) => (e as NodeJS.ErrnoException).code;
 
@@ -83,63 +85,60 @@ function* steps(dir: string): Generator<Call, void, unknown> {
   // 4. Writable, by whoever we run as. A full disk is not a bad path: the spool runs degraded
   //    on it (entries held in memory and written to immudb directly) and recovers with space.
   try {
-    yield ['probe', dir];
+    const file = `${dir}/.write-probe-${process.pid}-${randomBytes(4).toString('hex')}`;
+    const handle = yield ['open', file];
+    try {
+      yield ['write', handle];
+    } finally {
+      yield ['close', handle];
+      yield ['unlink', file];
+    }
   } catch (e) {
     if (code(e) === 'ENOSPC' || code(e) === 'EDQUOT') return;
     throw new PathError(`cannot be written: ${(e as Error).message}`);
   }
 }
 
-function probeName(dir: string): string {
-  return `${dir}/.write-probe-${process.pid}-${randomBytes(4).toString('hex')}`;
-}
-
-function callSync([op, path]: Call): unknown {
-  switch (op) {
-    case 'stat':
-      return statSync(path);
-    case 'statfs':
-      return statfsSync(path);
-    case 'mkdir':
-      return mkdirSync(path, { mode: 0o700 });
-    case 'probe': {
-      const file = probeName(path);
-      const fd = openSync(file, 'wx', 0o600);
-      try {
-        writeSync(fd, 'x');
-      } finally {
-        closeSync(fd);
-        unlinkSync(file);
-      }
-      return undefined;
-    }
-  }
-}
-
-async function callAsync([op, path]: Call): Promise<unknown> {
-  switch (op) {
-    case 'stat':
-      return stat(path);
-    case 'statfs':
-      return statfs(path);
-    case 'mkdir':
-      return mkdir(path, { mode: 0o700 });
-    case 'probe': {
-      const file = probeName(path);
-      const fh = await open(file, 'wx', 0o600);
-      try {
-        await fh.write('x');
-      } finally {
-        await fh.close();
-        await unlink(file);
-      }
-      return undefined;
-    }
-  }
-}
+/** Each call, sync (IMMUDB_AUDIT_THREAD=off) and async (the audit thread): the same system call. */
+const SYNC: Record<Op, (arg: unknown) => unknown> = {
+  stat: (path) => statSync(path as string),
+  statfs: (path) => statfsSync(path as string),
+  mkdir: (path) => mkdirSync(path as string, { mode: 0o700 }),
+  open: (file) => openSync(file as string, 'wx', 0o600),
+  write: (fd) => writeSync(fd as number, 'x'),
+  close: (fd) => closeSync(fd as number),
+  unlink: (file) => unlinkSync(file as string),
+};
+const ASYNC: Record<Op, (arg: unknown) => Promise<unknown>> = {
+  stat: (path) => stat(path as string),
+  statfs: (path) => statfs(path as string),
+  mkdir: (path) => mkdir(path as string, { mode: 0o700 }),
+  open: (file) => open(file as string, 'wx', 0o600),
+  write: (fh) => (fh as FileHandle).write('x'),
+  close: (fh) => (fh as FileHandle).close(),
+  unlink: (file) => unlink(file as string),
+};
 
 function described(what: string, dir: string, e: unknown): Error {
   return e instanceof PathError ? new PathError(`${what} ${dir}: ${e.message}`) : (e as Error);
+}
+
+/**
+ * Runs the steps with `call`: a sync call's result goes straight back in, a promise's when it
+ * settles; the one driver serves both checks. Returns a promise only when a call did.
+ */
+function drive(gen: Generator<Call, void, unknown>, call: (c: Call) => unknown, next = gen.next()): void | Promise<void> {
+  while (!next.done) {
+    let result: unknown;
+    try {
+      result = call(next.value);
+    } catch (e) {
+      next = gen.throw(e);
+      continue;
+    }
+    if (result instanceof Promise) return result.then((r) => drive(gen, call, gen.next(r)), (e: unknown) => drive(gen, call, gen.throw(e)));
+    next = gen.next(result);
+  }
 }
 
 /**
@@ -148,19 +147,8 @@ function described(what: string, dir: string, e: unknown): Error {
  */
 export function checkDirectorySync(path: string, what: string): string {
   const dir = resolve(path);
-  const gen = steps(dir);
   try {
-    let next = gen.next();
-    while (!next.done) {
-      let result: unknown;
-      try {
-        result = callSync(next.value);
-      } catch (e) {
-        next = gen.throw(e);
-        continue;
-      }
-      next = gen.next(result);
-    }
+    drive(steps(dir), ([op, arg]) => SYNC[op](arg));
   } catch (e) {
     throw described(what, dir, e);
   }
@@ -171,23 +159,9 @@ export function checkDirectorySync(path: string, what: string): string {
 export async function checkDirectory(path: string, what: string, timeoutMs = CHECK_TIMEOUT_MS): Promise<string> {
   const dir = resolve(path);
   let timer: NodeJS.Timeout | undefined;
-  const run = async () => {
-    const gen = steps(dir);
-    let next = gen.next();
-    while (!next.done) {
-      let result: unknown;
-      try {
-        result = await callAsync(next.value);
-      } catch (e) {
-        next = gen.throw(e);
-        continue;
-      }
-      next = gen.next(result);
-    }
-  };
   try {
     await Promise.race([
-      run(),
+      drive(steps(dir), ([op, arg]) => ASYNC[op](arg)),
       new Promise<never>((_, reject) => {
         timer = setTimeout(() => reject(new PathError(`not checked within ${timeoutMs / 1000} s (a hung file system?)`)), timeoutMs);
       }),

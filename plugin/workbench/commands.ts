@@ -128,19 +128,13 @@ async function withReaderIndex<T>(reader: AuditReader, g: { database: string; pr
   // Nothing committed since the index's verified state: no walk (and no index thread) to start.
   // The answer stays complete up to that state, verified when it was (the console asks often).
   const current = await reader.currentTxId();
-  const known = AuditIndex.open(file, ident);
-  const s0 = known.state();
-  if (s0.txId > 0 && s0.txId >= current) {
-    try {
-      return await fn(known, s0, { state: s0, transactions: 0, entries: 0, walkMs: 0, commitMs: 0 });
-    } finally {
-      known.close();
-    }
-  }
-  known.close();
-  const update = await updateIndex(reader, { file, ident });
   const index = AuditIndex.open(file, ident);
   try {
+    const known = index.state();
+    if (known.txId > 0 && known.txId >= current) return await fn(index, known, { state: known, transactions: 0, entries: 0, walkMs: 0, commitMs: 0 });
+    // The writer thread updates the file through its own connection; this one, idle meanwhile
+    // (no statement open, so no lock held), reads the committed update afterwards.
+    const update = await updateIndex(reader, { file, ident });
     return await fn(index, update.state, update);
   } finally {
     index.close();

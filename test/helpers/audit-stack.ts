@@ -5,7 +5,7 @@ import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { promisify } from 'node:util';
-import { startImmudb, type ImmudbServer } from '../../scripts/lib/immudb-server.js';
+import { freePort, startImmudb, type ImmudbServer } from '../../scripts/lib/immudb-server.js';
 import { ImmudbClient } from '../../plugin/store/immudb-client.js';
 import type { Entry } from '../../plugin/store/immudb-types.js';
 import { KongRpcClient, projectRoot, startPluginServer, type PluginServerProcess } from './kong-driver.js';
@@ -21,18 +21,23 @@ export interface AuditStack {
   rpc: KongRpcClient;
   /** Private data dir of the plugin server (trusted state, spool). */
   dataDir: string;
+  /** The port of /metrics and /status, with `metrics: true`. */
+  metricsPort?: number;
   /** A plugin config pointing at this stack's immudb. */
   config(over?: Record<string, unknown>): Record<string, unknown>;
   client(database: string): Promise<ImmudbClient>;
   dispose(): Promise<void>;
 }
 
-export async function startAuditStack(opts: { env?: NodeJS.ProcessEnv; immudbArgs?: string[] } = {}): Promise<AuditStack> {
+/** `metrics: true` serves /metrics and /status on a free port (IMMUDB_AUDIT_METRICS_PORT). */
+export async function startAuditStack(opts: { env?: NodeJS.ProcessEnv; immudbArgs?: string[]; metrics?: boolean } = {}): Promise<AuditStack> {
+  const metricsPort = opts.metrics ? await freePort() : undefined;
   const immudb = await startImmudb(opts.immudbArgs ? { args: opts.immudbArgs } : {});
   const dataDir = mkdtempSync(join(tmpdir(), 'kia-plugin-data-'));
   let server: PluginServerProcess;
   try {
-    server = await startPluginServer({ pluginsDir: pluginDir(), env: { IMMUDB_AUDIT_DATA_DIR: dataDir, ...opts.env } });
+    const metricsEnv = metricsPort !== undefined ? { IMMUDB_AUDIT_METRICS_PORT: String(metricsPort) } : {};
+    server = await startPluginServer({ pluginsDir: pluginDir(), env: { IMMUDB_AUDIT_DATA_DIR: dataDir, ...metricsEnv, ...opts.env } });
   } catch (e) {
     await immudb.dispose();
     throw e;
@@ -44,6 +49,7 @@ export async function startAuditStack(opts: { env?: NodeJS.ProcessEnv; immudbArg
     server,
     rpc,
     dataDir,
+    metricsPort,
     config: (over = {}) => ({
       immudb_host: immudb.host,
       immudb_port: immudb.port,

@@ -27,6 +27,22 @@ export interface ExactlyOnce {
   dupes: Array<[string, number]>;
 }
 
+/** request id -> how many times it is among `entries` (audit entries as stored). */
+export function requestIdCounts(entries: readonly Entry[]): Map<string, number> {
+  const seen = new Map<string, number>();
+  for (const e of entries) {
+    const rid = (JSON.parse(e.value.toString()) as { request_id: string }).request_id;
+    seen.set(rid, (seen.get(rid) ?? 0) + 1);
+  }
+  return seen;
+}
+
+/** The sent request ids not among `entries`, and those among them more than once. */
+export function onceEach(sent: Iterable<string>, entries: readonly Entry[]): Pick<ExactlyOnce, 'missing' | 'dupes'> {
+  const seen = requestIdCounts(entries);
+  return { missing: [...sent].filter((r) => !seen.has(r)), dupes: [...seen].filter(([, n]) => n > 1) };
+}
+
 /**
  * Waits (up to timeoutMs) for every request id to be stored under `<prefix>:entry:` and says
  * which are missing and which are stored twice. Waits for the ids themselves, not a count:
@@ -37,13 +53,8 @@ export async function checkExactlyOnce(client: ImmudbClient, prefix: string, req
   const deadline = Date.now() + timeoutMs;
   for (;;) {
     const stored = await scanAll(client, `${prefix}:entry:`);
-    const seen = new Map<string, number>();
-    for (const s of stored) {
-      const rid = (JSON.parse(s.value.toString()) as { request_id: string }).request_id;
-      seen.set(rid, (seen.get(rid) ?? 0) + 1);
-    }
-    const missing = [...requestIds].filter((r) => !seen.has(r));
-    if (!missing.length || Date.now() > deadline) return { stored, missing, dupes: [...seen].filter(([, n]) => n > 1) };
+    const { missing, dupes } = onceEach(requestIds, stored);
+    if (!missing.length || Date.now() > deadline) return { stored, missing, dupes };
     await new Promise((r) => setTimeout(r, 200));
   }
 }

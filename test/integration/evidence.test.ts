@@ -30,14 +30,16 @@ const dir = mkdtempSync(join(tmpdir(), 'kia-evidence-'));
 const ecKeys = (name: string) => signingKeyPair(dir, name);
 const server = ecKeys('server');
 const other = ecKeys('other');
-const auditorKey = (() => {
+const ed25519Keys = (name: string) => {
   const { privateKey, publicKey } = generateKeyPairSync('ed25519');
-  const priv = join(dir, 'auditor.key');
-  const pub = join(dir, 'auditor.pub');
+  const priv = join(dir, `${name}.key`);
+  const pub = join(dir, `${name}.pub`);
   writeFileSync(priv, privateKey.export({ type: 'pkcs8', format: 'pem' }));
   writeFileSync(pub, publicKey.export({ type: 'spki', format: 'pem' }));
   return { priv, pub };
-})();
+};
+const auditorKey = ed25519Keys('auditor');
+const otherAuditor = ed25519Keys('other-auditor');
 
 let immudb: ImmudbServer;
 let writer: AuditWriter;
@@ -127,6 +129,45 @@ test.serial('verify --all --checkpoint exits 3 for a checkpoint the server canno
   t.regex(bad.stderr, /checkpoint .*bad\.note tx line: "seven" is not a tx id/);
 });
 
+test.serial("verify --all --checkpoint checks the auditor's signature with --auditor-public-key, and says when it could not", async (t) => {
+  const file = join(dir, 'cp-signed.note');
+  t.is((await cli(['checkpoint', '-o', file, '--signing-key', auditorKey.priv])).code, 0);
+  const note = readFileSync(file, 'utf8');
+  // --from-tx 1: each run has a range to verify (the walk alone would find nothing new).
+  const ok = await cli(['verify', '--all', '--from-tx', '1', '--checkpoint', file, '--auditor-public-key', auditorKey.pub]);
+  t.is(ok.code, 0, ok.stderr);
+  t.regex(ok.stdout, /checkpoint .*: the log only grew since .*\n  checkpoint signatures: immudb's valid under --server-public-key; kong-immudb-audit\/auditor's valid under --auditor-public-key\n/);
+  t.notRegex(ok.stderr, /NOT checked/);
+  // The note's text changed where immudb's signature does not reach (the time line): only the
+  // auditor's signature catches it, and it must, once the auditor's key is given.
+  const edited = join(dir, 'cp-edited.note');
+  writeFileSync(edited, note.replace(/\ntime \d{4}/, '\ntime 1999'));
+  const e = await cli(['verify', '--all', '--checkpoint', edited, '--auditor-public-key', auditorKey.pub]);
+  t.is(e.code, 3, e.stdout);
+  t.regex(e.stderr, /VERIFICATION FAILED: checkpoint .*cp-edited\.note signature of kong-immudb-audit\/auditor: does not verify with the given auditor key/);
+  const wrong = await cli(['verify', '--all', '--checkpoint', file, '--auditor-public-key', otherAuditor.pub]);
+  t.is(wrong.code, 3, wrong.stdout);
+  t.regex(wrong.stderr, /VERIFICATION FAILED: checkpoint .*cp-signed\.note signature of kong-immudb-audit\/auditor: is by another key \(key ID [0-9a-f]{8}, the given key's is [0-9a-f]{8}\)/);
+  const unsignedFile = join(dir, 'cp-unsigned.note');
+  t.is((await cli(['checkpoint', '-o', unsignedFile])).code, 0);
+  const missing = await cli(['verify', '--all', '--checkpoint', unsignedFile, '--auditor-public-key', auditorKey.pub]);
+  t.is(missing.code, 3, missing.stdout);
+  t.regex(missing.stderr, /VERIFICATION FAILED: checkpoint .*cp-unsigned\.note signature of kong-immudb-audit\/auditor: is missing/);
+  // No auditor key: the signature line is not taken as checked, loudly, and in --json.
+  const unchecked = await cli(['--json', 'verify', '--all', '--from-tx', '1', '--checkpoint', edited]);
+  t.is(unchecked.code, 0, unchecked.stderr);
+  t.regex(unchecked.stderr, /WARNING: checkpoint .*cp-edited\.note: the signature of kong-immudb-audit\/auditor was NOT checked \(give --auditor-public-key\)/);
+  t.like(JSON.parse(unchecked.stdout), { checkpoint_signatures: { immudb: 'valid', auditor: 'unchecked', unchecked_signers: ['kong-immudb-audit/auditor'] } });
+  // No server key: immudb's signature line is not checked either, and said so.
+  const keyless = await runCli([...cliTarget(immudb, DB, PREFIX, join(dir, 'auditor')), '--json', 'verify', '--all', '--from-tx', '1', '--checkpoint', file, '--auditor-public-key', auditorKey.pub], { ...env(), IMMUDB_AUDIT_SERVER_PUBLIC_KEY: '' });
+  t.is(keyless.code, 0, keyless.stderr);
+  t.regex(keyless.stderr, /WARNING: checkpoint .*cp-signed\.note: immudb's signature was NOT checked \(give --server-public-key\)/);
+  t.like(JSON.parse(keyless.stdout), { checkpoint_signatures: { immudb: 'unchecked', auditor: 'valid', unchecked_signers: [] } });
+  // Usage: the auditor key goes with --checkpoint and must be an Ed25519 public key.
+  t.is((await cli(['verify', '--all', '--auditor-public-key', auditorKey.pub])).code, 2);
+  t.is((await cli(['verify', '--all', '--checkpoint', file, '--auditor-public-key', server.pub])).code, 2);
+});
+
 test.serial('a checkpoint from one history fails on a server showing another (a fresh reader of a fork)', async (t) => {
   const file = join(dir, 'cp-history.note');
   t.is((await cli(['checkpoint', '-o', file])).code, 0);
@@ -184,7 +225,7 @@ test.serial('verify-bundle with immudb stopped: the bundle verifies; changes fai
   const offline = (args: string[]) => runCli(args, {});
   const ok = await offline(['verify-bundle', bundleFile, '--public-key', server.pub, '--checkpoint', checkpointFile, '--auditor-public-key', auditorKey.pub]);
   t.is(ok.code, 0, ok.stderr);
-  t.regex(ok.stdout, /^bundle verified: \d+ entries of database evidence \(server .*\), each included in its transaction, linked to the state tx \d+ \(Alh [0-9a-f]{64}\)\n  state signature: valid, made with the given public key \(sha256:[0-9a-f]{64}\)\n  checkpoint: the state extends the checkpoint of tx \d+ \(taken .*\), signed by the given auditor key\n/);
+  t.regex(ok.stdout, /^bundle verified: \d+ entries of database evidence \(server .*\), each included in its transaction, linked to the state tx \d+ \(Alh [0-9a-f]{64}\)\n  state signature: valid, made with the given public key \(sha256:[0-9a-f]{64}\)\n  checkpoint: the state extends the checkpoint of tx \d+ \(taken .*\); its signatures: immudb's valid under --public-key; kong-immudb-audit\/auditor's valid under --auditor-public-key\n/);
   t.regex(ok.stdout, new RegExp(`${denied[0]!.id}  tx \\d+  .* -> 403`));
   const json = await offline(['--json', 'verify-bundle', bundleFile]);
   t.is(json.code, 0);
@@ -232,6 +273,32 @@ test.serial('verify-bundle with immudb stopped: the bundle verifies; changes fai
   t.is(broken.code, 3);
   t.regex(broken.stderr, /VERIFICATION FAILED: bundle: is not JSON/);
   t.is((await offline(['verify-bundle'])).code, 2);
+});
+
+test.serial("verify-bundle --checkpoint checks the given checkpoint's signatures too, and says which it could not", async (t) => {
+  const offline = (args: string[]) => runCli(args, { IMMUDB_AUDIT_SERVER_PUBLIC_KEY: '' });
+  const note = readFileSync(checkpointFile, 'utf8');
+  // The holder's copy, edited where neither the bundle's proofs nor immudb's signature reach.
+  const edited = join(dir, 'cp-bundle-edited.note');
+  writeFileSync(edited, note.replace(/\ntime \d{4}/, '\ntime 1999'));
+  const e = await offline(['verify-bundle', bundleFile, '--public-key', server.pub, '--checkpoint', edited, '--auditor-public-key', auditorKey.pub]);
+  t.is(e.code, 3, e.stdout);
+  t.regex(e.stderr, /VERIFICATION FAILED: --checkpoint signature of kong-immudb-audit\/auditor: does not verify with the given auditor key/);
+  // The given copy's immudb signature is checked under --public-key.
+  const badSig = join(dir, 'cp-bundle-badsig.note');
+  writeFileSync(badSig, note.replace(/\nimmudb-signature (\S{30})(\S)/, (_m, a: string, c: string) => `\nimmudb-signature ${a}${c === 'A' ? 'B' : 'A'}`));
+  const s = await offline(['verify-bundle', bundleFile, '--public-key', server.pub, '--checkpoint', badSig]);
+  t.is(s.code, 3, s.stdout);
+  t.regex(s.stderr, /VERIFICATION FAILED: --checkpoint immudb-signature line: /);
+  // Without --auditor-public-key: verified, but the signature line is said to be unchecked.
+  const unchecked = await offline(['--json', 'verify-bundle', bundleFile, '--public-key', server.pub, '--checkpoint', checkpointFile]);
+  t.is(unchecked.code, 0, unchecked.stderr);
+  t.regex(unchecked.stderr, /WARNING: checkpoint\.note: the signature of kong-immudb-audit\/auditor was NOT checked \(give --auditor-public-key\)/);
+  t.like(JSON.parse(unchecked.stdout).checkpoint_signatures, { 'checkpoint.note': { immudb: 'valid', auditor: 'unchecked' }, '--checkpoint': { immudb: 'valid', auditor: 'unchecked' } });
+  const text = await offline(['verify-bundle', bundleFile]);
+  t.is(text.code, 0, text.stderr);
+  t.regex(text.stdout, /checkpoint: the state extends the checkpoint of tx \d+ \(taken .*\); its signatures: NOT checked: immudb's \(give --public-key\), kong-immudb-audit\/auditor's \(give --auditor-public-key\)\n/);
+  t.regex(text.stderr, /WARNING: checkpoint\.note: immudb's signature was NOT checked \(give --public-key\); the signature of kong-immudb-audit\/auditor was NOT checked/);
 });
 
 /** Every leaf of the bundle that carries proof data, with its path. */

@@ -5,6 +5,7 @@ import test from 'ava';
 import { freePort } from '../../scripts/lib/immudb-server.js';
 import { simulateWorkers, type KongInstance } from '../helpers/kong-driver.js';
 import { until } from '../helpers/until.js';
+import { onceEach } from '../helpers/exactly-once.js';
 import { buildFixture, SCENARIO_KINDS } from '../fixtures/serialized-logs.js';
 import { PLUGIN_NAME, scanAll, startAuditStack, waitForEntries } from '../helpers/audit-stack.js';
 
@@ -72,13 +73,9 @@ test.serial('queue and replica settings of a new configuration apply to the runn
   await txsOf(fourth);
 
   const entries = await scanAll(client, 'live:entry:');
-  const seen = new Map<string, number>();
-  for (const e of entries) {
-    const rid = (JSON.parse(e.value.toString()) as { request_id: string }).request_id;
-    seen.set(rid, (seen.get(rid) ?? 0) + 1);
-  }
-  t.deepEqual(sent.filter((r) => !seen.has(r)), [], 'nothing lost');
-  t.deepEqual([...seen].filter(([, n]) => n > 1), [], 'nothing twice');
+  const { missing, dupes } = onceEach(sent, entries);
+  t.deepEqual(missing, [], 'nothing lost');
+  t.deepEqual(dupes, [], 'nothing twice');
   t.notRegex(stack.server.logs(), /first one's apply/);
 });
 

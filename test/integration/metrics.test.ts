@@ -9,8 +9,8 @@ import { freePort } from '../../scripts/lib/immudb-server.js';
 let stack: AuditStack;
 let port: number;
 test.before(async () => {
-  port = await freePort();
-  stack = await startAuditStack({ env: { IMMUDB_AUDIT_METRICS_PORT: String(port) } });
+  stack = await startAuditStack({ metrics: true });
+  port = stack.metricsPort!;
 });
 test.after.always(async () => {
   await stack?.dispose();

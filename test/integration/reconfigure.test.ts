@@ -6,6 +6,7 @@ import { readdirSync, renameSync } from 'node:fs';
 import { join } from 'node:path';
 import { simulateWorkers } from '../helpers/kong-driver.js';
 import { until } from '../helpers/until.js';
+import { onceEach } from '../helpers/exactly-once.js';
 import { buildFixture, SCENARIO_KINDS } from '../fixtures/serialized-logs.js';
 import { immuclient, PLUGIN_NAME, scanAll, startAuditStack, waitForEntries } from '../helpers/audit-stack.js';
 
@@ -56,13 +57,9 @@ test.serial('a rotated immudb password takes effect when Kong sends the new conf
 
   t.is(failed, 0, 'every log event completed');
   const entries = await waitForEntries(client, 'rot:entry:', acked.size, 120_000);
-  const seen = new Map<string, number>();
-  for (const e of entries) {
-    const rid = (JSON.parse(e.value.toString()) as { request_id: string }).request_id;
-    seen.set(rid, (seen.get(rid) ?? 0) + 1);
-  }
-  t.deepEqual([...acked].filter((r) => !seen.has(r)), [], 'nothing lost');
-  t.deepEqual([...seen].filter(([, n]) => n > 1), [], 'nothing twice');
+  const { missing, dupes } = onceEach(acked, entries);
+  t.deepEqual(missing, [], 'nothing lost');
+  t.deepEqual(dupes, [], 'nothing twice');
   // max_retry_delay is 1 s; the bound is generous for a loaded machine.
   // Without the new configuration it would never resume; the bound only has to be generous.
   t.true(resumedMs < 60_000, `writing resumed ${resumedMs} ms after the new configuration`);
@@ -121,13 +118,9 @@ test.serial('a new immudb user for the same database: the same writer reconnects
   running = false;
   await load;
   const entries = await waitForEntries(client, 'users:entry:', acked.size, 120_000);
-  const seen = new Map<string, number>();
-  for (const e of entries) {
-    const rid = (JSON.parse(e.value.toString()) as { request_id: string }).request_id;
-    seen.set(rid, (seen.get(rid) ?? 0) + 1);
-  }
-  t.deepEqual([...acked].filter((r) => !seen.has(r)), [], 'nothing lost');
-  t.deepEqual([...seen].filter(([, n]) => n > 1), [], 'nothing twice');
+  const { missing, dupes } = onceEach(acked, entries);
+  t.deepEqual(missing, [], 'nothing lost');
+  t.deepEqual(dupes, [], 'nothing twice');
   t.deepEqual(readdirSync(join(stack.dataDir, 'spool')).filter((d) => d.includes('_defaultdb')).length, 1, 'one spool for the destination');
   t.regex(stack.server.logs(), /changed \(immudb_username, immudb_password\): the writer reconnects with the new settings/);
   t.notRegex(stack.server.logs(), /halted|VERIFICATION/i);

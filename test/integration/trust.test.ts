@@ -17,7 +17,7 @@ import { startImmudbProxy, type ImmudbProxy } from '../helpers/immudb-proxy.js';
 import { freePort } from '../../scripts/lib/immudb-server.js';
 import { ImmudbClient, ImmudbError } from '../../plugin/store/immudb-client.js';
 import { until } from '../helpers/until.js';
-import { verifyAll } from '../helpers/exactly-once.js';
+import { requestIdCounts, verifyAll } from '../helpers/exactly-once.js';
 
 const QUEUE = { max_batch_size: 64, max_coalescing_delay: 0.05, initial_retry_delay: 0.05, max_retry_delay: 0.5 };
 
@@ -53,12 +53,7 @@ async function send(worker: KongInstance, n: number, seed: number): Promise<stri
 
 /** request id -> how many times it is stored under the prefix. */
 async function storedRequestIds(client: ImmudbClient, prefix: string): Promise<Map<string, number>> {
-  const seen = new Map<string, number>();
-  for (const e of await scanAll(client, `${prefix}:entry:`)) {
-    const rid = (JSON.parse(e.value.toString()) as { request_id: string }).request_id;
-    seen.set(rid, (seen.get(rid) ?? 0) + 1);
-  }
-  return seen;
+  return requestIdCounts(await scanAll(client, `${prefix}:entry:`));
 }
 
 interface ProxiedStack {

@@ -7,14 +7,13 @@ import { simulateWorkers } from '../helpers/kong-driver.js';
 import { generateFixtures } from '../fixtures/serialized-logs.js';
 import { PLUGIN_NAME, startAuditStack, waitForEntries, type AuditStack } from '../helpers/audit-stack.js';
 import { runCli } from '../helpers/cli.js';
-import { freePort } from '../../scripts/lib/immudb-server.js';
 import { until } from '../helpers/until.js';
 
 let stack: AuditStack;
 let port: number;
 test.before(async () => {
-  port = await freePort();
-  stack = await startAuditStack({ env: { IMMUDB_AUDIT_METRICS_PORT: String(port) } });
+  stack = await startAuditStack({ metrics: true });
+  port = stack.metricsPort!;
 });
 test.after.always(async () => {
   await stack?.dispose();

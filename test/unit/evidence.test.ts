@@ -38,9 +38,13 @@ test('a checkpoint round-trips, and its Ed25519 signature checks', (t) => {
   t.like(c, { origin: 'immudb/dc7sc41ksduep08avnjg/audit', txId: 1742, time: state.time, serverUuid: state.serverUuid, database: 'audit', log: 'audit' });
   t.deepEqual(c.alh, state.alh);
   t.deepEqual(c.immudbSignature, state.immudbSignature);
-  t.notThrows(() => verifyCheckpointSignatures(c, { auditor: { name: 'example.com/auditor', key: publicKey } }));
+  // What was checked is reported: immudb's line needs a server key, the auditor's a given key.
+  t.deepEqual(verifyCheckpointSignatures(c, { auditor: { name: 'example.com/auditor', key: publicKey } }), { immudb: 'unchecked', auditor: 'valid', unchecked: [] });
+  t.deepEqual(verifyCheckpointSignatures(c, {}), { immudb: 'unchecked', auditor: 'unchecked', unchecked: ['example.com/auditor'] });
+  t.deepEqual(verifyCheckpointSignatures(parseCheckpoint(signCheckpoint({ ...state, immudbSignature: null })), {}), { immudb: 'absent', auditor: 'absent', unchecked: [] });
   const other = generateKeyPairSync('ed25519').publicKey;
-  t.throws(() => verifyCheckpointSignatures(c, { auditor: { name: 'example.com/auditor', key: other } }), { message: /signature of example\.com\/auditor: is missing/ });
+  t.throws(() => verifyCheckpointSignatures(c, { auditor: { name: 'example.com/auditor', key: other } }), { message: /signature of example\.com\/auditor: is by another key \(key ID [0-9a-f]{8}, the given key's is [0-9a-f]{8}\)/ });
+  t.throws(() => verifyCheckpointSignatures(c, { auditor: { name: 'example.org/other', key: publicKey } }), { message: /signature of example\.org\/other: is missing/ });
   const edited = parseCheckpoint(note.replace('\nlog audit\n', '\nlog other\n'));
   t.throws(() => verifyCheckpointSignatures(edited, { auditor: { name: 'example.com/auditor', key: publicKey } }), { message: /does not verify with the given auditor key/ });
 });

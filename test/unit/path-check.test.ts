@@ -34,5 +34,6 @@ test('missing levels are created (0700), an existing directory passes, no probe 
   t.is(await checkDirectory(join(tmp, 'p', 'q'), 'spool_dir'), join(tmp, 'p', 'q'));
   t.is(await checkDirectory(a, 'spool_dir'), a);
   t.deepEqual(readdirSync(a), []);
+  t.deepEqual(readdirSync(join(tmp, 'p', 'q')), []);
   t.true(statSync(join(tmp, 'p')).isDirectory());
 });

@@ -41,6 +41,19 @@ function tearingFs() {
 
 const windows = (n: number) => JSON.stringify([{ prefix: 'p', node: 'n', from: 1, to: 2, count: n, reasons: ['spool: ENOSPC'] }]);
 
+/** A loss ledger saved twice (counts 3, then 7) and closed; its file and bytes, to damage. */
+function twoCopies(dir: string): { file: string; buf: Buffer } {
+  const l = new LossLedger(nodeFs, dir);
+  l.save(windows(3));
+  l.save(windows(7));
+  l.close();
+  const file = join(dir, 'losses');
+  return { file, buf: readFileSync(file) };
+}
+
+const quiet = () => createLogger('t', () => undefined);
+const openSpool = (dir: string, fs?: SpoolFs) => Spool.open({ dir, maxBytes: 1 << 30, fsync: 'group', logger: quiet(), ...(fs ? { fs } : {}) });
+
 test('loss ledger: a save torn by a crash leaves the previous save readable', (t) => {
   const dir = tempDir(t);
   const { fs, tear } = tearingFs();
@@ -57,12 +70,7 @@ test('loss ledger: a save torn by a crash leaves the previous save readable', (t
 
 test('loss ledger: flipped bytes in the newest copy fall back to the one before', (t) => {
   const dir = tempDir(t);
-  const l = new LossLedger(nodeFs, dir);
-  l.save(windows(3));
-  l.save(windows(7));
-  l.close();
-  const file = join(dir, 'losses');
-  const buf = readFileSync(file);
+  const { file, buf } = twoCopies(dir);
   const at = buf.indexOf('"count":7');
   t.true(at > 0);
   buf[at + 8] = '8'.charCodeAt(0);
@@ -74,12 +82,7 @@ test('loss ledger: flipped bytes in the newest copy fall back to the one before'
 
 test('loss ledger: neither copy valid is an error line and a /status figure, not an empty ledger', async (t) => {
   const dir = tempDir(t);
-  const l = new LossLedger(nodeFs, dir);
-  l.save(windows(3));
-  l.save(windows(7));
-  l.close();
-  const file = join(dir, 'losses');
-  const buf = readFileSync(file);
+  const { file, buf } = twoCopies(dir);
   for (const n of [3, 7]) buf[buf.indexOf(`"count":${n}`) + 8] = '9'.charCodeAt(0);
   writeFileSync(file, buf);
   const lines: string[] = [];
@@ -97,7 +100,7 @@ const rec = (i: number) => ({ key: Buffer.from(`k:entry:${i}`), value: Buffer.fr
 test('spool: an ack write torn by a crash falls back to the previous ack, not to the start', async (t) => {
   const dir = tempDir(t);
   const { fs, tear } = tearingFs();
-  const s = Spool.open({ dir, maxBytes: 1 << 30, fsync: 'group', logger: createLogger('t', () => undefined), fs });
+  const s = openSpool(dir, fs);
   const pos = [];
   for (let i = 0; i < 10; i++) pos.push(await s.append(rec(i).key, rec(i).value));
   s.ack(pos[3]!, 4);
@@ -105,7 +108,7 @@ test('spool: an ack write torn by a crash falls back to the previous ack, not to
   tear(22);
   s.ack(pos[8]!, 3); // logged, not thrown: a stale ack only replays proven entries
   // A crash: nothing closed.
-  const again = Spool.open({ dir, maxBytes: 1 << 30, fsync: 'group', logger: createLogger('t', () => undefined) });
+  const again = openSpool(dir);
   t.deepEqual(again.read(undefined, 100).map((r) => r.key.toString()), ['k:entry:6', 'k:entry:7', 'k:entry:8', 'k:entry:9']);
   t.is(again.recovery.missing, 0);
   await again.close();
@@ -113,7 +116,7 @@ test('spool: an ack write torn by a crash falls back to the previous ack, not to
 
 test('spool: a damaged head mark falls back to its previous copy; missing records are still counted', async (t) => {
   const dir = tempDir(t);
-  const s = Spool.open({ dir, maxBytes: 1 << 30, fsync: 'group', logger: createLogger('t', () => undefined) });
+  const s = openSpool(dir);
   for (let i = 0; i < 6; i++) await s.append(rec(i).key, rec(i).value);
   // Let the newest head copy be torn: the previous copy (5 records) still shows record 6 was written.
   const head = join(dir, 'head');
@@ -127,7 +130,7 @@ test('spool: a damaged head mark falls back to its previous copy; missing record
   const segFile = join(dir, 'seg-0000000001.log');
   const seg = readFileSync(segFile);
   writeFileSync(segFile, seg.subarray(0, seg.length - size(4) - size(5)));
-  const again = Spool.open({ dir, maxBytes: 1 << 30, fsync: 'group', logger: createLogger('t', () => undefined) });
+  const again = openSpool(dir);
   t.is(again.recovery.pending, 4);
   // The previous copy names record 5: at least it is counted (record 6 only the torn copy knew of).
   t.true(again.recovery.missing >= 1, `${again.recovery.missing} missing`);
@@ -136,7 +139,7 @@ test('spool: a damaged head mark falls back to its previous copy; missing record
 
 test('upgrade: the single-copy ack mark and loss ledger of 0.3 are read, then written as two copies', async (t) => {
   const dir = tempDir(t);
-  const s = Spool.open({ dir, maxBytes: 1 << 30, fsync: 'group', logger: createLogger('t', () => undefined) });
+  const s = openSpool(dir);
   const pos = [];
   for (let i = 0; i < 6; i++) pos.push(await s.append(rec(i).key, rec(i).value));
   await s.close();
@@ -154,13 +157,13 @@ test('upgrade: the single-copy ack mark and loss ledger of 0.3 are read, then wr
   ledger.writeUInt32BE(crc32(text), 4);
   text.copy(ledger, 8);
   writeFileSync(join(dir, 'losses'), ledger);
-  const again = Spool.open({ dir, maxBytes: 1 << 30, fsync: 'group', logger: createLogger('t', () => undefined) });
+  const again = openSpool(dir);
   t.deepEqual(again.read(undefined, 100).map((r) => r.key.toString()), ['k:entry:4', 'k:entry:5']);
   t.is(again.losses.text, windows(4));
   again.losses.save(windows(6));
   again.ack(pos[4]!, 1);
   await again.close();
-  const third = Spool.open({ dir, maxBytes: 1 << 30, fsync: 'group', logger: createLogger('t', () => undefined) });
+  const third = openSpool(dir);
   t.deepEqual(third.read(undefined, 100).map((r) => r.key.toString()), ['k:entry:5']);
   t.is(third.losses.text, windows(6));
   await third.close();
