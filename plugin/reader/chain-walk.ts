@@ -4,6 +4,7 @@
 // TxChain checks them as one Alh chain that must end in that proven Alh. Each transaction is
 // handed to the caller once its entries and its link to the one before are checked; the range as
 // a whole holds only when walk() returns.
+import { setImmediate as nextTurn } from 'node:timers/promises';
 import type { ImmudbClient } from '../store/immudb-client.js';
 import { txScanPages } from '../store/tx-scan-pages.js';
 import type { TrustedSession } from '../store/trusted-session.js';
@@ -36,6 +37,9 @@ export interface ProvenTx {
   /** Commit time (ms) of the proven tx. */
   time: number;
 }
+
+/** Entries checked between two turns of the event loop (see walk). */
+const YIELD_ENTRIES = 512;
 
 export class ChainWalk {
   constructor(
@@ -79,6 +83,7 @@ export class ChainWalk {
     if (trusted && trusted.txId >= first && trusted.txId <= end.txId) chain.expectAlh(trusted.txId, trusted.alh);
     const prefix = this.entryPrefix;
     const other = this.lifecyclePrefix;
+    let unyielded = 0;
     // Pages read one ahead (store/tx-scan-pages.ts): each is checked here, in order, before the next.
     for await (const { txs } of txScanPages(this.client, first, end.txId)) {
       for (const tx of txs) {
@@ -96,6 +101,14 @@ export class ChainWalk {
         });
         const r = onTx({ id: header.id, time: Number(header.ts) * 1000, header, alh, entries, lifecycle });
         if (r) await r;
+        // Give the event loop a turn every YIELD_ENTRIES entries: the page read ahead arrives
+        // meanwhile (its bytes are read from the socket and immudb may send more) instead of
+        // waiting in the kernel's buffers until the whole page was checked.
+        unyielded += tx.entries.length;
+        if (unyielded >= YIELD_ENTRIES) {
+          unyielded = 0;
+          await nextTurn();
+        }
       }
     }
     chain.finish(end.txId, end.alh);
