@@ -4,6 +4,7 @@
 // TxChain checks them as one Alh chain that must end in that proven Alh. Each transaction is
 // handed to the caller once its entries and its link to the one before are checked; the range as
 // a whole holds only when walk() returns.
+import { setImmediate as nextTurn } from 'node:timers/promises';
 import type { ImmudbClient } from '../store/immudb-client.js';
 import { txScanPages } from '../store/tx-scan-pages.js';
 import type { TrustedSession } from '../store/trusted-session.js';
@@ -36,6 +37,14 @@ export interface ProvenTx {
   /** Commit time (ms) of the proven tx. */
   time: number;
 }
+
+/** Whether a stored key (behind its one-byte prefix) starts with `prefix`, without a view per entry. */
+function hasPrefix(storedKey: Buffer, prefix: Buffer): boolean {
+  return storedKey.length > prefix.length && prefix.compare(storedKey, 1, 1 + prefix.length) === 0;
+}
+
+/** Entries checked between two turns of the event loop (see walk). */
+const YIELD_ENTRIES = 512;
 
 export class ChainWalk {
   constructor(
@@ -79,23 +88,34 @@ export class ChainWalk {
     if (trusted && trusted.txId >= first && trusted.txId <= end.txId) chain.expectAlh(trusted.txId, trusted.alh);
     const prefix = this.entryPrefix;
     const other = this.lifecyclePrefix;
+    let unyielded = 0;
     // Pages read one ahead (store/tx-scan-pages.ts): each is checked here, in order, before the next.
     for await (const { txs } of txScanPages(this.client, first, end.txId)) {
       for (const tx of txs) {
         const { header, alh } = chain.append(tx);
         const entries: VerifiedEntry[] = [];
         const lifecycle: VerifiedEntry[] = [];
-        tx.entries.forEach((e, i) => {
+        const listed = tx.entries;
+        for (let i = 0; i < listed.length; i++) {
+          const e = listed[i]!;
           // Keys and values as stored carry a one-byte prefix (plain key, plain value).
+          const into = hasPrefix(e.key, prefix) ? entries : other && hasPrefix(e.key, other) ? lifecycle : undefined;
+          if (!into) continue;
           const key = e.key.subarray(1);
-          const into = key.subarray(0, prefix.length).equals(prefix) ? entries : other && key.subarray(0, other.length).equals(other) ? lifecycle : undefined;
-          if (!into) return;
           // Audit entries are checked by their values (the chain checked the values it got).
           if (!e.value?.length) throw new VerificationError(`tx ${header.id} entry ${i} (${key.toString()}): its value was not sent`);
           into.push({ key, value: e.value.subarray(1) });
-        });
+        }
         const r = onTx({ id: header.id, time: Number(header.ts) * 1000, header, alh, entries, lifecycle });
         if (r) await r;
+        // Give the event loop a turn every YIELD_ENTRIES entries: the page read ahead is received
+        // meanwhile (grpc-js reads it from the socket and grants immudb HTTP/2 window to send
+        // more) instead of only once the whole page before it was checked.
+        unyielded += tx.entries.length;
+        if (unyielded >= YIELD_ENTRIES) {
+          unyielded = 0;
+          await nextTurn();
+        }
       }
     }
     chain.finish(end.txId, end.alh);

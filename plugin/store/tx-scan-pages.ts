@@ -11,6 +11,12 @@ import { VerificationError } from './proofs/errors.js';
 
 /** Transactions per TxScan call (halved while a page is too large for one message). */
 export const SCAN_PAGE_TXS = 8;
+/**
+ * Transactions of the first call; each next call asks for twice as many, up to SCAN_PAGE_TXS.
+ * The first page is the one nothing overlaps (immudb reads and sends it while the caller waits):
+ * a small one lets the checks start early (~10 ms for a 1024-entry tx instead of ~70 for 8).
+ */
+export const FIRST_PAGE_TXS = 1;
 /** gRPC status of a message over the size limit. */
 const GRPC_RESOURCE_EXHAUSTED = 8;
 
@@ -29,9 +35,10 @@ export async function* txScanPages(
   client: Pick<ImmudbClient, 'txScan'>,
   first: number,
   last: number,
-  opts: { pageTxs?: number; action?: EntryTypeAction } = {},
+  opts: { pageTxs?: number; firstPageTxs?: number; action?: EntryTypeAction } = {},
 ): AsyncGenerator<TxScanPage, void, undefined> {
-  let page = opts.pageTxs ?? SCAN_PAGE_TXS;
+  let max = opts.pageTxs ?? SCAN_PAGE_TXS;
+  let page = Math.min(max, opts.firstPageTxs ?? FIRST_PAGE_TXS);
   const action = opts.action ?? EntryTypeAction.RAW_VALUE;
   const ask = (start: number) => {
     const limit = Math.min(page, last - start + 1);
@@ -49,7 +56,7 @@ export async function* txScanPages(
     } catch (e) {
       // A page too large for one message: fewer transactions per call, from the same tx.
       if (limit > 1 && e instanceof ImmudbError && e.code === GRPC_RESOURCE_EXHAUSTED) {
-        page = limit >> 1;
+        page = max = limit >> 1;
         next = ask(start);
         continue;
       }
@@ -58,6 +65,7 @@ export async function* txScanPages(
     if (!txs?.length) throw new VerificationError(`tx ${start}: the scan returned no transactions, but the server reports tx ${last}`);
     const got = txs.length > limit ? txs.slice(0, limit) : txs;
     const after = start + got.length;
+    page = Math.min(max, page * 2);
     next = after <= last ? ask(after) : undefined;
     yield { start, txs: got };
   }

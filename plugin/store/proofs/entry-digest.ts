@@ -6,7 +6,8 @@
 // while the key/value of a KeyValue we send or of an Entry we read do not.
 import type { KVMetadata, TxEntry } from '../immudb-types.js';
 import { VerificationError } from './errors.js';
-import { sha256 } from './hashing.js';
+import { HASH_SIZE, sha256 } from './hashing.js';
+import { sha256Small, SMALL_MAX, smallInput } from './sha256-small.js';
 import { kvMetadataBytes } from './metadata.js';
 import { requireBytes, requireHash } from './shape.js';
 
@@ -55,21 +56,47 @@ export function entryDigest(version: number, entry: EntryDigestInput, what = 'en
  * callers checking many entries build the text only when a check fails).
  */
 export function digestOf(version: number, storedKey: Buffer, hValue: Buffer, md: Buffer, what: string | (() => string)): Buffer {
+  const out = Buffer.allocUnsafe(HASH_SIZE);
+  digestAt(version, storedKey, hValue, md, out, 0, what);
+  return out;
+}
+
+/** digestOf written to out[off..off+32) (an entry tree's leaf buffer), allocating nothing for usual sizes. */
+export function digestAt(version: number, storedKey: Buffer, hValue: Buffer, md: Buffer, out: Uint8Array, off: number, what: string | (() => string)): void {
   const name = () => (typeof what === 'string' ? what : what());
   switch (version) {
-    case 0:
+    case 0: {
       if (md.length > 0) throw new VerificationError(`${name()} carries metadata, which version 0 tx headers cannot have`);
-      return sha256(storedKey, hValue);
+      // key ‖ hValue
+      const len = storedKey.length + hValue.length;
+      if (len > SMALL_MAX) {
+        out.set(sha256(storedKey, hValue), off);
+        return;
+      }
+      smallInput.set(storedKey, 0);
+      smallInput.set(hValue, storedKey.length);
+      sha256Small(len, out, off);
+      return;
+    }
     case 1: {
       if (storedKey.length > 0xffff) throw new VerificationError(`${name()}.key is too long (${storedKey.length} bytes)`);
-      // uint16 mdLen ‖ md ‖ uint16 kLen ‖ key ‖ hValue, in one buffer
-      const buf = Buffer.allocUnsafe(2 + md.length + 2 + storedKey.length + hValue.length);
-      let o = buf.writeUInt16BE(md.length, 0);
-      o += md.copy(buf, o);
-      o = buf.writeUInt16BE(storedKey.length, o);
-      o += storedKey.copy(buf, o);
-      hValue.copy(buf, o);
-      return sha256(buf);
+      // uint16 mdLen ‖ md ‖ uint16 kLen ‖ key ‖ hValue
+      const len = 2 + md.length + 2 + storedKey.length + hValue.length;
+      const small = len <= SMALL_MAX;
+      const buf = small ? smallInput : Buffer.allocUnsafe(len);
+      let o = 0;
+      buf[o++] = md.length >>> 8;
+      buf[o++] = md.length & 0xff;
+      buf.set(md, o);
+      o += md.length;
+      buf[o++] = storedKey.length >>> 8;
+      buf[o++] = storedKey.length & 0xff;
+      buf.set(storedKey, o);
+      o += storedKey.length;
+      buf.set(hValue, o);
+      if (small) sha256Small(len, out, off);
+      else out.set(sha256(buf), off);
+      return;
     }
     default:
       throw new VerificationError(`${name()}: unsupported tx header version ${version}`);

@@ -2,26 +2,33 @@
 // order. Odd nodes at the end of a level move up unchanged.
 import type { InclusionProof } from '../immudb-types.js';
 import { VerificationError } from './errors.js';
-import { HASH_SIZE, leafHash, nodeHash, sha256 } from './hashing.js';
+import { HASH_SIZE, leafHash, leafHashAt, nodeHashAt, sha256 } from './hashing.js';
 import { rootFromInclusionPath } from './merkle-path.js';
 import { requireHash, requireHashList, requireInt, requirePresent } from './shape.js';
 
 /** eH of a tx from its entry digests (sha256 of nothing for no entries, as immudb). */
 export function entriesHash(digests: readonly Buffer[]): Buffer {
   if (digests.length === 0) return sha256();
-  let level: Buffer[] = new Array(digests.length);
+  const leaves = Buffer.allocUnsafe(digests.length * HASH_SIZE);
   for (let i = 0; i < digests.length; i++) {
     const d = digests[i]!;
-    level[i] = leafHash(Buffer.isBuffer(d) && d.length === HASH_SIZE ? d : requireHash(d, `entry digest ${i}`));
+    leafHashAt(Buffer.isBuffer(d) && d.length === HASH_SIZE ? d : requireHash(d, `entry digest ${i}`), 0, leaves, i * HASH_SIZE);
   }
-  while (level.length > 1) {
-    const next: Buffer[] = new Array((level.length + 1) >> 1);
+  return entriesRoot(leaves, digests.length);
+}
+
+/**
+ * eH from the leaf hashes of `n` entries, laid out one after another in `leaves` (n >= 1), which
+ * is overwritten: each level of the tree is written over the start of the one below it.
+ */
+export function entriesRoot(leaves: Buffer, n: number): Buffer {
+  for (let width = n; width > 1; width = (width + 1) >> 1) {
     let j = 0;
-    for (let i = 0; i + 1 < level.length; i += 2) next[j++] = nodeHash(level[i]!, level[i + 1]!);
-    if (level.length % 2 === 1) next[j] = level[level.length - 1]!;
-    level = next;
+    for (let i = 0; i + 1 < width; i += 2) nodeHashAt(leaves, i * HASH_SIZE, leaves, (i + 1) * HASH_SIZE, leaves, HASH_SIZE * j++);
+    // An odd node at the end of a level moves up unchanged.
+    if (width % 2 === 1) leaves.copy(leaves, j * HASH_SIZE, (width - 1) * HASH_SIZE, width * HASH_SIZE);
   }
-  return level[0]!;
+  return Buffer.from(leaves.subarray(0, HASH_SIZE));
 }
 
 /**

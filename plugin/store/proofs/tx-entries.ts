@@ -2,10 +2,10 @@
 // (its value, its digest, its leaf of the entry tree); texts for errors are only built when a
 // check fails.
 import type { KVMetadata, Tx, TxEntry } from '../immudb-types.js';
-import { digestOf, PLAIN_KEY_PREFIX, PLAIN_VALUE_PREFIX, STORED_PLAIN_VALUE_PREFIX } from './entry-digest.js';
-import { entriesHash } from './entry-inclusion.js';
+import { digestAt, digestOf, PLAIN_KEY_PREFIX, PLAIN_VALUE_PREFIX, STORED_PLAIN_VALUE_PREFIX } from './entry-digest.js';
+import { entriesHash, entriesRoot } from './entry-inclusion.js';
 import { VerificationError } from './errors.js';
-import { HASH_SIZE, sha256 } from './hashing.js';
+import { HASH_SIZE, leafHashAt, sha256 } from './hashing.js';
 import { kvMetadataBytes } from './metadata.js';
 import { parseTxHeader, type ParsedTxHeader } from './tx-header.js';
 import { requireBytes, requireHash, requirePresent } from './shape.js';
@@ -48,7 +48,8 @@ export function verifyListedEntries(tx: Tx, header: ParsedTxHeader, what = `tx $
   if (entries.length !== header.nentries) {
     throw new VerificationError(`${what} lists ${entries.length} of its ${header.nentries} entries; a partial list cannot be checked against eH`);
   }
-  const digests: Buffer[] = new Array(entries.length);
+  // The entries' leaf hashes, one after another; the tree is then built over them in place.
+  const leaves = Buffer.allocUnsafe(entries.length * HASH_SIZE);
   for (let i = 0; i < entries.length; i++) {
     const e = entryAt(entries, i, what);
     const value = e.value === null || e.value === undefined ? EMPTY : bytes(e.value) ?? requireBytes(e.value, `${what} entry ${i}.value`);
@@ -58,9 +59,11 @@ export function verifyListedEntries(tx: Tx, header: ParsedTxHeader, what = `tx $
       if (e.vLen !== value.length) throw new VerificationError(`${what} entry ${i}: vLen ${e.vLen} does not match the ${value.length}-byte value`);
     }
     const key = bytes(e.key) ?? requireBytes(e.key, `${what} entry ${i}.key`);
-    digests[i] = digestOf(header.version, key, hValue, e.metadata ? kvMetadataBytes(e.metadata, `${what} entry ${i}.metadata`) : EMPTY, () => `${what} entry ${i}`);
+    const at = i * HASH_SIZE;
+    digestAt(header.version, key, hValue, e.metadata ? kvMetadataBytes(e.metadata, `${what} entry ${i}.metadata`) : EMPTY, leaves, at, () => `${what} entry ${i}`);
+    leafHashAt(leaves, at, leaves, at);
   }
-  if (!entriesHash(digests).equals(header.eH)) throw new VerificationError(`${what}: entries do not hash to the header's eH`);
+  if (!entriesRoot(leaves, entries.length).equals(header.eH)) throw new VerificationError(`${what}: entries do not hash to the header's eH`);
   return true;
 }
 
