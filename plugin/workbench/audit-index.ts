@@ -118,7 +118,12 @@ export class AuditIndex {
   /** Entries' bytes added but not yet written (at `end - pendingBytes`). */
   private pending: Uint8Array[] = [];
   private pendingBytes = 0;
-  /** Background fdatasync: how far the last one reached, whether one runs, and its error. */
+  /**
+   * Background fdatasync, on a descriptor of its own: Linux reports a writeback error to every
+   * descriptor open when it happened, so the commit's fdatasync on `fd` still sees an error that
+   * a background sync already reported. How far the last one reached, whether one runs, its error.
+   */
+  private syncFd: number | undefined;
   private synced = 0;
   private syncing = false;
   private syncError: Error | undefined;
@@ -269,13 +274,13 @@ export class AuditIndex {
     if (!this.syncing && this.end - this.synced >= SYNC_BYTES) {
       this.syncing = true;
       const upTo = this.end;
-      fdatasync(this.fd, (err) => {
+      this.syncFd ??= openSync(entriesFile(this.file), constants.O_RDONLY);
+      fdatasync(this.syncFd, (err) => {
         this.syncing = false;
-        // An error here may mean pages were dropped: the update must not commit (a later
-        // fdatasync could succeed without them).
+        if (this.closed) return;
+        // An error here may mean pages were dropped: the update must not commit.
         if (err) this.syncError ??= err;
         else this.synced = Math.max(this.synced, upTo);
-        if (this.closed) closeSync(this.fd);
       });
     }
   }
@@ -283,7 +288,8 @@ export class AuditIndex {
   /** Ends an update: the rows, the side file's length and the state they are complete up to, together. */
   commit(txId: number, verifiedAt: string, added: number): void {
     this.flush();
-    // The bytes the rows point at are on disk before the rows that point at them.
+    // The bytes the rows point at are on disk before the rows that point at them (and any
+    // writeback error since `fd` was opened, a background sync's too, fails the update here).
     fdatasyncSync(this.fd);
     if (this.syncError) throw this.syncError;
     if (this.bulkIndexes.length) this.db.exec(this.bulkIndexes.map((i) => `${i.sql};`).join('\n'));
@@ -363,7 +369,9 @@ export class AuditIndex {
     this.rollback();
     this.db.close();
     this.closed = true;
-    // A background fdatasync still running closes the file when it ends.
-    if (!this.syncing) closeSync(this.fd);
+    closeSync(this.fd);
+    // A background fdatasync still running keeps its own reference to the file (or, not started
+    // yet, fails or syncs whatever the number now names: harmless); its answer is ignored.
+    if (this.syncFd !== undefined) closeSync(this.syncFd);
   }
 }

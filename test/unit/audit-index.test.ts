@@ -164,3 +164,30 @@ test('--consumer matches id, username or custom id through the consumers table; 
     index.close();
   }
 });
+
+test('large updates sync the side file in the background; closing while a sync runs loses nothing committed', async (t) => {
+  const file = join(dir, 'large.index.sqlite');
+  const big = (i: number) => {
+    const id = `00000000-0000-7000-8000-${String(++n).padStart(12, '0')}`;
+    const json = JSON.stringify({ id, time: '2026-01-01T00:00:00Z', pad: String(i).repeat(1 << 20) });
+    return { key: `p:entry:${id}`, bytes: Buffer.from(json), json };
+  };
+  const index = AuditIndex.open(file, IDENT);
+  index.begin();
+  const first = Array.from({ length: 20 }, (_, i) => big(i % 10));
+  for (const e of first) {
+    addAll(index, 1, [e]);
+    await new Promise((r) => setImmediate(r)); // the background sync's answer comes on the loop
+  }
+  index.commit(1, '2026-01-01T00:00:00.000Z', first.length);
+  // Another update past the sync threshold, closed (rolled back) without waiting for its sync.
+  index.begin();
+  addAll(index, 2, Array.from({ length: 10 }, (_, i) => big(i)));
+  index.flush();
+  index.close();
+  const after = content(file);
+  t.is(after.rows.length, first.length);
+  t.true(after.rows.every(([id, json], i) => id === first[i]!.key.slice(8) && json === first[i]!.json));
+  t.is(after.sideFile, after.committed);
+  t.is(after.state.txId, 1);
+});
