@@ -7,15 +7,17 @@
 //    --quick; --walk-entries N), in 1024-entry transactions, rounds alternated: plain TxScan
 //    (8 txs per call, values included), `verify --all` (the verified walk), and the index update
 //    (the same walk plus the index inserts; a fresh auditor each time, so a first run: an empty
-//    index, filled in bulk). Goals: update rate >= 0.8 x verify --all rate (issue 14), and
-//    verify --all >= 0.8 x plain TxScan (issue 17). Client and immudb CPU per entry beside.
-import { mkdtempSync, rmSync, statSync } from 'node:fs';
+//    index, filled in bulk), and the update onto an index that already holds 100,000 rows (an
+//    incremental update: indexes maintained row by row). Goals: update rate >= 0.8 x verify --all
+//    rate (issue 14), and verify --all >= 0.8 x plain TxScan (issue 17). Client and immudb CPU per
+//    entry beside. `--rounds N` for more alternated rounds.
+import { copyFileSync, mkdtempSync, rmSync, statSync } from 'node:fs';
 import { loadavg, tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { v7 as uuidv7 } from 'uuid';
 import { EntryTypeAction } from '../plugin/store/immudb-types.js';
 import { AuditReader } from '../plugin/reader/audit-reader.js';
-import { AuditIndex, indexFile } from '../plugin/workbench/audit-index.js';
+import { AuditIndex, entriesFile, indexFile } from '../plugin/workbench/audit-index.js';
 import { search as consoleSearch, type ConsoleContext } from '../plugin/console/api.js';
 import { filterCondition, parseStatus, type FilterOptions } from '../plugin/workbench/filters.js';
 import { indexRow } from '../plugin/workbench/index-row.js';
@@ -41,7 +43,8 @@ function sizeArg(name: string): number | undefined {
   return v;
 }
 
-function fillIndex(index: AuditIndex, count: number, now: number): number {
+/** Fills `count` rows; the state says complete up to their last tx, or `completeTx`. */
+function fillIndex(index: AuditIndex, count: number, now: number, completeTx?: number): number {
   const pool = auditRecords(1000, PREFIX, fixturePool(1000)).map((r) => {
     return { row: indexRow(r.key.toString(), r.value.toString(), 0), json: r.value };
   });
@@ -57,7 +60,7 @@ function fillIndex(index: AuditIndex, count: number, now: number): number {
       const time = now - 30 * DAY + Math.floor((n / count) * 30 * DAY);
       index.add({ ...p.row, audit_id: uuidv7(), tx_id: 1 + Math.floor(n / perTx), time }, time + 500, p.json);
     }
-    index.commit(1 + Math.floor((n - 1) / perTx), new Date().toISOString(), end - start);
+    index.commit(completeTx ?? 1 + Math.floor((n - 1) / perTx), new Date().toISOString(), end - start);
   }
   return performance.now() - t0;
 }
@@ -82,10 +85,21 @@ export async function run(ctx: BenchContext): Promise<BenchResult> {
     const lastTx = Number((await client.currentState()).txId);
     const conn = { host: immudb.host, port: immudb.port, username: immudb.username, password: immudb.password, database: DB };
     const meter = new CpuMeter({ client: process.pid, immudb: immudb.pid });
-    type Mode = 'plain TxScan' | 'verify --all' | 'index update';
+    // An index of 100,000 rows (state: complete up to tx 0) that the incremental update starts from.
+    const BASE_ROWS = 100_000;
+    const base = join(dir, 'base.index.sqlite');
+    const baseIndex = AuditIndex.open(base, { serverUuid: 'base', database: DB, prefix: PREFIX });
+    fillIndex(baseIndex, BASE_ROWS, Date.now(), 0);
+    baseIndex.close();
+    type Mode = 'plain TxScan' | 'verify --all' | 'index update' | 'index update onto 100,000 rows';
     const walk = async (mode: Mode, round: number) => {
       const stateDir = mkdtempSync(join(dir, 'auditor-'));
       const reader = mode === 'plain TxScan' ? undefined : await AuditReader.open(conn, PREFIX, stateDir);
+      const file = join(stateDir, 'update.index.sqlite');
+      if (mode === 'index update onto 100,000 rows') {
+        copyFileSync(base, file);
+        copyFileSync(entriesFile(base), entriesFile(file));
+      }
       try {
         meter.lap();
         const t0 = performance.now();
@@ -101,7 +115,7 @@ export async function run(ctx: BenchContext): Promise<BenchResult> {
         } else if (mode === 'verify --all') {
           entries = (await reader!.verifyAll({ fromTx: 1 })).entries;
         } else {
-          const u = await updateIndex(reader!, { file: join(stateDir, 'update.index.sqlite'), ident: { serverUuid: reader!.serverUuid, database: DB, prefix: PREFIX } });
+          const u = await updateIndex(reader!, { file, ident: { serverUuid: reader!.serverUuid, database: DB, prefix: PREFIX } });
           entries = u.entries;
           // The walk with the inserts beside it, then the commit (indexes built, pages written, fsync).
           phases = { 'walk ms': u.walkMs, 'commit ms': u.commitMs };
@@ -117,14 +131,15 @@ export async function run(ctx: BenchContext): Promise<BenchResult> {
       }
     };
     // Alternated rounds: the machine's load drifts, so each ratio is also taken within a round.
-    const rounds = ctx.quick ? 2 : 3;
+    const rounds = sizeArg('rounds') ?? (ctx.quick ? 2 : 3);
     const walks: Array<Awaited<ReturnType<typeof walk>>> = [];
     for (let round = 1; round <= rounds; round++) {
-      for (const mode of ['plain TxScan', 'verify --all', 'index update'] as const) walks.push(await walk(mode, round));
+      for (const mode of ['plain TxScan', 'verify --all', 'index update', 'index update onto 100,000 rows'] as const) walks.push(await walk(mode, round));
     }
     const rate = (mode: Mode, round?: number) => Math.max(...walks.filter((w) => w.mode === mode && (round === undefined || w.round === round)).map((w) => w['entries/s']));
     const perRound = (a: Mode, b: Mode) => Array.from({ length: rounds }, (_, i) => ratio(rate(a, i + 1), rate(b, i + 1)));
     const updateVsVerify = ratio(rate('index update'), rate('verify --all'));
+    const incrementalVsVerify = ratio(rate('index update onto 100,000 rows'), rate('verify --all'));
     const verifyVsScan = ratio(rate('verify --all'), rate('plain TxScan'));
     const span = (xs: number[]) => `${Math.min(...xs).toFixed(2)}-${Math.max(...xs).toFixed(2)}`;
     // 2. Searches over a large index, filled in bulk where an auditor of this server keeps it (its
@@ -199,6 +214,7 @@ export async function run(ctx: BenchContext): Promise<BenchResult> {
 
     const ratios = [
       { ratio: 'index update / verify --all (issue 14, goal >= 0.8)', 'best / best': updateVsVerify, 'per round': span(perRound('index update', 'verify --all')) },
+      { ratio: 'index update onto 100,000 rows / verify --all', 'best / best': incrementalVsVerify, 'per round': span(perRound('index update onto 100,000 rows', 'verify --all')) },
       { ratio: 'verify --all / plain TxScan (issue 17, goal >= 0.8)', 'best / best': verifyVsScan, 'per round': span(perRound('verify --all', 'plain TxScan')) },
     ];
 
@@ -206,7 +222,7 @@ export async function run(ctx: BenchContext): Promise<BenchResult> {
       name: 'search',
       title: `6. Auditor's workbench: searches over ${rows.toLocaleString('en-US')} indexed entries; the walk (plain TxScan, verify --all, index update) over ${total.toLocaleString('en-US')} entries`,
       tables: [
-        { title: `Searches (first 1000 by time and the count of all matches), index of ${rows.toLocaleString('en-US')} rows, ${(statSync(indexPath).size / 2 ** 20).toFixed(0)} MiB, filled at ${perSecond(rows, fillMs).toFixed(0)} rows/s`, rows: searchRows },
+        { title: `Searches (first 1000 by time and the count of all matches), index of ${rows.toLocaleString('en-US')} rows, ${(statSync(indexPath).size / 2 ** 20).toFixed(0)} MiB + ${(statSync(entriesFile(indexPath)).size / 2 ** 20).toFixed(0)} MiB of entries, filled at ${perSecond(rows, fillMs).toFixed(0)} rows/s`, rows: searchRows },
         { title: `The console's search API over the same ${rows.toLocaleString('en-US')} rows (a page of 50 and the count, with the reader opened and the index's update checked, as the page asks)`, rows: pageRows },
         { title: `The walk over ${total.toLocaleString('en-US')} entries in ${lastTx} transactions (real immudb, fresh auditor each, rounds alternated)`, rows: walks },
         { title: 'Ratios (rates of the best rounds, and within each round)', rows: ratios },
@@ -221,6 +237,7 @@ export async function run(ctx: BenchContext): Promise<BenchResult> {
         updateEntriesPerSec: rate('index update'),
         verifyAllEntriesPerSec: rate('verify --all'),
         updateVsVerifyAll: updateVsVerify,
+        incrementalUpdateVsVerifyAll: incrementalVsVerify,
         verifyAllVsTxScan: verifyVsScan,
       },
       targets: [
@@ -229,7 +246,7 @@ export async function run(ctx: BenchContext): Promise<BenchResult> {
         checkTarget('index update rate / verify --all rate', updateVsVerify, '>=', 0.8),
         checkTarget('verify --all rate / plain TxScan rate', verifyVsScan, '>=', 0.8),
       ],
-      notes: [`measured in this run over ${total.toLocaleString('en-US')} entries through immudb: index update / verify --all ${updateVsVerify.toFixed(2)} (rounds ${span(perRound('index update', 'verify --all'))}), verify --all / plain TxScan ${verifyVsScan.toFixed(2)} (rounds ${span(perRound('verify --all', 'plain TxScan'))}); load average ${loadavg().map((l) => l.toFixed(1)).join(' ')}`],
+      notes: [`measured in this run over ${total.toLocaleString('en-US')} entries through immudb: index update / verify --all ${updateVsVerify.toFixed(2)} (rounds ${span(perRound('index update', 'verify --all'))}), onto 100,000 rows ${incrementalVsVerify.toFixed(2)} (rounds ${span(perRound('index update onto 100,000 rows', 'verify --all'))}), verify --all / plain TxScan ${verifyVsScan.toFixed(2)} (rounds ${span(perRound('verify --all', 'plain TxScan'))}); load average ${loadavg().map((l) => l.toFixed(1)).join(' ')}`],
     };
   } finally {
     await immudb.dispose();

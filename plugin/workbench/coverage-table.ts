@@ -13,7 +13,7 @@ import { CoverageCollector, entrySequence, type CoverageReport } from './coverag
 export const COVERAGE_TABLES = `
 CREATE TABLE IF NOT EXISTS coverage (
   stream TEXT NOT NULL, number INTEGER NOT NULL, time INTEGER, tx_id INTEGER NOT NULL, node TEXT,
-  -- lifecycle entries only: their JSON (entries are in entry_json)
+  -- lifecycle entries only: their JSON (entries' are in the index's side file)
   lifecycle BLOB
 );
 CREATE INDEX IF NOT EXISTS coverage_by_stream ON coverage (stream, number);
@@ -50,7 +50,12 @@ export class CoverageTable {
         // Not JSON: no number.
       }
     }
-    if (s) this.insert.run(s.stream, s.number, s.time, txId, node, null);
+    if (s) this.addNumber(txId, s, node);
+  }
+
+  /** An audit entry's number when the caller has already read it from the parsed entry. */
+  addNumber(txId: number, s: { stream: string; number: number; time: number | null }, node: string | null): void {
+    this.insert.run(s.stream, s.number, s.time, txId, node, null);
   }
 
   /**

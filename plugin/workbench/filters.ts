@@ -3,6 +3,7 @@
 import type { SQLInputValue } from 'node:sqlite';
 import type { PseudonymKey } from '../capture/pseudonyms.js';
 import { candidates, storedIpText } from './pseudonym-search.js';
+import { traceKey } from './index-row.js';
 import { parseTimeSpec } from './time-spec.js';
 
 /** The filter options as commander hands them over (already checked by the parsers below). */
@@ -108,11 +109,15 @@ export function filterCondition(f: FilterOptions, key?: PseudonymKey): SqlCondit
     for (const [, vs] of alternatives) params.push(...vs);
   };
   if (f.consumer !== undefined) {
-    anyOf([
-      ['consumer_id', [f.consumer]],
-      ['consumer_username', candidates(key, 'consumer_username', f.consumer)],
-      ['consumer_custom_id', candidates(key, 'consumer_custom_id', f.consumer)],
-    ]);
+    // The index's consumers table maps each consumer (id, username, custom id) to the key its rows
+    // carry, and one index on that key serves whichever of the three is named (audit-index.ts).
+    const names: Array<[string, readonly string[]]> = [
+      ['id', [f.consumer]],
+      ['username', candidates(key, 'consumer_username', f.consumer)],
+      ['custom_id', candidates(key, 'consumer_custom_id', f.consumer)],
+    ];
+    parts.push(`consumer_key IN (SELECT key FROM consumers WHERE ${names.map(([c, vs]) => `${c} IN (${vs.map(() => '?').join(', ')})`).join(' OR ')})`);
+    for (const [, vs] of names) params.push(...vs);
   }
   if (f.subject !== undefined) anyOf([['subject', candidates(key, 'subject', f.subject)]]);
   if (f.credential !== undefined) anyOf([['credential_id', [f.credential]]]);
@@ -133,7 +138,16 @@ export function filterCondition(f: FilterOptions, key?: PseudonymKey): SqlCondit
     anyOf([['client_ip', [...new Set(candidates(key, 'client_ip', stored))]]]);
   }
   if (f.node !== undefined) anyOf([['node_id', [f.node]]]);
-  if (f.trace !== undefined) anyOf([['trace_id', [f.trace]]]);
+  if (f.trace !== undefined) {
+    // The index's trace key narrows to a few rows; the full id decides. (An id that is not a W3C
+    // trace id, which --trace refuses, has no key: compared whole.)
+    const k = traceKey(f.trace);
+    if (k === null) anyOf([['trace_id', [f.trace]]]);
+    else {
+      parts.push('trace_key = ? AND trace_id = ?');
+      params.push(k, f.trace);
+    }
+  }
   if (f.since !== undefined) {
     parts.push('time >= ?');
     params.push(f.since);

@@ -23,9 +23,11 @@ export interface IndexRow {
   client_ip: string | null;
   node_id: string | null;
   trace_id: string | null;
+  /** outcome.source ("kong" when Kong answered itself): stored for the console's timeline, not shown. */
+  outcome_source: string | null;
 }
 
-/** The index's columns, in order (the row fields, then the entry's JSON). */
+/** The columns shown (--json, CSV), in order; the entry's JSON follows them. */
 export const ROW_COLUMNS = [
   'audit_id', 'tx_id', 'time', 'consumer_id', 'consumer_username', 'consumer_custom_id', 'subject', 'credential_id',
   'route_id', 'route_name', 'service_id', 'service_name', 'method', 'path', 'status', 'result', 'client_ip', 'node_id', 'trace_id',
@@ -48,12 +50,41 @@ function timeOf(v: unknown): number | null {
  * an entry still gets a row (all fields null) so that the index holds every verified key.
  */
 export function indexRow(key: string, json: string, txId: number): IndexRow {
+  return parseEntry(key, json, txId).row;
+}
+
+/**
+ * The integer a trace id is indexed by: its first 13 hex digits (52 bits, an exact double), for a
+ * W3C trace id as `--trace` takes it (32 lowercase hex); null for anything else, which no
+ * `--trace` can match. An integer key is a third of the text's size in the index, where trace ids
+ * land at random places (unlike times, paths or statuses, which mostly append).
+ */
+export function traceKey(traceId: string | null): number | null {
+  return traceId !== null && /^[0-9a-f]{32}$/.test(traceId) ? parseInt(traceId.slice(0, 13), 16) : null;
+}
+
+/** An entry's sequence number (decisions #30), as the coverage table counts it. */
+export interface EntrySequence {
+  stream: string;
+  number: number;
+  time: number | null;
+}
+
+/** The row of an entry and its sequence number (null when it has none), from one JSON.parse. */
+export function parseEntry(key: string, json: string, txId: number): { row: IndexRow; sequence: EntrySequence | null } {
   let e: Json | undefined;
   try {
     e = obj(JSON.parse(json));
   } catch {
     e = undefined;
   }
+  const row = rowOf(key, e, txId);
+  const seq = obj(e?.sequence);
+  const sequence = typeof seq?.stream === 'string' && Number.isSafeInteger(seq.number) ? { stream: seq.stream, number: seq.number as number, time: row.time } : null;
+  return { row, sequence };
+}
+
+function rowOf(key: string, e: Json | undefined, txId: number): IndexRow {
   const who = obj(e?.who);
   const consumer = obj(who?.consumer);
   const what = obj(e?.what);
@@ -81,5 +112,6 @@ export function indexRow(key: string, json: string, txId: number): IndexRow {
     client_ip: str(who?.client_ip) ?? str(where?.client_ip),
     node_id: str(where?.node_id),
     trace_id: str(e?.trace_id),
+    outcome_source: str(outcome?.source),
   };
 }

@@ -1,9 +1,10 @@
-// The index's writer thread: parses the verified entries the walk hands over and inserts them
-// inside the update's SQLite transaction, while the main thread goes on verifying (the two run
-// on different cores). Commits or rolls back when told; says so, or why it failed.
+// The index's writer thread: parses the verified entries the walk hands over, appends their
+// bytes to the side file and inserts their rows inside the update's SQLite transaction, while
+// the main thread goes on verifying (the two run on different cores). Commits or rolls back when
+// told; says so, or why it failed.
 import { parentPort, workerData } from 'node:worker_threads';
 import { AuditIndex, type IndexState } from './audit-index.js';
-import { indexRow } from './index-row.js';
+import { parseEntry } from './index-row.js';
 
 /** Entries of several transactions packed in one transferred buffer. */
 export interface RowsMessage {
@@ -43,12 +44,16 @@ port.on('message', (m: ToWorker) => {
   try {
     if (m.t === 'rows') {
       const bytes = Buffer.from(m.bytes);
-      const n = m.meta.length / 6;
-      for (let i = 0; i < n; i++) {
-        const [txId, txTime, ko, kl, vo, vl] = m.meta.subarray(i * 6, i * 6 + 6) as unknown as number[];
-        const value = bytes.subarray(vo!, vo! + vl!);
-        index.add(indexRow(bytes.toString('utf8', ko!, ko! + kl!), value.toString('utf8'), txId!), txTime!, value);
+      const meta = m.meta;
+      const n = meta.length / 6;
+      for (let j = 0; j < meta.length; j += 6) {
+        const [txId, txTime, ko, kl, vo, vl] = [meta[j]!, meta[j + 1]!, meta[j + 2]!, meta[j + 3]!, meta[j + 4]!, meta[j + 5]!];
+        const value = bytes.subarray(vo, vo + vl);
+        // Parsed once, for the row and the coverage table; the bytes go to the side file as verified.
+        const { row, sequence } = parseEntry(bytes.toString('utf8', ko, ko + kl), value.toString('utf8'), txId);
+        index.add(row, txTime, value, sequence);
       }
+      index.flush();
       post({ t: 'ack', rows: n });
     } else if (m.t === 'lifecycle') {
       for (const r of m.rows) index.addLifecycle(r.txId, r.key, r.json);

@@ -1,8 +1,9 @@
 // Brings the index up to date by the same verified walk as `verify --all` (AuditReader.verifyAll,
 // from the first transaction not yet indexed). The walk hands each checked transaction's entries
-// to the index's writer thread (index-worker.ts), which inserts them inside one SQLite
-// transaction; that commits, with the tx the index is then complete up to, only when the whole
-// range verified, and is rolled back otherwise.
+// to the index's writer thread (index-worker.ts), which appends their bytes to the index's side
+// file and inserts their rows inside one SQLite transaction; that commits, with the tx the index
+// is then complete up to and the side file's length, only when the whole range verified, and is
+// rolled back otherwise (the side file truncated back to its committed length).
 import { Worker } from 'node:worker_threads';
 import type { AuditReader, VerifiedEntry } from '../reader/audit-reader.js';
 import type { IndexState } from './audit-index.js';
@@ -92,13 +93,18 @@ class IndexWriter {
     const bytes = Buffer.allocUnsafeSlow(size);
     const meta = new Float64Array(rows.length * 6);
     let at = 0;
-    rows.forEach((r, i) => {
-      const { key, value } = r.entry;
-      meta.set([r.txId, r.txTime, at, key.length, at + key.length, value.length], i * 6);
+    for (let i = 0, m = 0; i < rows.length; i++) {
+      const { txId, txTime, entry: { key, value } } = rows[i]!;
+      meta[m++] = txId;
+      meta[m++] = txTime;
+      meta[m++] = at;
+      meta[m++] = key.length;
+      meta[m++] = at + key.length;
+      meta[m++] = value.length;
       key.copy(bytes, at);
       value.copy(bytes, at + key.length);
       at += key.length + value.length;
-    });
+    }
     this.inFlight += rows.length;
     this.send({ t: 'rows', meta, bytes: bytes.buffer as ArrayBuffer }, [bytes.buffer as ArrayBuffer, meta.buffer]);
   }

@@ -64,7 +64,7 @@ function row(i: number, time: number | null, status: number) {
   return {
     audit_id: `id-${i}`, tx_id: 1, time, consumer_id: i % 2 ? 'odd' : 'even', consumer_username: null, consumer_custom_id: null, subject: null,
     credential_id: null, route_id: null, route_name: null, service_id: null, service_name: null, method: 'GET', path: '/x', status,
-    result: status < 400 ? 'success' : 'failure', client_ip: null, node_id: null, trace_id: null,
+    result: status < 400 ? 'success' : 'failure', client_ip: null, node_id: null, trace_id: null, outcome_source: null,
   };
 }
 
@@ -78,7 +78,7 @@ test('keyset paging and the timeline over a real index', (t) => {
     const status = statuses[i % statuses.length]!;
     const source = status === 401 && i % 2 ? 'kong' : status === 403 ? 'kong' : 'upstream';
     // Two rows share each time: the cursor must order them by rowid.
-    index.add(row(i, base + Math.floor(i / 2) * 60_000, status), base, Buffer.from(JSON.stringify({ outcome: { status, source } })));
+    index.add({ ...row(i, base + Math.floor(i / 2) * 60_000, status), outcome_source: source }, base, Buffer.from(JSON.stringify({ outcome: { status, source } })));
   }
   index.commit(1, new Date().toISOString(), 71);
   try {
