@@ -28,7 +28,7 @@
 import { close, closeSync, fdatasync, fstatSync, fsync, mkdir, open, openSync, readFileSync, readSync, rename, statSync, write } from 'node:fs';
 import { join } from 'node:path';
 import { threadId } from 'node:worker_threads';
-import { encodeSlot, readSlots, type SlotRead } from '../pipeline/two-slot.js';
+import { encodeSlot, readSlots, SLOT_HEADER, type SlotRead } from '../pipeline/two-slot.js';
 import { VerificationError } from './proofs/index.js';
 
 /** A trust file (state or binding) that exists but cannot be used; the session says what to do. */
@@ -304,7 +304,7 @@ function openSlotFile(file: string): SlotFile | undefined {
 
 async function writeStateFile(file: string, dir: string, body: StateFile): Promise<void> {
   const text = Buffer.from(JSON.stringify(body, null, 2) + '\n');
-  if (SLOT - 20 < text.length) throw new Error(`a state of ${text.length} bytes does not fit a copy of ${SLOT}`);
+  if (SLOT_HEADER + text.length > SLOT) throw new Error(`a state of ${text.length} bytes does not fit a copy of ${SLOT}`);
   let f = slotFiles.get(file);
   if (f && !stillAt(file, f)) {
     slotFiles.delete(file);
