@@ -42,7 +42,7 @@ function decodeSlot(buf: Buffer, at: number, slotBytes: number): { body: Buffer;
 }
 
 /** Reads both slots; the valid one with the higher generation wins. */
-export function readSlots(fs: SpoolFs, path: string, slotBytes: number): SlotRead {
+export function readSlots(fs: Pick<SpoolFs, 'read'>, path: string, slotBytes: number): SlotRead {
   let buf: Buffer;
   try {
     buf = fs.read(path, 0, 2 * slotBytes);

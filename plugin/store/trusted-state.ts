@@ -2,23 +2,33 @@
 // the server that proved it last, and (for a writer that waits for replicas) the last
 // transaction known to be held by them. Kept per log (`<dir>/logs/<log>.json`), not per server:
 // any server that proves its history extends this state may serve the log (decisions #23).
-// Written atomically (temp file, fsync, rename, fsync of the directory) so a crash leaves
-// either the old or the new state, never a torn one. The plugin and each auditor keep their
-// own directory: trusting what somebody else verified would defeat the point.
+// The plugin and each auditor keep their own directory: trusting what somebody else verified
+// would defeat the point.
 //
-// Saving is asynchronous (the fsyncs run off the event loop) and its promise resolves once the
-// state is durable: callers await it before they report success. Saves of the same file are
-// serialized within the process (they share the temp file); a save asked for while another is
-// being written waits for the next write, and when several wait, only the newest state is
-// written: each of them resolves once that newer state is durable.
+// The file holds two copies of the state (two-slot.ts: 4 KiB slots, each `magic | generation |
+// length | crc32 | the state as JSON text`), overwritten in place alternately: a save is one
+// positional write and one fdatasync (decisions #44), needs no new blocks (it works on a full
+// disk), and a save torn by a crash leaves the copy before it, which is the newest state any
+// caller was told is saved. The generation moves on only once a write and its fdatasync
+// succeeded, so a failed save is retried into the same slot, never over the last durable copy.
+// The file is created whole (temp file, fsync, rename, fsync of the directory): the first save,
+// the first save over the JSON file of earlier versions (still read), and after a trust reset
+// moved the file aside (checked by inode before every save: never write a file moved away).
+//
+// Saving is asynchronous (the writes and fdatasyncs run off the event loop) and its promise
+// resolves once the state is durable: callers await it before they report success. Saves of the
+// same file are serialized within the thread; a save asked for while another is being written
+// waits for the next write, and when several wait, only the newest state is written: each of
+// them resolves once that newer state is durable.
 //
 // A state file that exists but cannot be read or parsed is reported (UnusableTrustFile), never
 // taken for a missing one: that would silently reset trust. Only the trusted session
 // (trusted-session.ts) uses this store. States of earlier versions, kept per server identity
 // (`<dir>/<server uuid>/<database>.json`), are read by loadLegacy() for their migration.
-import { readFileSync } from 'node:fs';
-import { mkdir, open, rename } from 'node:fs/promises';
+import { close, closeSync, fdatasync, fstatSync, fsync, mkdir, open, openSync, readFileSync, readSync, rename, statSync, write } from 'node:fs';
 import { join } from 'node:path';
+import { threadId } from 'node:worker_threads';
+import { encodeSlot, readSlots, SLOT_HEADER, type SlotRead } from '../pipeline/two-slot.js';
 import { VerificationError } from './proofs/index.js';
 
 /** A trust file (state or binding) that exists but cannot be used; the session says what to do. */
@@ -77,6 +87,43 @@ function readJson(file: string): Record<string, unknown> | undefined {
   return {};
 }
 
+/** One copy of the state: a page, so that a torn write of one copy cannot reach the other. */
+const SLOT = 4096;
+
+/** What readSlots reads through (the auditor's CLI does not load the spool's file layer). */
+const slotReader = {
+  read(path: string, start = 0, end = 2 * SLOT): Buffer {
+    const fd = openSync(path, 'r');
+    try {
+      const buf = Buffer.alloc(end - start);
+      let n = 0;
+      for (let got = -1; got !== 0 && n < buf.length; n += got) got = readSync(fd, buf, n, buf.length - n, start + n);
+      return buf.subarray(0, n);
+    } finally {
+      closeSync(fd);
+    }
+  },
+};
+
+/** The newer valid copy of a state file, or the whole file of earlier versions (JSON). */
+function readStateFile(file: string): Record<string, unknown> | undefined {
+  let read: SlotRead;
+  try {
+    read = readSlots(slotReader, file, SLOT);
+  } catch (e) {
+    throw new UnusableTrustFile('trusted state file', file, `cannot be read (${(e as Error).message})`);
+  }
+  if (read.kind === 'absent') return undefined;
+  const text = (read.kind === 'ok' ? read.body : read.bytes).toString('utf8');
+  try {
+    const v = JSON.parse(text) as unknown;
+    if (typeof v === 'object' && v !== null && !Array.isArray(v)) return v as Record<string, unknown>;
+  } catch (e) {
+    throw new UnusableTrustFile('trusted state file', file, `is not valid JSON, nor does either of its two copies hold a valid state (${(e as Error).message})`);
+  }
+  return {};
+}
+
 export class TrustedStateStore {
   constructor(readonly dir: string) {}
 
@@ -92,7 +139,7 @@ export class TrustedStateStore {
   /** The state kept for this log; undefined only when there is no file. */
   load(log: string, database: string): TrustedState | undefined {
     const file = this.path(log);
-    const f = readJson(file) as Partial<StateFile> | undefined;
+    const f = readStateFile(file) as Partial<StateFile> | undefined;
     if (f === undefined) return undefined;
     const durable = f.durable_tx_id !== undefined || f.durable_alh !== undefined;
     if (
@@ -117,6 +164,15 @@ export class TrustedStateStore {
       throw new UnusableTrustFile('trusted state file', file, `does not hold a valid state for server ${serverUuid} database ${database}`);
     }
     return { txId: f.tx_id as number, alh: Buffer.from(f.alh, 'hex'), file };
+  }
+
+  /**
+   * Closes the state files this thread holds open for saves (a later save opens and reads its
+   * file again, as a new process would). Not while a save is under way.
+   */
+  static closeFiles(): void {
+    for (const f of slotFiles.values()) closeSync(f.fd);
+    slotFiles.clear();
   }
 
   /** Writes `state` durably; resolves once it (or a newer state of the same file) is on disk. */
@@ -177,21 +233,116 @@ async function drain(file: string, q: { writing: boolean; next?: PendingWrite | 
   }
 }
 
-async function writeStateFile(file: string, dir: string, body: StateFile): Promise<void> {
-  await mkdir(dir, { recursive: true, mode: 0o700 });
-  const tmp = `${file}.${process.pid}.tmp`;
-  const fh = await open(tmp, 'w', 0o600);
-  try {
-    await fh.writeFile(JSON.stringify(body, null, 2) + '\n');
-    await fh.sync();
-  } finally {
-    await fh.close();
+// The file calls of a save through node:fs callbacks: lighter than fs/promises' FileHandle.
+const done = <T>(resolve: (v: T) => void, reject: (e: unknown) => void) => (e: NodeJS.ErrnoException | null, v: T) => (e ? reject(e) : resolve(v));
+const fsOpen = (path: string, flags: string, mode?: number) => new Promise<number>((res, rej) => open(path, flags, mode, done(res, rej)));
+const fsSync = (fd: number) => new Promise<void>((res, rej) => fsync(fd, done(res, rej)));
+const fsDatasync = (fd: number) => new Promise<void>((res, rej) => fdatasync(fd, done(res, rej)));
+const fsClose = (fd: number) => new Promise<void>((res, rej) => close(fd, done(res, rej)));
+const fsRename = (from: string, to: string) => new Promise<void>((res, rej) => rename(from, to, done(res, rej)));
+const fsMkdir = (dir: string) => new Promise<void>((res, rej) => mkdir(dir, { recursive: true, mode: 0o700 }, (e) => (e ? rej(e) : res())));
+function fsWrite(fd: number, data: Buffer, position: number, at = 0): Promise<void> {
+  return new Promise<void>((res, rej) =>
+    write(fd, data, at, data.length - at, position + at, (e, n) => (e ? rej(e) : at + n < data.length ? fsWrite(fd, data, position, at + n).then(res, rej) : res())),
+  );
+}
+
+/** Directories this thread made sure exist (a save does not ask again; see tmpFile). */
+const madeDirs = new Set<string>();
+
+/** Opens the temp file, creating the directory first when it is not known to exist (or was removed since). */
+async function tmpFile(tmp: string, dir: string): Promise<number> {
+  if (!madeDirs.has(dir)) {
+    await fsMkdir(dir);
+    madeDirs.add(dir);
   }
-  await rename(tmp, file);
-  const dh = await open(dir, 'r');
   try {
-    await dh.sync();
+    return await fsOpen(tmp, 'w', 0o600);
+  } catch (e) {
+    if ((e as NodeJS.ErrnoException).code !== 'ENOENT') throw e;
+    madeDirs.delete(dir);
+    await fsMkdir(dir);
+    madeDirs.add(dir);
+    return fsOpen(tmp, 'w', 0o600);
+  }
+}
+
+/** A state file this thread overwrites in place: its descriptor, its inode, its newest durable generation. */
+interface SlotFile {
+  fd: number;
+  dev: number;
+  ino: number;
+  generation: number;
+}
+
+const slotFiles = new Map<string, SlotFile>();
+
+/** The file at `path` is still the one `f` has open (not moved aside by a trust reset, nor replaced). */
+function stillAt(path: string, f: SlotFile): boolean {
+  try {
+    const st = statSync(path);
+    return st.ino === f.ino && st.dev === f.dev;
+  } catch {
+    return false;
+  }
+}
+
+/** Opens a state file of two copies for overwrites; undefined when there is none (or a file of earlier versions). */
+function openSlotFile(file: string): SlotFile | undefined {
+  const read = readSlots(slotReader, file, SLOT);
+  if (read.kind !== 'ok') return undefined;
+  const fd = openSync(file, 'r+');
+  try {
+    const st = fstatSync(fd);
+    if (st.size < 2 * SLOT) throw new Error(`${st.size} bytes, not two copies of ${SLOT}`);
+    return { fd, dev: st.dev, ino: st.ino, generation: read.generation };
+  } catch (e) {
+    closeSync(fd);
+    throw e;
+  }
+}
+
+async function writeStateFile(file: string, dir: string, body: StateFile): Promise<void> {
+  const text = Buffer.from(JSON.stringify(body, null, 2) + '\n');
+  if (SLOT_HEADER + text.length > SLOT) throw new Error(`a state of ${text.length} bytes does not fit a copy of ${SLOT}`);
+  let f = slotFiles.get(file);
+  if (f && !stillAt(file, f)) {
+    slotFiles.delete(file);
+    closeSync(f.fd);
+    f = undefined;
+  }
+  if (!f) {
+    f = openSlotFile(file);
+    if (!f) return createStateFile(file, dir, text);
+    slotFiles.set(file, f);
+  }
+  const generation = f.generation + 1;
+  // The whole slot: its padding overwrites what a longer state left there.
+  const slot = Buffer.alloc(SLOT);
+  encodeSlot(text, generation).copy(slot);
+  await fsWrite(f.fd, slot, (generation % 2) * SLOT);
+  await fsDatasync(f.fd);
+  f.generation = generation;
+}
+
+/** The file whole, under another name, then renamed: its state is copy 1 (generation 1). */
+async function createStateFile(file: string, dir: string, text: Buffer): Promise<void> {
+  const whole = Buffer.alloc(2 * SLOT);
+  encodeSlot(text, 1).copy(whole, SLOT);
+  // Per thread: the plugin server's threads each have their own save queue (module state).
+  const tmp = `${file}.${process.pid}.${threadId}.tmp`;
+  const fd = await tmpFile(tmp, dir);
+  try {
+    await fsWrite(fd, whole, 0);
+    await fsSync(fd);
   } finally {
-    await dh.close();
+    await fsClose(fd);
+  }
+  await fsRename(tmp, file);
+  const dfd = await fsOpen(dir, 'r');
+  try {
+    await fsSync(dfd);
+  } finally {
+    await fsClose(dfd);
   }
 }

@@ -5,13 +5,14 @@
 // whatever address it is reached, a lagging one gets the entries it lacks from the spool, and
 // `trust move` re-anchors only after a proof.
 import test, { type ExecutionContext } from 'ava';
-import { mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import {
   createPrimaryDatabase, createReplicaDatabase, currentTx, freePort, promoteReplica, startImmudb, waitForTx, type ImmudbServer,
 } from '../../scripts/lib/immudb-server.js';
 import { ImmudbClient } from '../../plugin/store/immudb-client.js';
+import { TrustedStateStore } from '../../plugin/store/trusted-state.js';
 import { simulateWorkers, startPluginServer, KongRpcClient, type KongInstance, type PluginServerProcess } from '../helpers/kong-driver.js';
 import { PLUGIN_NAME, pluginDir, scanAll } from '../helpers/audit-stack.js';
 import { runCli } from '../helpers/cli.js';
@@ -343,7 +344,8 @@ test.serial('a trusted state of an earlier version (per server UUID, with its bi
   // Rewrite the writer's state as an earlier version kept it, then start again.
   await gw.server.stop();
   const dir = join(gw.dataDir, 'trusted-state');
-  const state = JSON.parse(readFileSync(join(dir, 'logs', 'mig.json'), 'utf8')) as { server_uuid: string; tx_id: number; alh: string };
+  const saved = new TrustedStateStore(dir).load('mig', 'mig')!;
+  const state = { server_uuid: saved.serverUuid, tx_id: saved.txId, alh: saved.alh.toString('hex') };
   rmSync(join(dir, 'logs'), { recursive: true });
   mkdirSync(join(dir, 'bindings'), { recursive: true });
   writeFileSync(join(dir, 'bindings', `127.0.0.1_${s.port}_mig.json`), JSON.stringify({ host: '127.0.0.1', port: s.port, database: 'mig', server_uuid: state.server_uuid }));
@@ -359,8 +361,8 @@ test.serial('a trusted state of an earlier version (per server UUID, with its bi
   t.notRegex(logs, /no trusted state/, 'not a first contact');
   // The state is saved after immudb proved the batch, so it can follow the entries by a moment.
   const advanced = await until('the migrated state to advance', async () => {
-    const now = JSON.parse(readFileSync(join(dir, 'logs', 'mig.json'), 'utf8')) as { tx_id: number };
-    return now.tx_id > state.tx_id ? now : undefined;
+    const now = new TrustedStateStore(dir).load('mig', 'mig');
+    return now && now.txId > state.tx_id ? now : undefined;
   });
-  t.true(advanced.tx_id > state.tx_id);
+  t.true(advanced.txId > state.tx_id);
 });

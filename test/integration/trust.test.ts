@@ -16,6 +16,7 @@ import { cliTarget, runCli } from '../helpers/cli.js';
 import { startImmudbProxy, type ImmudbProxy } from '../helpers/immudb-proxy.js';
 import { freePort } from '../../scripts/lib/immudb-server.js';
 import { ImmudbClient, ImmudbError } from '../../plugin/store/immudb-client.js';
+import { TrustedStateStore } from '../../plugin/store/trusted-state.js';
 import { until } from '../helpers/until.js';
 import { requestIdCounts, verifyAll } from '../helpers/exactly-once.js';
 
@@ -226,8 +227,8 @@ const DAMAGES: Record<string, Damage> = {
   },
   'wrong fields': (dir, db) => {
     const f = stateFile(dir, db);
-    const body = JSON.parse(readFileSync(f, 'utf8')) as Record<string, unknown>;
-    writeFileSync(f, JSON.stringify({ ...body, tx_id: 'seven', alh: undefined }));
+    const s = new TrustedStateStore(dir).load(db, db)!;
+    writeFileSync(f, JSON.stringify({ log: s.log, database: s.database, server_uuid: s.serverUuid, tx_id: 'seven' }));
     return f;
   },
   'unreadable (a directory)': (dir, db) => {

@@ -18,6 +18,7 @@ import {
   VerificationError, entriesHash, parseTxHeader, sha256, txAlh, txEntryDigest,
 } from '../../plugin/store/proofs/index.js';
 import { AuditReader, type VerifyAllResult } from '../../plugin/reader/audit-reader.js';
+import { TrustedStateStore } from '../../plugin/store/trusted-state.js';
 
 const PREFIX = 'vc';
 const FAR_FUTURE = '4102444800';
@@ -183,8 +184,7 @@ for (const version of [0, 1] as const) {
     const at1 = auditorAt1(db);
     const b = await verifyAll(db.name, at1, { key: keys.pub });
     t.like(b, { fromTx: db.tx1 + 1, toTx: db.tx2, transactions: db.tx2 - db.tx1, entries: db.entries2, trustedTxId: db.tx2 });
-    const state = JSON.parse(readFileSync(join(at1, 'logs', `${db.name}.json`), 'utf8'));
-    t.is(state.tx_id, db.tx2);
+    t.is(new TrustedStateStore(at1).load(db.name, db.name)?.txId, db.tx2);
     t.is(JSON.parse(readFileSync(join(at1, 'logs', `${db.name}.audited.json`), 'utf8')).last_tx, db.tx2);
     // The trusted tx inside the range (an older range audited again), and at its end.
     t.like(await verifyAll(db.name, auditorAt1(db), { fromTx: 2 }), { fromTx: 2, toTx: db.tx2, transactions: db.tx2 - 1, trustedTxId: db.tx2 });
@@ -324,9 +324,9 @@ for (const version of [0, 1] as const) {
     for (const fromTx of [1, db.tx1 + 1]) {
       const d = auditorAt1(db);
       const file = join(d, 'logs', `${db.name}.json`);
-      const s = JSON.parse(readFileSync(file, 'utf8'));
-      s.alh = flip(Buffer.from(s.alh, 'hex')).toString('hex');
-      writeFileSync(file, JSON.stringify(s));
+      // Written as a state file of earlier versions (JSON), which is still read.
+      const s = new TrustedStateStore(d).load(db.name, db.name)!;
+      writeFileSync(file, JSON.stringify({ log: s.log, database: s.database, tx_id: s.txId, alh: flip(s.alh).toString('hex'), server_uuid: s.serverUuid }));
       await refused(t, db, d, {}, /does not hash to the Alh|Alh trusted/, { fromTx });
     }
     // The proven state must be signed by the configured key.

@@ -2,11 +2,12 @@
 // time (never read as "nothing trusted"), a shorter history is refused, states of earlier
 // versions (per server identity) are migrated, and only trust reset starts again.
 import test from 'ava';
-import { mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { mkdirSync, mkdtempSync, readdirSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { BehindError, resetTrust, TrustedSession, TrustStateError, type LogServer, type TrustedSessionOptions } from '../../plugin/store/trusted-session.js';
 import { VerificationError, sha256 } from '../../plugin/store/proofs/index.js';
+import { TrustedStateStore } from '../../plugin/store/trusted-state.js';
 
 const DEST = { log: 'db', database: 'db', addresses: [{ host: '127.0.0.1', port: 3322 }] };
 const UUID = 'srv-1';
@@ -43,7 +44,7 @@ test('first contact trusts; the state is kept per log; a later session loads it'
   await trustTx(s, 5);
   await trustTx(s, 4); // older: kept as is
   t.is(s.provenSince(), 5);
-  t.like(JSON.parse(readFileSync(join(dir, 'logs', 'db.json'), 'utf8')), { log: 'db', database: 'db', tx_id: 5, server_uuid: UUID });
+  t.like(new TrustedStateStore(dir).load('db', 'db'), { log: 'db', database: 'db', txId: 5, serverUuid: UUID });
   const again = open();
   t.is((await again.load())?.txId, 5);
   t.is(firstContacts.length, 1);
@@ -55,7 +56,7 @@ test('another server proving the log is noticed and recorded, not refused', asyn
   await trustTx(s, 5);
   await s.advance('srv-2', { txId: 6, alh: alh(6) }, '10.0.0.2:3322');
   t.regex(notices.join('\n'), /^server-change: log db \(database db\) is now served by server srv-2 at 10\.0\.0\.2:3322, trusted before on server srv-1/m);
-  t.is(JSON.parse(readFileSync(join(dir, 'logs', 'db.json'), 'utf8')).server_uuid, 'srv-2');
+  t.is(new TrustedStateStore(dir).load('db', 'db')?.serverUuid, 'srv-2');
 });
 
 for (const [name, damage] of Object.entries({
@@ -105,7 +106,7 @@ test('a state kept per server identity by an earlier version is migrated through
   t.is((await s.load())?.txId, 4);
   t.is(s.migratedFrom, UUID);
   t.regex(notices.join('\n'), /^migration: trusted state of log db migrated from .*srv-1\/db\.json \(server srv-1, tx 4\)/m);
-  t.is(JSON.parse(readFileSync(join(dir, 'logs', 'db.json'), 'utf8')).tx_id, 4);
+  t.is(new TrustedStateStore(dir).load('db', 'db')?.txId, 4);
   // A binding that cannot be read fails the migration, every time.
   rmSync(join(dir, 'logs'), { recursive: true });
   writeFileSync(join(dir, 'bindings', '127.0.0.1_3322_db.json'), '{"server_uuid": 7}');

@@ -3,9 +3,10 @@
 // the promise resolves, saves of one file serialized, the newest waiting state written).
 // The same checks against a real immudb, with tampered answers: test/integration/verify-chain.test.ts.
 import test from 'ava';
-import { mkdirSync, mkdtempSync, readFileSync, readdirSync, rmdirSync, rmSync, writeFileSync } from 'node:fs';
+import { mkdirSync, mkdtempSync, readdirSync, renameSync, rmdirSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import { threadId } from 'node:worker_threads';
 import type { Tx, TxEntry } from '../../plugin/store/immudb-types.js';
 import {
   INITIAL_ALH, TxChain, VerificationError, entriesHash, sha256, txAlh, txEntryDigest,
@@ -115,7 +116,7 @@ test('save resolves once the state is on disk, atomically replaced, with no temp
   await store.save(state(4));
   t.deepEqual(store.load('db', 'db'), state(4));
   t.deepEqual(readdirSync(join(dir, 'logs')), ['db.json']);
-  t.is(JSON.parse(readFileSync(join(dir, 'logs', 'db.json'), 'utf8')).tx_id, 4);
+  t.is(new TrustedStateStore(dir).load('db', 'db')?.txId, 4);
 });
 
 test('concurrent saves of one file do not interleave; the newest waiting state wins and every caller hears of it', async (t) => {
@@ -140,18 +141,37 @@ test('concurrent saves of one file do not interleave; the newest waiting state w
   }
 });
 
-test('a failed save rejects its callers and leaves the previous state', async (t) => {
+test('a save after the state directory was removed creates it again (the store makes it once per process)', async (t) => {
   const dir = mkdtempSync(join(tmpdir(), 'kia-state-'));
   t.teardown(() => rmSync(dir, { recursive: true, force: true }));
   const store = new TrustedStateStore(dir);
   await store.save(state(1));
-  // The temp file's path taken by a directory: the write fails (also as root).
-  const tmp = join(dir, 'logs', `db.json.${process.pid}.tmp`);
-  mkdirSync(tmp);
+  rmSync(join(dir, 'logs'), { recursive: true });
+  await store.save(state(2));
+  t.deepEqual(store.load('db', 'db'), state(2));
+  t.deepEqual(readdirSync(join(dir, 'logs')), ['db.json'], 'no temp file left');
+});
+
+test('a failed save rejects its callers and leaves the previous state', async (t) => {
+  const dir = mkdtempSync(join(tmpdir(), 'kia-state-'));
+  t.teardown(() => rmSync(dir, { recursive: true, force: true }));
+  const store = new TrustedStateStore(dir);
+  // The first save creates the file under a temp name: that path taken by a directory, it fails (also as root).
+  const tmp = join(dir, 'logs', `db.json.${process.pid}.${threadId}.tmp`);
+  mkdirSync(tmp, { recursive: true });
+  await t.throwsAsync(store.save(state(1)), { name: 'UnusableTrustFile', message: /^trusted state file \S+db\.json cannot be written \(EISDIR/ });
+  t.is(store.load('db', 'db'), undefined);
+  rmdirSync(tmp);
+  await store.save(state(1));
+  // Later saves overwrite the file in place: the file replaced by a directory, they fail.
+  const file = join(dir, 'logs', 'db.json');
+  renameSync(file, `${file}.keep`);
+  mkdirSync(file);
   const failing = [store.save(state(2)), store.save(state(3))];
   for (const p of failing) await t.throwsAsync(p, { name: 'UnusableTrustFile', message: /^trusted state file \S+db\.json cannot be written \(EISDIR/ });
+  rmdirSync(file);
+  renameSync(`${file}.keep`, file);
   t.deepEqual(store.load('db', 'db'), state(1));
-  rmdirSync(tmp);
   // The queue is free again.
   await store.save(state(4));
   t.deepEqual(store.load('db', 'db'), state(4));
