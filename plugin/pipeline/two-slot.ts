@@ -62,7 +62,15 @@ export class TwoSlotFile {
     private readonly slotBytes: number,
     /** The newest generation written (or read). */
     private generation: number,
+    /** The newest generation a sync made durable (or read at open). */
+    private durable: number = generation,
   ) {}
+
+  /**
+   * Set when a sync failed, until one succeeds: the copies written since may not be on the disk,
+   * so the slot of the last durable copy is not overwritten meanwhile (writes go to the other).
+   */
+  private syncFailed = false;
 
   /**
    * Opens `path` for writes. An existing file is overwritten in place from `generation` on (the
@@ -95,14 +103,15 @@ export class TwoSlotFile {
   private next(body: Buffer): { at: number; bytes: Buffer; generation: number } {
     if (SLOT_HEADER + body.length > this.slotBytes) throw new Error(`${body.length} bytes do not fit a slot of ${this.slotBytes}`);
     if (this.fd < 0) throw new Error('the file is closed');
-    const generation = this.generation + 1;
+    let generation = this.generation + 1;
+    if (this.syncFailed && generation % 2 === this.durable % 2) generation++;
     return { at: (generation % 2) * this.slotBytes, bytes: encodeSlot(body, generation), generation };
   }
 
   /**
    * Writes the next copy in place (no fsync: see sync()). The generation moves on only once the
    * write succeeded: a failed (perhaps torn) one is retried into the same slot, never into the
-   * one holding the last good copy.
+   * one holding the last good copy; after a failed sync, never over the last durable copy.
    */
   write(body: Buffer): void {
     const { at, bytes, generation } = this.next(body);
@@ -121,11 +130,31 @@ export class TwoSlotFile {
   }
 
   sync(): void {
-    this.fs.fsyncSync(this.fd);
+    const written = this.generation;
+    try {
+      this.fs.fsyncSync(this.fd);
+    } catch (e) {
+      this.syncFailed = true;
+      throw e;
+    }
+    this.synced(written);
   }
 
-  syncAsync(): Promise<void> {
-    return this.fs.fsync(this.fd);
+  async syncAsync(): Promise<void> {
+    const written = this.generation;
+    try {
+      await this.fs.fsync(this.fd);
+    } catch (e) {
+      this.syncFailed = true;
+      throw e;
+    }
+    this.synced(written);
+  }
+
+  private synced(generation: number) {
+    if (generation < this.durable) return;
+    this.durable = generation;
+    this.syncFailed = false;
   }
 
   close(): void {

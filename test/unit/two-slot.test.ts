@@ -168,3 +168,49 @@ test('upgrade: the single-copy ack mark and loss ledger of 0.3 are read, then wr
   t.is(third.losses.text, windows(6));
   await third.close();
 });
+
+test('a copy whose fsync failed never makes the next write overwrite the last durable copy', async (t) => {
+  // A failed fsync may leave its copy off the disk: the copy a caller was last told is durable
+  // is the only one a power loss is sure to keep, so the next writes (and their retries) go to
+  // the other slot until a sync succeeds.
+  const dir = tempDir(t);
+  const file = join(dir, 'mark');
+  let failSync = false;
+  const fs: SpoolFs = {
+    ...nodeFs,
+    fsyncSync: (fd) => {
+      if (failSync) throw new Error('EIO: fsync failed');
+      nodeFs.fsyncSync(fd);
+    },
+    fsync: async (fd) => {
+      if (failSync) throw new Error('EIO: fsync failed');
+      return nodeFs.fsync(fd);
+    },
+  };
+  const { TwoSlotFile, readSlots } = await import('../../plugin/pipeline/two-slot.js');
+  const f = TwoSlotFile.open(fs, file, 64, { kind: 'absent' }, Buffer.from('one'));
+  f.write(Buffer.from('two'));
+  f.sync();
+  const durable = readSlots(nodeFs, file, 64);
+  t.is(durable.kind === 'ok' && durable.body.toString(), 'two');
+  const slotOf = (g: number) => readFileSync(file).subarray((g % 2) * 64, (g % 2) * 64 + 64);
+  const durableGen = durable.kind === 'ok' ? durable.generation : -1;
+  const durableBytes = Buffer.from(slotOf(durableGen));
+  failSync = true;
+  f.write(Buffer.from('three'));
+  t.throws(() => f.sync());
+  await t.throwsAsync(() => f.syncAsync());
+  f.write(Buffer.from('four'));
+  await f.writeAsync(Buffer.from('five'));
+  t.deepEqual(slotOf(durableGen), durableBytes, 'the last durable copy is untouched');
+  t.is((readSlots(nodeFs, file, 64) as { body: Buffer }).body.toString(), 'five');
+  failSync = false;
+  await f.syncAsync();
+  f.write(Buffer.from('six'));
+  const after = readSlots(nodeFs, file, 64);
+  t.is(after.kind === 'ok' && after.body.toString(), 'six');
+  // Once 'five' was durable, 'six' went to the other slot: 'five' is still there to fall back to.
+  const other = readFileSync(file);
+  t.true(other.includes(Buffer.from('five')));
+  f.close();
+});
