@@ -301,17 +301,23 @@ export class Spool {
         if (prev === undefined) legacyDamage++;
         this.opts.logger.error(`spool ${file}: ${bytes} damaged bytes at offset ${at} skipped (torn write or corruption); records in them are lost`);
       });
-      // A torn tail is cut off so the file ends on a whole record.
+      // A torn tail is cut off so the file ends on a whole record. Not being able to (a full
+      // disk, an I/O error) does not stop the spool: new records go to a new segment, and the
+      // next open finds the same tail and tries again.
       if (lastGood < buf.length && seg === segments[segments.length - 1]) {
-        const fd = this.fs.open(file, 'r+');
         try {
-          this.fs.truncate(fd, lastGood);
-          this.fs.fsyncSync(fd);
-        } finally {
-          this.fs.close(fd);
+          const fd = this.fs.open(file, 'r+');
+          try {
+            this.fs.truncate(fd, lastGood);
+            this.totalBytes -= buf.length - lastGood;
+            this.segmentSizes.set(seg, lastGood);
+            this.fs.fsyncSync(fd);
+          } finally {
+            this.fs.close(fd);
+          }
+        } catch (e) {
+          this.opts.logger.warn(`spool ${file}: the torn tail after offset ${lastGood} could not be cut off (${(e as Error).message}); new records go to a new segment`);
         }
-        this.totalBytes -= buf.length - lastGood;
-        this.segmentSizes.set(seg, lastGood);
       }
     }
     if (head && head.seq > (prev ?? this.ackPos.seq)) {
