@@ -15,7 +15,8 @@ export const SLOT_HEADER = 20;
 
 export type SlotRead =
   | { kind: 'absent' }
-  | { kind: 'ok'; body: Buffer; generation: number }
+  /** `otherDamaged`: the other slot holds bytes that are not a valid copy (torn by a crash during a write, or damaged). */
+  | { kind: 'ok'; body: Buffer; generation: number; otherDamaged: boolean }
   /** The file is there but neither slot holds a valid copy; `bytes` is what was read (an older format?). */
   | { kind: 'invalid'; bytes: Buffer };
 
@@ -50,9 +51,12 @@ export function readSlots(fs: Pick<SpoolFs, 'read'>, path: string, slotBytes: nu
     if ((e as NodeJS.ErrnoException).code === 'ENOENT') return { kind: 'absent' };
     throw e;
   }
-  const copies = [decodeSlot(buf, 0, slotBytes), decodeSlot(buf, slotBytes, slotBytes)].filter((c) => c !== undefined);
+  const slots = [decodeSlot(buf, 0, slotBytes), decodeSlot(buf, slotBytes, slotBytes)];
+  const copies = slots.filter((c) => c !== undefined);
   if (!copies.length) return { kind: 'invalid', bytes: buf };
-  return { kind: 'ok', ...copies.reduce((a, b) => (b.generation > a.generation ? b : a)) };
+  const written = (i: number) => buf.subarray(i * slotBytes, (i + 1) * slotBytes).some((b) => b !== 0);
+  const otherDamaged = slots.some((c, i) => c === undefined && written(i));
+  return { kind: 'ok', ...copies.reduce((a, b) => (b.generation > a.generation ? b : a)), otherDamaged };
 }
 
 export class TwoSlotFile {

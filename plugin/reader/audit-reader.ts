@@ -168,6 +168,7 @@ export class AuditReader {
       log, database: conn.database, addresses, stateDir, serverPublicKey: target.serverPublicKey,
       resetCommand: `immudb-audit trust reset --state-dir ${stateDir} --address ${first.host}:${first.port} --database ${conn.database}${log !== conn.database ? ` --log ${log}` : ''}`,
       holder: 'auditor',
+      onNotice: (m, kind) => kind === 'damaged-copy' && process.stderr.write(`immudb-audit: WARNING: ${m}\n`),
     });
     const before = await session.load();
     let lastError: unknown;

@@ -75,7 +75,7 @@ export interface TrustedSessionOptions extends LogDestination {
   /** Told when a contact starts without any trusted state (trust on first use). */
   onFirstContact?: (message: string) => void;
   /** Told of what changed without failing: another server proving the log, a migration, a re-anchor after lag. */
-  onNotice?: (message: string, kind: 'server-change' | 'migration' | 'lag') => void;
+  onNotice?: (message: string, kind: 'server-change' | 'migration' | 'lag' | 'damaged-copy') => void;
 }
 
 /** What admission needs from a server that claims to hold the log. */
@@ -137,7 +137,11 @@ export class TrustedSession {
   async load(): Promise<TrustedState | undefined> {
     if (this.loaded) return this.state;
     const { log, database } = this.opts;
-    let state = this.guard(() => this.states.load(log, database));
+    // A save torn by a crash leaves one copy invalid, as does damage to the newest copy; then
+    // the state is one save older than the last (still a state verified before): said, since
+    // only an operator can tell the two apart (docs/decisions.md #44).
+    let state = this.guard(() => this.states.load(log, database, (file) => this.opts.onNotice?.(
+      `trusted state file ${file}: one of its two copies is not valid (a save torn by a crash, or damaged bytes); the other copy is used. If no crash happened, check the disk`, 'damaged-copy')));
     if (!state) {
       const legacy = this.guard(() => this.legacyState());
       if (legacy) {

@@ -105,8 +105,11 @@ const slotReader = {
   },
 };
 
-/** The newer valid copy of a state file, or the whole file of earlier versions (JSON). */
-function readStateFile(file: string): Record<string, unknown> | undefined {
+/**
+ * The newer valid copy of a state file, or the whole file of earlier versions (JSON).
+ * `onDamagedCopy`: told when the other copy is not valid (a save torn by a crash, or damage).
+ */
+function readStateFile(file: string, onDamagedCopy?: () => void): Record<string, unknown> | undefined {
   let read: SlotRead;
   try {
     read = readSlots(slotReader, file, SLOT);
@@ -114,6 +117,7 @@ function readStateFile(file: string): Record<string, unknown> | undefined {
     throw new UnusableTrustFile('trusted state file', file, `cannot be read (${(e as Error).message})`);
   }
   if (read.kind === 'absent') return undefined;
+  if (read.kind === 'ok' && read.otherDamaged) onDamagedCopy?.();
   const text = (read.kind === 'ok' ? read.body : read.bytes).toString('utf8');
   try {
     const v = JSON.parse(text) as unknown;
@@ -136,10 +140,13 @@ export class TrustedStateStore {
     return join(this.dir, safeName(serverUuid), `${safeName(database)}.json`);
   }
 
-  /** The state kept for this log; undefined only when there is no file. */
-  load(log: string, database: string): TrustedState | undefined {
+  /**
+   * The state kept for this log; undefined only when there is no file. `onDamagedCopy`: told
+   * when one of the file's two copies is not valid; the other, older or newer, is used.
+   */
+  load(log: string, database: string, onDamagedCopy?: (file: string) => void): TrustedState | undefined {
     const file = this.path(log);
-    const f = readStateFile(file) as Partial<StateFile> | undefined;
+    const f = readStateFile(file, () => onDamagedCopy?.(file)) as Partial<StateFile> | undefined;
     if (f === undefined) return undefined;
     const durable = f.durable_tx_id !== undefined || f.durable_alh !== undefined;
     if (

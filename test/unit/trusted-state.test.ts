@@ -79,10 +79,14 @@ test('a save torn by a crash falls back to the state before it; both copies dama
   writeFileSync(file, torn(newest));
   // As after a crash: a new process, which knows the file only from what it reads.
   TrustedStateStore.closeFiles();
-  t.deepEqual(new TrustedStateStore(dir).load('db', 'db'), state(3));
+  // Not silently: whoever loads it is told one copy is not valid (a crash, or damage).
+  const told: string[] = [];
+  t.deepEqual(new TrustedStateStore(dir).load('db', 'db', (f) => told.push(f)), state(3));
+  t.deepEqual(told, [file]);
   // A later save goes into the torn copy, never over tx 3's.
   await new TrustedStateStore(dir).save(state(5));
-  t.deepEqual(new TrustedStateStore(dir).load('db', 'db'), state(5));
+  t.deepEqual(new TrustedStateStore(dir).load('db', 'db', (f) => told.push(f)), state(5));
+  t.is(told.length, 1, 'two valid copies: nothing to tell');
   t.regex(readFileSync(file, 'latin1'), /"tx_id": 3,/, 'the copy of tx 3 is still there');
   const both = readFileSync(file);
   both.fill(7, 30, 60);
