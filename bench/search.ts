@@ -91,12 +91,12 @@ export async function run(ctx: BenchContext): Promise<BenchResult> {
     const baseIndex = AuditIndex.open(base, { serverUuid: 'base', database: DB, prefix: PREFIX });
     fillIndex(baseIndex, BASE_ROWS, Date.now(), 0);
     baseIndex.close();
-    type Mode = 'plain TxScan' | 'verify --all' | 'index update' | 'index update onto 100,000 rows' | 'index update (SQL rows)' | 'index update onto 100,000 rows (SQL rows)';
+    type Mode = 'plain TxScan' | 'verify --all' | 'index update' | 'index update onto 100,000 rows';
     const walk = async (mode: Mode, round: number) => {
       const stateDir = mkdtempSync(join(dir, 'auditor-'));
       const reader = mode === 'plain TxScan' ? undefined : await AuditReader.open(conn, PREFIX, stateDir);
       const file = join(stateDir, 'update.index.sqlite');
-      if (mode.startsWith('index update onto 100,000 rows')) {
+      if (mode === 'index update onto 100,000 rows') {
         copyFileSync(base, file);
         copyFileSync(entriesFile(base), entriesFile(file));
       }
@@ -115,8 +115,7 @@ export async function run(ctx: BenchContext): Promise<BenchResult> {
         } else if (mode === 'verify --all') {
           entries = (await reader!.verifyAll({ fromTx: 1 })).entries;
         } else {
-          const extract = mode.endsWith('(SQL rows)') ? 'sql' : 'js';
-          const u = await updateIndex(reader!, { file, ident: { serverUuid: reader!.serverUuid, database: DB, prefix: PREFIX }, extract });
+          const u = await updateIndex(reader!, { file, ident: { serverUuid: reader!.serverUuid, database: DB, prefix: PREFIX } });
           entries = u.entries;
           // The walk with the inserts beside it, then the commit (indexes built, pages written, fsync).
           phases = { 'walk ms': u.walkMs, 'commit ms': u.commitMs };
@@ -135,10 +134,7 @@ export async function run(ctx: BenchContext): Promise<BenchResult> {
     const rounds = sizeArg('rounds') ?? (ctx.quick ? 2 : 3);
     const walks: Array<Awaited<ReturnType<typeof walk>>> = [];
     for (let round = 1; round <= rounds; round++) {
-      const modes = ['plain TxScan', 'verify --all', 'index update', 'index update (SQL rows)', 'index update onto 100,000 rows', 'index update onto 100,000 rows (SQL rows)'] as const;
-      // JS and SQL extraction alternate in which goes first from round to round.
-      const order = round % 2 ? modes : ([modes[0], modes[1], modes[3], modes[2], modes[5], modes[4]] as const);
-      for (const mode of order) walks.push(await walk(mode, round));
+      for (const mode of ['plain TxScan', 'verify --all', 'index update', 'index update onto 100,000 rows'] as const) walks.push(await walk(mode, round));
     }
     const rate = (mode: Mode, round?: number) => Math.max(...walks.filter((w) => w.mode === mode && (round === undefined || w.round === round)).map((w) => w['entries/s']));
     const perRound = (a: Mode, b: Mode) => Array.from({ length: rounds }, (_, i) => ratio(rate(a, i + 1), rate(b, i + 1)));
@@ -219,8 +215,6 @@ export async function run(ctx: BenchContext): Promise<BenchResult> {
     const ratios = [
       { ratio: 'index update / verify --all (issue 14, goal >= 0.8)', 'best / best': updateVsVerify, 'per round': span(perRound('index update', 'verify --all')) },
       { ratio: 'index update onto 100,000 rows / verify --all', 'best / best': incrementalVsVerify, 'per round': span(perRound('index update onto 100,000 rows', 'verify --all')) },
-      { ratio: 'index update (SQL rows) / verify --all', 'best / best': ratio(rate('index update (SQL rows)'), rate('verify --all')), 'per round': span(perRound('index update (SQL rows)', 'verify --all')) },
-      { ratio: 'index update onto 100,000 rows (SQL rows) / verify --all', 'best / best': ratio(rate('index update onto 100,000 rows (SQL rows)'), rate('verify --all')), 'per round': span(perRound('index update onto 100,000 rows (SQL rows)', 'verify --all')) },
       { ratio: 'verify --all / plain TxScan (issue 17, goal >= 0.8)', 'best / best': verifyVsScan, 'per round': span(perRound('verify --all', 'plain TxScan')) },
     ];
 

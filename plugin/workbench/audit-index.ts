@@ -8,7 +8,6 @@ import { DatabaseSync, type SQLInputValue, type StatementSync } from 'node:sqlit
 import { closeSync, constants, fdatasync, fdatasyncSync, fstatSync, ftruncateSync, mkdirSync, openSync, readSync, writevSync } from 'node:fs';
 import { dirname, join } from 'node:path';
 import { ROW_COLUMNS, traceKey, type EntrySequence, type IndexRow } from './index-row.js';
-import { isUtf8 } from 'node:buffer';
 import type { SqlCondition } from './filters.js';
 import { COVERAGE_DROP, COVERAGE_TABLES, CoverageTable } from './coverage-table.js';
 
@@ -91,26 +90,6 @@ const consumerText = (...fields: Array<string | null>) => JSON.stringify(fields)
 
 const INSERT_COLUMNS = ['rowid', ...ROW_COLUMNS.slice(0, 2), 'tx_time', ...ROW_COLUMNS.slice(2), 'outcome_source', 'consumer_key', 'trace_key', 'json_at', 'json_len'];
 
-// --- SQL extraction (measured, decisions #46) ---
-const str = (p: string, j = 'b') => `CASE WHEN json_type(${j}, '${p}') = 'text' THEN ${j} ->> '${p}' END`;
-const safeInt = (p: string, j = 'b') =>
-  `CASE WHEN json_type(${j}, '${p}') IN ('integer', 'real') AND abs(${j} ->> '${p}') <= 9007199254740991 AND (${j} ->> '${p}') = CAST(${j} ->> '${p}' AS INTEGER) THEN CAST(${j} ->> '${p}' AS INTEGER) END`;
-const STAGE_TABLE = 'CREATE TEMP TABLE IF NOT EXISTS staged (rowid INTEGER PRIMARY KEY, audit_id TEXT, tx_id INTEGER, tx_time INTEGER, json_at INTEGER, json_len INTEGER, b BLOB)';
-const STAGE_INSERT = 'INSERT INTO staged VALUES (?1, ?2, ?3, ?4, ?5, ?6, CASE WHEN json_valid(?7, 1) THEN jsonb(?7) END)';
-const MOVE_ROWS = `INSERT INTO entries (${INSERT_COLUMNS.join(', ')})
-SELECT rowid, audit_id, tx_id, tx_time, CASE WHEN json_type(b, '$.time') = 'text' THEN index_time(b ->> '$.time') END,
-  ci, cu, cc, ${str('$.who.subject.value')}, ${str('$.who.credential_id')}, ${str('$.what.route.id')}, ${str('$.what.route.name')},
-  ${str('$.what.service.id')}, ${str('$.what.service.name')}, ${str('$.what.method')}, ${str('$.what.path')}, ${safeInt('$.outcome.status')},
-  ${str('$.outcome.result')}, coalesce(${str('$.who.client_ip')}, ${str('$.where.client_ip')}), ${str('$.where.node_id')}, tr, ${str('$.outcome.source')},
-  CASE WHEN ci IS NOT NULL OR cu IS NOT NULL OR cc IS NOT NULL THEN index_consumer_key(ci, cu, cc) END,
-  CASE WHEN tr IS NOT NULL THEN index_trace_key(tr) END, json_at, json_len
-FROM (SELECT *, ${str('$.who.consumer.id')} AS ci, ${str('$.who.consumer.username')} AS cu, ${str('$.who.consumer.custom_id')} AS cc, ${str('$.trace_id')} AS tr FROM staged)`;
-const MOVE_COVERAGE = `INSERT INTO coverage (stream, number, time, tx_id, node, lifecycle)
-SELECT b ->> '$.sequence.stream', ${safeInt('$.sequence.number')}, CASE WHEN json_type(b, '$.time') = 'text' THEN index_time(b ->> '$.time') END, tx_id, ${str('$.where.node_id')}, NULL
-FROM staged WHERE json_type(b, '$.sequence.stream') = 'text' AND ${safeInt('$.sequence.number')} IS NOT NULL`;
-const MOVE_ROWS_EVERY = 4096;
-// --- end SQL extraction ---
-
 /** Side-file writes are gathered up to this many bytes (or entries), then written in one call. */
 const WRITE_BYTES = 1 << 20;
 const WRITE_ENTRIES = 512;
@@ -150,10 +129,6 @@ export class AuditIndex {
   private syncing = false;
   private syncError: Error | undefined;
   private closed = false;
-  private staged = 0;
-  private stageInsert: StatementSync | undefined;
-  private moveRows: StatementSync | undefined;
-  private moveCoverage: StatementSync | undefined;
 
   private constructor(readonly file: string, private readonly ident: Pick<IndexState, 'serverUuid' | 'database' | 'prefix'>) {
     mkdirSync(dirname(file), { recursive: true, mode: 0o700 });
@@ -270,55 +245,13 @@ export class AuditIndex {
   /** The row's key in the consumers table (added when new); null without a consumer. */
   private consumerKey(row: IndexRow): number | null {
     if (row.consumer_id === null && row.consumer_username === null && row.consumer_custom_id === null) return null;
-    return this.consumerKeyOf(row.consumer_id, row.consumer_username, row.consumer_custom_id);
-  }
-
-  private consumerKeyOf(id: string | null, username: string | null, customId: string | null): number {
-    const text = consumerText(id, username, customId);
+    const text = consumerText(row.consumer_id, row.consumer_username, row.consumer_custom_id);
     let key = this.consumerKeys.get(text);
     if (key === undefined) {
-      key = Number(this.insertConsumer.run(id, username, customId).lastInsertRowid);
+      key = Number(this.insertConsumer.run(row.consumer_id, row.consumer_username, row.consumer_custom_id).lastInsertRowid);
       this.consumerKeys.set(text, key);
     }
     return key;
-  }
-
-  /**
-   * SQL extraction (measured, decisions #46): the entry's text is staged as JSONB and its row
-   * extracted by SQLite's JSON functions every few thousand rows; entries SQL cannot judge like
-   * JSON.parse (not UTF-8, \u escapes) take the JS path. Returns false for those.
-   */
-  addStaged(key: string, txId: number, txTime: number, json: Buffer): boolean {
-    if (!isUtf8(json) || json.indexOf('\\u') >= 0) return false;
-    if (!this.stageInsert) {
-      this.db.exec(STAGE_TABLE);
-      this.db.function('index_time', { deterministic: true }, (t) => {
-        const ms = Date.parse(t as string);
-        return Number.isFinite(ms) ? ms : null;
-      });
-      this.db.function('index_trace_key', { deterministic: true }, (t) => traceKey(t as string));
-      this.db.function('index_consumer_key', (a, b, c) => this.consumerKeyOf(a as string | null, b as string | null, c as string | null));
-      this.stageInsert = this.db.prepare(STAGE_INSERT);
-      this.moveRows = this.db.prepare(MOVE_ROWS);
-      this.moveCoverage = this.db.prepare(MOVE_COVERAGE);
-    }
-    const at = this.end;
-    this.pending.push(json);
-    this.pendingBytes += json.byteLength;
-    this.end += json.byteLength;
-    this.stageInsert.run(this.nextRowid++, key.slice(key.lastIndexOf(':') + 1), txId, txTime, at, json.byteLength, json.toString('utf8'));
-    if (++this.staged >= MOVE_ROWS_EVERY) this.moveStaged();
-    if (this.pendingBytes >= WRITE_BYTES || this.pending.length >= WRITE_ENTRIES) this.flush();
-    return true;
-  }
-
-  /** Moves the staged entries' rows (and sequence numbers) into the index. */
-  moveStaged(): void {
-    if (!this.staged) return;
-    this.moveRows!.run();
-    this.moveCoverage!.run();
-    this.db.exec('DELETE FROM staged');
-    this.staged = 0;
   }
 
   /** Writes the gathered bytes at the end of the side file; starts a background fdatasync now and then. */
@@ -355,7 +288,6 @@ export class AuditIndex {
 
   /** Ends an update: the rows, the side file's length and the state they are complete up to, together. */
   commit(txId: number, verifiedAt: string, added: number): void {
-    this.moveStaged();
     this.flush();
     // The bytes the rows point at are on disk before the rows that point at them (and any
     // writeback error since `fd` was opened, a background sync's too, fails the update here).
@@ -378,7 +310,6 @@ export class AuditIndex {
   rollback(): void {
     if (!this.inUpdate) return;
     this.inUpdate = false;
-    this.staged = 0;
     this.pending = [];
     this.pendingBytes = 0;
     this.end = this.committedBytes;

@@ -24,13 +24,11 @@ export type FromWorker = { t: 'begun'; state: IndexState } | { t: 'ack'; rows: n
 export interface WorkerInput {
   file: string;
   ident: Pick<IndexState, 'serverUuid' | 'database' | 'prefix'>;
-  /** 'sql': rows extracted by SQLite's JSON functions (measured, decisions #46). */
-  extract?: 'js' | 'sql';
 }
 
 const port = parentPort!;
 const post = (m: FromWorker) => port.postMessage(m);
-const { file, ident, extract } = workerData as WorkerInput;
+const { file, ident } = workerData as WorkerInput;
 
 let index: AuditIndex | undefined;
 try {
@@ -51,7 +49,6 @@ port.on('message', (m: ToWorker) => {
       for (let j = 0; j < meta.length; j += 6) {
         const [txId, txTime, ko, kl, vo, vl] = [meta[j]!, meta[j + 1]!, meta[j + 2]!, meta[j + 3]!, meta[j + 4]!, meta[j + 5]!];
         const value = bytes.subarray(vo, vo + vl);
-        if (extract === 'sql' && index.addStaged(bytes.toString('utf8', ko, ko + kl), txId, txTime, value)) continue;
         // Parsed once, for the row and the coverage table; the bytes go to the side file as verified.
         const { row, sequence } = parseEntry(bytes.toString('utf8', ko, ko + kl), value.toString('utf8'), txId);
         index.add(row, txTime, value, sequence);
