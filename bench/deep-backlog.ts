@@ -175,11 +175,11 @@ export async function run(ctx: BenchContext): Promise<BenchResult> {
     name: 'deep-backlog',
     title: `4b. RSS with ${count.toLocaleString('en')} entries backlogged while immudb is paused (default settings)`,
     tables: [{
-      title: 'RSS by depth, and where it is (MiB; V8 = heap pages touched per isolate; no forced GC)',
+      title: 'RSS by depth, and where it is (MiB; V8 = heap pages touched per isolate; heap used and buffers without a forced GC, so garbage included)',
       rows: pts.map((p) => ({
         'entries backlogged': p.backlog, 'RSS': p.rssMiB, 'file-backed': p.fileMiB, 'malloc (brk + arenas)': p.brkMiB + p.arenasMiB,
         'V8 main': p.v8MainMiB, 'V8 audit thread': p.v8ThreadMiB, 'other anon': p.otherAnonMiB - p.v8MainMiB - p.v8ThreadMiB,
-        'live heap main': p.heapMainMiB, 'live heap thread': p.heapThreadMiB, 'buffers': p.bufMainMiB + p.bufThreadMiB,
+        'heap used main': p.heapMainMiB, 'heap used thread': p.heapThreadMiB, 'buffers': p.bufMainMiB + p.bufThreadMiB,
       })),
     }],
     figures: { points: pts, catchUpMs: r!.catchUpMs, count },

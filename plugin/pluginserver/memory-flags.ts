@@ -40,11 +40,16 @@ export function memoryEnv(env: NodeJS.ProcessEnv): NodeJS.ProcessEnv | undefined
 
 /**
  * Replaces this process by itself with the memory flags (at most once). Without
- * `process.execve` (Node < 22.15) it runs on with V8's defaults.
+ * `process.execve` (Node < 22.15), or if the exec fails, it runs on with V8's defaults.
  */
 export function execWithMemoryFlags(): void {
   const env = memoryEnv(process.env);
   const execve = (process as unknown as { execve?: Execve }).execve;
   if (!env || !execve || !process.argv[1]) return;
-  execve(process.execPath, [process.execPath, ...process.execArgv, process.argv[1], ...process.argv.slice(2)], env);
+  try {
+    execve(process.execPath, [process.execPath, ...process.execArgv, process.argv[1], ...process.argv.slice(2)], env);
+  } catch (e) {
+    // Memory settings are not worth failing the audit for (stderr: stdout may be Kong's query answer).
+    process.stderr.write(`immudb-audit-pluginserver: could not exec with its memory settings (${(e as Error).message}); running with V8's defaults\n`);
+  }
 }
