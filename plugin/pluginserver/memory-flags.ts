@@ -1,9 +1,8 @@
 // Memory settings of the plugin server (decision #43). By default V8 sizes each isolate's young
 // generation from the machine's memory (semi-spaces of up to 64 MiB here): under the plugin's
 // steady allocation each of the two isolates (Kong's RPC thread and the audit thread) grew its
-// new space to ~104 MiB, most of the process's RSS, for a live heap of 20-40 MB each; and with
-// a limit of 4 GiB the old generation grows to 4x what is live before V8 collects it. The flags
-// below bound both isolates (V8 flags are per process: they also override a Worker's
+// new space to ~104 MiB, most of the process's RSS, for live heaps of 20-40 MB each. The flag
+// below bounds both isolates (V8 flags are per process: they also override a Worker's
 // resourceLimits); glibc's malloc is bounded for the same reason.
 //
 // The main isolate's heap is configured when the process starts, so the flags must be on the
@@ -14,10 +13,9 @@
 
 /**
  * V8 flags for both isolates (docs/operations.md, "Memory of the plugin server"): semi-spaces of
- * 4 MiB; an old generation of at most 1 GiB, which lowers V8's heap growing factor from 4 to ~1.6
- * (it scales with the limit) while leaving 20x the live heap as headroom.
+ * 16 MiB. Smaller ones and a capped old generation hold less still but cost CPU (decision #43).
  */
-export const MEMORY_NODE_OPTIONS = ['--max-semi-space-size=4', '--max-old-space-size=1024'];
+export const MEMORY_NODE_OPTIONS = ['--max-semi-space-size=16'];
 /**
  * glibc malloc, unless set already: two arenas, not one per thread that ever malloced; and
  * blocks of 128 KiB or more (spool reads, gRPC frames) always mmapped, so that freeing them gives

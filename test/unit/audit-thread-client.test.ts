@@ -44,7 +44,7 @@ test('a thread that dies fails its calls in flight; the next call restarts it wi
 });
 
 test('a thread that runs out of heap fails only its calls in flight, and the next call restarts it', async (t) => {
-  // A small heap (the plugin server's threads get 512 MB): what happens at the limit is the same.
+  // A small heap (an operator's --max-old-space-size sets one for both threads): the same happens at any limit.
   const c = new AuditThreadClient(fake, { maxOldGenerationSizeMb: 32, maxYoungGenerationSizeMb: 8 });
   c.startInstance(1, {});
   // Settled (in the real thread: durable in the spool) before the thread dies: stays settled.

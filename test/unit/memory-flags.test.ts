@@ -56,7 +56,7 @@ test('the command runs with the flags, in the process Kong started; the operator
   const v8Defaults = runCommand(t, { IMMUDB_AUDIT_PLUGINSERVER_TUNED: '1' }).seen;
   t.is(v8Defaults.arena, null);
   t.true(seen.limitMiB < v8Defaults.limitMiB, `${seen.limitMiB} < ${v8Defaults.limitMiB} MiB`);
-  const operator = runCommand(t, { NODE_OPTIONS: '--max-semi-space-size=16', MALLOC_ARENA_MAX: '4' }).seen;
+  const operator = runCommand(t, { NODE_OPTIONS: '--max-semi-space-size=32', MALLOC_ARENA_MAX: '4' }).seen;
   t.is(operator.arena, '4');
-  t.true(operator.limitMiB > seen.limitMiB, `the operator's --max-semi-space-size=16: ${operator.limitMiB} > ${seen.limitMiB} MiB`);
+  t.true(operator.limitMiB > seen.limitMiB, `the operator's --max-semi-space-size=32: ${operator.limitMiB} > ${seen.limitMiB} MiB`);
 });
