@@ -4,11 +4,14 @@
 //   {"cmd":"stats","reset":true}   rss, heap, cpu time, event-loop delay (then resets the histogram)
 //   {"cmd":"gc"}                    full GC first (needs --expose-gc), then stats
 //   {"cmd":"profile-start","intervalUs":500} / {"cmd":"profile-stop","path":"..."}  V8 CPU profile
+// $BENCH_V8_FLAGS (space-separated) are set with v8.setFlagsFromString at load, for comparing flags
+// Node does not take in NODE_OPTIONS.
 import { writeFileSync, rmSync } from 'node:fs';
 import { createServer, type Socket } from 'node:net';
 import { Session } from 'node:inspector';
 import { monitorEventLoopDelay } from 'node:perf_hooks';
 import { isMainThread } from 'node:worker_threads';
+import { getHeapSpaceStatistics, getHeapStatistics, setFlagsFromString } from 'node:v8';
 
 // --import preloads run in worker threads too: the main thread answers on $BENCH_PROBE_SOCK,
 // the plugin's audit thread (its only worker) on $BENCH_PROBE_SOCK.thread, each about its own
@@ -20,6 +23,10 @@ function post<T>(session: Session, method: string, params?: object): Promise<T> 
     session.post(method, params ?? {}, (err, res) => (err ? reject(err) : resolve(res as T)));
   });
 }
+
+// V8 flags Node does not take in NODE_OPTIONS (--optimize-for-size), set as early as a program
+// could set them itself: before the audit thread's isolate exists, after the main one's.
+if (isMainThread) for (const f of (process.env.BENCH_V8_FLAGS ?? '').split(' ').filter(Boolean)) setFlagsFromString(f);
 
 if (sockPath) {
   const eld = monitorEventLoopDelay({ resolution: 5 });
@@ -37,6 +44,11 @@ if (sockPath) {
       heapTotal: m.heapTotal,
       external: m.external,
       arrayBuffers: m.arrayBuffers,
+      // This isolate's heap as V8 sees it: committed (total_heap_size), touched
+      // (total_physical_size), and what V8 itself mallocs outside the heap.
+      v8: (({ total_heap_size, total_physical_size, used_heap_size, malloced_memory, peak_malloced_memory, heap_size_limit }) => ({ total_heap_size, total_physical_size, used_heap_size, malloced_memory, peak_malloced_memory, heap_size_limit }))(getHeapStatistics()),
+      /** Physical size of each heap space (new_space, old_space, code_space, large_object_space, ...). */
+      spaces: Object.fromEntries(getHeapSpaceStatistics().map((x) => [x.space_name, x.physical_space_size])),
       cpuUserMs: cpu.user / 1000,
       cpuSystemMs: cpu.system / 1000,
       eld: {

@@ -15,6 +15,7 @@ const BENCHES: Array<[string, () => Promise<BenchModule>]> = [
   ['pipeline', () => import('./pipeline.js')],
   ['verify', () => import('./verify.js')],
   ['memory', () => import('./memory.js')],
+  ['deep-backlog', () => import('./deep-backlog.js')],
   ['scaling', () => import('./scaling.js')],
   ['search', () => import('./search.js')],
   ['goals', () => import('./goals.js')],

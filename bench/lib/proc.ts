@@ -140,6 +140,8 @@ export interface ProbeStats {
   arrayBuffers: number;
   cpuUserMs: number;
   cpuSystemMs: number;
+  v8: { total_heap_size: number; total_physical_size: number; used_heap_size: number; malloced_memory: number; peak_malloced_memory: number; heap_size_limit: number };
+  spaces: Record<string, number>;
   gc?: boolean;
   eld: { count: number; meanMs: number; p50Ms: number; p99Ms: number; maxMs: number };
 }

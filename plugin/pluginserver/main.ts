@@ -3,10 +3,15 @@
 // same answers) with its listener's framing and debug-line costs fixed (./listener.ts), and no event
 // kept after kong.response.exit (./exit-events.ts). Kong runs
 // it through pluginserver_<name>_start_cmd and _query_cmd.
+// It first execs itself with the heap and malloc settings of ./memory-flags.ts (before loading
+// anything else: hence the dynamic imports).
 import * as path from 'node:path';
-import { kongPdk } from './kong-pdk.js';
-import { Listener } from './listener.js';
-import { forgetEventsEndedByExit } from './exit-events.js';
+import { execWithMemoryFlags } from './memory-flags.js';
+
+execWithMemoryFlags();
+const { kongPdk } = await import('./kong-pdk.js');
+const { Listener } = await import('./listener.js');
+const { forgetEventsEndedByExit } = await import('./exit-events.js');
 
 const opts = kongPdk.cli.parse();
 const logger = kongPdk.logger;

@@ -1,7 +1,7 @@
 // The main thread's side of the audit thread (plugin/thread/audit-thread.ts): starts it on the
 // first plugin instance, hands it each log event, settles the calls it reports, restarts it if
 // it fails, and turns Kong's SIGTERM into a flush in the thread before the process exits.
-import { MessageChannel, Worker, receiveMessageOnPort, type TransferListItem } from 'node:worker_threads';
+import { MessageChannel, Worker, receiveMessageOnPort, type ResourceLimits, type TransferListItem } from 'node:worker_threads';
 import { createLogger } from '../log.js';
 import { flushThenExitOnSignal } from '../exit-on-signal.js';
 import { processSettingsLenient } from '../settings.js';
@@ -40,8 +40,16 @@ export class AuditThreadClient {
     if (this.worker) this.post(this.worker, { op: 'log', events });
   };
 
-  /** `script`: the thread's module (tests give a stand-in speaking the same protocol). */
-  constructor(private readonly script = new URL('./audit-thread.js', import.meta.url)) {}
+  /**
+   * `script`: the thread's module (tests give a stand-in speaking the same protocol).
+   * `limits`: the thread's heap limits; by default the process's V8 flags
+   * (plugin/pluginserver/memory-flags.ts), which win over a Worker's resourceLimits anyway.
+   * A thread that reaches its limit dies like any failed thread (ERR_WORKER_OUT_OF_MEMORY).
+   */
+  constructor(
+    private readonly script = new URL('./audit-thread.js', import.meta.url),
+    private readonly limits?: ResourceLimits,
+  ) {}
 
   /**
    * Starts an instance in the thread and waits for it: a bad configuration throws its reason.
@@ -127,7 +135,7 @@ export class AuditThreadClient {
   private thread(): Worker {
     if (this.worker) return this.worker;
     this.bootStatus = newBootStatus();
-    const w = new Worker(new URL('./audit-thread-boot.js', import.meta.url), { workerData: { script: this.script.href, status: this.bootStatus } });
+    const w = new Worker(new URL('./audit-thread-boot.js', import.meta.url), { workerData: { script: this.script.href, status: this.bootStatus }, ...(this.limits ? { resourceLimits: this.limits } : {}) });
     w.on('message', (m: FromAuditThread) => this.onMessage(m));
     w.on('error', (e) => this.failed(w, e));
     w.on('exit', (code) => this.failed(w, new Error(`the audit thread exited with code ${code}`)));

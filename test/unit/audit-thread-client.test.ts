@@ -43,6 +43,21 @@ test('a thread that dies fails its calls in flight; the next call restarts it wi
   await t.notThrowsAsync(c.log(1, '{}', undefined));
 });
 
+test('a thread that runs out of heap fails only its calls in flight, and the next call restarts it', async (t) => {
+  // A small heap (an operator's --max-old-space-size sets one for both threads): the same happens at any limit.
+  const c = new AuditThreadClient(fake, { maxOldGenerationSizeMb: 32, maxYoungGenerationSizeMb: 8 });
+  c.startInstance(1, {});
+  // Settled (in the real thread: durable in the spool) before the thread dies: stays settled.
+  const before = await Promise.allSettled([c.log(1, '{"a":1}', undefined), c.log(1, '{"a":2}', undefined)]);
+  t.deepEqual(before.map((r) => r.status), ['fulfilled', 'fulfilled']);
+  // In flight when it dies: failed, never acknowledged (Kong logs them; the real thread's spool
+  // holds whatever it had made durable, and the next thread replays it).
+  const inFlight = [c.log(1, '{"b":1}', undefined), c.log(1, 'leak', undefined)];
+  for (const p of inFlight) await t.throwsAsync(p, { message: /^audit thread failed: .*memory limit/ });
+  await t.throwsAsync(c.log(1, 'starts', undefined), { message: 'starts 1' }, 'a new thread, the instance started again');
+  await t.notThrowsAsync(c.log(1, '{}', undefined));
+});
+
 test('a thread that dies closes the fail-closed gates until a new thread starts their instances again', async (t) => {
   const c = new AuditThreadClient(fake);
   const gate = new SharedArrayBuffer(4);
