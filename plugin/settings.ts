@@ -162,3 +162,13 @@ export function failClosedSwitch(env: NodeJS.ProcessEnv = process.env): boolean 
   if (problem) throw new Error(problem);
   return settings.failClosed;
 }
+
+/**
+ * The plugin server's whole environment, for its exec of itself with its memory settings
+ * (pluginserver/memory-flags.ts, decision #43): passed on as it is, with what that adds;
+ * `IMMUDB_AUDIT_PLUGINSERVER_TUNED` set means done already, or the operator keeps V8's and
+ * glibc's defaults.
+ */
+export function environmentForExec(): NodeJS.ProcessEnv {
+  return process.env;
+}

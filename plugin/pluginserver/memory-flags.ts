@@ -11,6 +11,8 @@
 // NODE_OPTIONS come after ours (the last V8 flag wins, command-line flags win over both), and
 // an environment variable they set is kept.
 
+import { environmentForExec } from '../settings.js';
+
 /**
  * V8 flags for both isolates (docs/operations.md, "Memory of the plugin server"): semi-spaces of
  * 16 MiB. Smaller ones and a capped old generation hold less still but cost CPU (decision #43).
@@ -41,7 +43,7 @@ export function memoryEnv(env: NodeJS.ProcessEnv): NodeJS.ProcessEnv | undefined
  * `process.execve` (Node < 22.15), or if the exec fails, it runs on with V8's defaults.
  */
 export function execWithMemoryFlags(): void {
-  const env = memoryEnv(process.env);
+  const env = memoryEnv(environmentForExec());
   const execve = (process as unknown as { execve?: Execve }).execve;
   if (!env || !execve || !process.argv[1]) return;
   try {
