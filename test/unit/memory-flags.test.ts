@@ -52,10 +52,15 @@ test('the command runs with the flags, in the process Kong started; the operator
   t.is(seen.pid, r.pid, 'the same pid: exec, not a child');
   t.is(seen.arena, '2');
   t.true(seen.nodeOptions.startsWith(MEMORY_NODE_OPTIONS.join(' ')), seen.nodeOptions);
-  // V8 applied it: the heap limit counts the young generation (3 semi-spaces), smaller than by default.
+  // V8 applied it: the heap limit counts the young generation (3 semi-spaces). Node 24's V8 sizes
+  // semi-spaces from the machine's memory (up to 64 MiB), so the limit is smaller than by default;
+  // Node 22's default is already 16 MiB, so there it is the same (the operator's 32 below shows
+  // that V8 read the flag either way).
   const v8Defaults = runCommand(t, { IMMUDB_AUDIT_PLUGINSERVER_TUNED: '1' }).seen;
   t.is(v8Defaults.arena, null);
-  t.true(seen.limitMiB < v8Defaults.limitMiB, `${seen.limitMiB} < ${v8Defaults.limitMiB} MiB`);
+  const node22 = Number(process.versions.node.split('.')[0]) < 24;
+  if (node22) t.true(seen.limitMiB <= v8Defaults.limitMiB, `${seen.limitMiB} <= ${v8Defaults.limitMiB} MiB`);
+  else t.true(seen.limitMiB < v8Defaults.limitMiB, `${seen.limitMiB} < ${v8Defaults.limitMiB} MiB`);
   const operator = runCommand(t, { NODE_OPTIONS: '--max-semi-space-size=32', MALLOC_ARENA_MAX: '4' }).seen;
   t.is(operator.arena, '4');
   t.true(operator.limitMiB > seen.limitMiB, `the operator's --max-semi-space-size=32: ${operator.limitMiB} > ${seen.limitMiB} MiB`);
