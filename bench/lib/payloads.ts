@@ -2,7 +2,7 @@
 // records the plugin makes of them (same capture and encoding code as the handler, a trace id on
 // each as its tracing sets one, the writer's key list), plus padded
 // variants for the payload-size scaling runs.
-import { randomBytes } from 'node:crypto';
+import { randomBytes, randomUUID } from 'node:crypto';
 import { hostname } from 'node:os';
 import { v7 as uuidv7 } from 'uuid';
 import { buildAuditEntry } from '../../plugin/capture/build-entry.js';
@@ -31,9 +31,11 @@ export function serializedPool(count: number, seed = 7000): string[] {
 export function auditRecords(count: number, prefix: string, pool: LogFixture[] = fixturePool(Math.min(count, 1000))): AuditRecord[] {
   const host = hostname();
   const out: AuditRecord[] = new Array(count);
+  // Every entry carries its place in the node's sequence, as the pipeline numbers it (decision #30).
+  const stream = randomUUID();
   for (let i = 0; i < count; i++) {
     const f = pool[i % pool.length]!;
-    const entry = buildAuditEntry(JSON.parse(f.json) as KongSerializedLog, { id: uuidv7(), now: Date.now(), nodeId: 'bench-node', hostname: host });
+    const entry = buildAuditEntry(JSON.parse(f.json) as KongSerializedLog, { id: uuidv7(), now: Date.now(), nodeId: 'bench-node', hostname: host, sequence: { number: i + 1, stream } });
     entry.trace_id ??= randomBytes(16).toString('hex');
     out[i] = encodeEntry(prefix, entry);
   }
