@@ -77,6 +77,12 @@ function goalTable(results: BenchResult[]): Array<Record<string, unknown>> {
   const rows: Array<Record<string, unknown>> = (goals?.targets ?? []).map((t) => ({ goal: t.name, measured: t.value, target: `${t.op} ${t.target}`, met: t.met }));
   const v = verify?.figures.verifyAllVsTxScan;
   rows.splice(4, 0, { goal: 'verify --all / plain TxScan', measured: typeof v === 'number' ? v : 'not run', target: '>= 0.8', met: typeof v === 'number' ? v >= 0.8 : '' });
+  // The memory goal is stated at 400,000 entries: benchmark 4b measures it there (full mode) with
+  // RSS by depth; goals' own row is a shallower backlog right after its CPU rounds.
+  const deep = results.find((r) => r.name === 'deep-backlog');
+  const deepRows = (deep?.targets ?? []).map((t) => ({ goal: `${t.name} (benchmark 4b)`, measured: t.value, target: `${t.op} ${t.target}`, met: t.met }));
+  const rssAt = rows.findIndex((r) => String(r.goal).startsWith('RSS MiB with'));
+  rows.splice(rssAt >= 0 ? rssAt + 1 : rows.length, 0, ...deepRows);
   if (!goals) rows.unshift({ goal: '(benchmark 6 not run: add goals to --only)', measured: '', target: '', met: '' });
   return rows;
 }
