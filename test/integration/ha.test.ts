@@ -282,6 +282,10 @@ test.serial('a lagging replica promoted: entries it lacks are re-sent from the s
   const w = await gw.worker(config([primary, replica, { host: '127.0.0.1', port: laterPort }], 'lag', 'g', { immudb_replica_acks: 1, immudb_replica_ack_timeout: 0.5 }));
   await send(w, 10);
   await untilNudging('10 entries acknowledged', [replica], async () => Object.values(await gw.status())[0]?.written === 10 && Object.values(await gw.status())[0]!.spool_entries === 0);
+  // Nothing in flight either: under load a batch of lifecycle entries can still be on the primary,
+  // waiting for this replica's ack when it stops; it would then hold back the entries sent next.
+  await untilNudging('the replica holds all the primary holds', [replica], async () =>
+    (await currentTx(replica, 'lag')) === (await currentTx(primary, 'lag')) && Object.values(await gw.status())[0]!.spool_entries === 0);
   // The replica pauses; the primary proves more entries, which stay in the spool: no replica
   // holds them (and the writer waits for that before it writes the next batch).
   const replicated = await currentTx(primary, 'lag');
