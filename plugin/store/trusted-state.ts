@@ -25,9 +25,10 @@
 // taken for a missing one: that would silently reset trust. Only the trusted session
 // (trusted-session.ts) uses this store. States of earlier versions, kept per server identity
 // (`<dir>/<server uuid>/<database>.json`), are read by loadLegacy() for their migration.
-import { close, closeSync, fdatasync, fstatSync, fsync, mkdir, open, openSync, readFileSync, readSync, rename, statSync, write } from 'node:fs';
+import { close, closeSync, fdatasync, fstatSync, fsync, mkdir, open, openSync, readFileSync, rename, statSync, write } from 'node:fs';
 import { join } from 'node:path';
 import { threadId } from 'node:worker_threads';
+import { nodeFs } from '../pipeline/spool-fs.js';
 import { encodeSlot, readSlots, SLOT_HEADER, type SlotRead } from '../pipeline/two-slot.js';
 import { VerificationError } from './proofs/index.js';
 
@@ -90,21 +91,6 @@ function readJson(file: string): Record<string, unknown> | undefined {
 /** One copy of the state: a page, so that a torn write of one copy cannot reach the other. */
 const SLOT = 4096;
 
-/** What readSlots reads through (the auditor's CLI does not load the spool's file layer). */
-const slotReader = {
-  read(path: string, start = 0, end = 2 * SLOT): Buffer {
-    const fd = openSync(path, 'r');
-    try {
-      const buf = Buffer.alloc(end - start);
-      let n = 0;
-      for (let got = -1; got !== 0 && n < buf.length; n += got) got = readSync(fd, buf, n, buf.length - n, start + n);
-      return buf.subarray(0, n);
-    } finally {
-      closeSync(fd);
-    }
-  },
-};
-
 /**
  * The newer valid copy of a state file, or the whole file of earlier versions (JSON).
  * `onDamagedCopy`: told when the other copy is not valid (a save torn by a crash, or damage).
@@ -112,7 +98,7 @@ const slotReader = {
 function readStateFile(file: string, onDamagedCopy?: () => void): Record<string, unknown> | undefined {
   let read: SlotRead;
   try {
-    read = readSlots(slotReader, file, SLOT);
+    read = readSlots(nodeFs, file, SLOT);
   } catch (e) {
     throw new UnusableTrustFile('trusted state file', file, `cannot be read (${(e as Error).message})`);
   }
@@ -296,7 +282,7 @@ function stillAt(path: string, f: SlotFile): boolean {
 
 /** Opens a state file of two copies for overwrites; undefined when there is none (or a file of earlier versions). */
 function openSlotFile(file: string): SlotFile | undefined {
-  const read = readSlots(slotReader, file, SLOT);
+  const read = readSlots(nodeFs, file, SLOT);
   if (read.kind !== 'ok') return undefined;
   const fd = openSync(file, 'r+');
   try {
