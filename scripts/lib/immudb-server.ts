@@ -127,7 +127,8 @@ export async function startImmudb(opts: StartOptions = {}): Promise<ImmudbServer
   const stop = async () => {
     const p = proc;
     proc = undefined;
-    if (!p || p.exitCode !== null) return;
+    // A process killed by a signal has exitCode null: its 'exit' has been and gone as well.
+    if (!p || p.exitCode !== null || p.signalCode !== null) return;
     await new Promise<void>((res) => {
       const timer = setTimeout(() => p.kill('SIGKILL'), 10_000);
       p.once('exit', () => {

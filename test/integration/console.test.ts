@@ -95,9 +95,12 @@ async function startConsole(args: string[], extraEnv: NodeJS.ProcessEnv = {}, st
         url: m[1]!.replace('0.0.0.0', '127.0.0.1'),
         proc,
         async stop() {
-          if (proc.exitCode !== null) return;
+          if (proc.exitCode !== null || proc.signalCode !== null) return;
+          const exited = new Promise((r) => proc.once('exit', r));
           proc.kill('SIGTERM');
-          await new Promise((r) => proc.once('exit', r));
+          const k = setTimeout(() => proc.kill('SIGKILL'), 10_000);
+          await exited;
+          clearTimeout(k);
         },
       };
     }

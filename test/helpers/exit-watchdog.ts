@@ -1,0 +1,59 @@
+// Loaded into every AVA worker (package.json "ava.require"). A test file whose process outlives
+// its work (a child process never stopped, a server never closed, a hook that never returns) is a
+// defect, and it must fail, not hang: AVA waits for every worker to exit, and its own inactivity
+// timeout does not always end that wait (AVA 8 drops the timeout for good when it fires inside a
+// window that a `t.timeout()` opened), so one such worker once held CI until its 90-minute limit.
+// Here the worker names what keeps it alive, kills the child processes it started and exits
+// non-zero, which AVA reports as a "not ok" naming the file.
+import { registerCompletionHandler } from 'ava';
+import { readFileSync, readdirSync } from 'node:fs';
+
+// KIA_TEST_EXIT_GRACE_MS and KIA_TEST_FILE_LIMIT_MS shorten the waits for the watchdog's own test.
+/** How long a worker may stay alive after its last test and hook. */
+const GRACE_MS = Number(process.env.KIA_TEST_EXIT_GRACE_MS) || 60_000;
+/** How long one test file may run in all: above the longest t.timeout() (16 min) with room. */
+const FILE_LIMIT_MS = Number(process.env.KIA_TEST_FILE_LIMIT_MS) || 20 * 60_000;
+
+setTimeout(() => end(`this test file has run for ${FILE_LIMIT_MS / 60_000} minutes without finishing`), FILE_LIMIT_MS).unref();
+
+registerCompletionHandler(() => {
+  setTimeout(() => end(`this test file's process is still alive ${GRACE_MS / 1000} s after its last test`), GRACE_MS).unref();
+});
+
+function end(why: string): never {
+  const children = childProcesses();
+  process.stderr.write(
+    `exit-watchdog: ${why}.\n` +
+      `  open resources: ${process.getActiveResourcesInfo().join(', ') || 'none'}\n` +
+      (children.length > 0 ? `  child processes (killed now):\n${children.map((c) => `    ${c.pid} ${c.command}`).join('\n')}\n` : ''),
+  );
+  for (const c of children) {
+    try {
+      process.kill(c.pid, 'SIGKILL');
+    } catch {
+      // already gone
+    }
+  }
+  process.exit(1);
+}
+
+function childProcesses(): { pid: number; command: string }[] {
+  const pids: number[] = [];
+  try {
+    for (const task of readdirSync('/proc/self/task')) {
+      const text = readFileSync(`/proc/self/task/${task}/children`, 'utf8').trim();
+      if (text !== '') pids.push(...text.split(/\s+/).map(Number));
+    }
+  } catch {
+    // no /proc: nothing to name or kill
+  }
+  return pids.map((pid) => {
+    let command = '?';
+    try {
+      command = readFileSync(`/proc/${pid}/cmdline`, 'utf8').split('\0').join(' ').trim().slice(0, 200);
+    } catch {
+      // exited meanwhile
+    }
+    return { pid, command };
+  });
+}
