@@ -20,7 +20,7 @@ import { AuditReader } from '../plugin/reader/audit-reader.js';
 import { AuditIndex, entriesFile, indexFile } from '../plugin/workbench/audit-index.js';
 import { search as consoleSearch, type ConsoleContext } from '../plugin/console/api.js';
 import { filterCondition, parseStatus, type FilterOptions } from '../plugin/workbench/filters.js';
-import { indexRow } from '../plugin/workbench/index-row.js';
+import { parseEntry } from '../plugin/workbench/index-row.js';
 import { updateIndex } from '../plugin/workbench/update-index.js';
 import { auditRecords, fixturePool } from './lib/payloads.js';
 import type { BenchContext, BenchResult } from './lib/report.js';
@@ -46,7 +46,7 @@ function sizeArg(name: string): number | undefined {
 /** Fills `count` rows; the state says complete up to their last tx, or `completeTx`. */
 function fillIndex(index: AuditIndex, count: number, now: number, completeTx?: number): number {
   const pool = auditRecords(1000, PREFIX, fixturePool(1000)).map((r) => {
-    return { row: indexRow(r.key.toString(), r.value.toString(), 0), json: r.value };
+    return { ...parseEntry(r.key.toString(), r.value.toString(), 0), json: r.value };
   });
   const t0 = performance.now();
   const perTx = 512;
@@ -58,7 +58,7 @@ function fillIndex(index: AuditIndex, count: number, now: number, completeTx?: n
     for (; n < end; n++) {
       const p = pool[n % pool.length]!;
       const time = now - 30 * DAY + Math.floor((n / count) * 30 * DAY);
-      index.add({ ...p.row, audit_id: uuidv7(), tx_id: 1 + Math.floor(n / perTx), time }, time + 500, p.json);
+      index.add({ ...p.row, audit_id: uuidv7(), tx_id: 1 + Math.floor(n / perTx), time }, time + 500, p.json, p.sequence);
     }
     index.commit(completeTx ?? 1 + Math.floor((n - 1) / perTx), new Date().toISOString(), end - start);
   }

@@ -223,10 +223,10 @@ export class AuditIndex {
 
   /**
    * Adds the row of a verified entry (inside an update); `json`: the entry's bytes as verified
-   * (kept by reference until written); `sequence`: its number when the caller parsed it
-   * (parseEntry), else read here from the bytes.
+   * (kept by reference until written); `sequence`: its number, from the same parse as the row
+   * (parseEntry), null when it carries none.
    */
-  add(row: IndexRow, txTime: number, json: Uint8Array, sequence?: EntrySequence | null): void {
+  add(row: IndexRow, txTime: number, json: Uint8Array, sequence: EntrySequence | null): void {
     const id = this.nextRowid++;
     const at = this.end;
     this.pending.push(json);
@@ -237,8 +237,7 @@ export class AuditIndex {
       row.credential_id, row.route_id, row.route_name, row.service_id, row.service_name, row.method, row.path, row.status,
       row.result, row.client_ip, row.node_id, row.trace_id, row.outcome_source, this.consumerKey(row), traceKey(row.trace_id), at, json.byteLength,
     );
-    if (sequence === undefined) this.coverage.addEntry(row.tx_id, json, row.node_id);
-    else if (sequence) this.coverage.addNumber(row.tx_id, sequence, row.node_id);
+    if (sequence) this.coverage.addNumber(row.tx_id, sequence, row.node_id);
     if (this.pendingBytes >= WRITE_BYTES || this.pending.length >= WRITE_ENTRIES) this.flush();
   }
 

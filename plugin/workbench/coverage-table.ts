@@ -7,7 +7,7 @@
 // explains a gap in it.
 import type { DatabaseSync, StatementSync } from 'node:sqlite';
 import { parseKey } from '../store/key-layout.js';
-import { CoverageCollector, entrySequence, type CoverageReport } from './coverage.js';
+import { CoverageCollector, type CoverageReport } from './coverage.js';
 
 /** Created with the index's tables; dropped with them when the index is rebuilt. */
 export const COVERAGE_TABLES = `
@@ -35,25 +35,7 @@ export class CoverageTable {
     this.insertLoss = db.prepare('INSERT INTO coverage_loss (key, tx_id, stream, json) VALUES (?, ?, ?, ?)');
   }
 
-  /** An audit entry's number (none when it carries none); `node`: its where.node_id. */
-  addEntry(txId: number, json: Uint8Array, node: string | null): void {
-    const text = Buffer.from(json.buffer, json.byteOffset, json.byteLength).toString('utf8');
-    let s = entrySequence(text);
-    if (!s) {
-      // Not in the canonical layout the fast path reads: parsed in full.
-      try {
-        const e = JSON.parse(text) as Json;
-        const seq = e.sequence as Json | null | undefined;
-        const t = typeof e.time === 'string' ? Date.parse(e.time) : NaN;
-        if (seq && typeof seq.stream === 'string' && Number.isSafeInteger(seq.number)) s = { stream: seq.stream, number: seq.number as number, time: Number.isFinite(t) ? t : null };
-      } catch {
-        // Not JSON: no number.
-      }
-    }
-    if (s) this.addNumber(txId, s, node);
-  }
-
-  /** An audit entry's number when the caller has already read it from the parsed entry. */
+  /** An audit entry's number, read from the parsed entry (parseEntry); `node`: its where.node_id. */
   addNumber(txId: number, s: { stream: string; number: number; time: number | null }, node: string | null): void {
     this.insert.run(s.stream, s.number, s.time, txId, node, null);
   }

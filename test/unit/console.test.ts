@@ -73,12 +73,12 @@ test('keyset paging and the timeline over a real index', (t) => {
   const base = Date.parse('2026-01-01T00:00:00Z');
   const statuses = [200, 401, 403, 404, 500, 200, 401];
   index.begin();
-  index.add(row(0, null, 200), base, Buffer.from('{}'));
+  index.add(row(0, null, 200), base, Buffer.from('{}'), null);
   for (let i = 1; i <= 70; i++) {
     const status = statuses[i % statuses.length]!;
     const source = status === 401 && i % 2 ? 'kong' : status === 403 ? 'kong' : 'upstream';
     // Two rows share each time: the cursor must order them by rowid.
-    index.add({ ...row(i, base + Math.floor(i / 2) * 60_000, status), outcome_source: source }, base, Buffer.from(JSON.stringify({ outcome: { status, source } })));
+    index.add({ ...row(i, base + Math.floor(i / 2) * 60_000, status), outcome_source: source }, base, Buffer.from(JSON.stringify({ outcome: { status, source } })), null);
   }
   index.commit(1, new Date().toISOString(), 71);
   try {
