@@ -279,22 +279,43 @@ test.serial('a lagging replica promoted: entries it lacks are re-sent from the s
   await createReplicaDatabase(replica, primary, 'lag');
   const gw = await startGateway();
   t.teardown(() => gw.dispose());
-  const w = await gw.worker(config([primary, replica, { host: '127.0.0.1', port: laterPort }], 'lag', 'g', { immudb_replica_acks: 1, immudb_replica_ack_timeout: 0.5 }));
+  const w = await gw.worker(config([primary, replica, { host: '127.0.0.1', port: laterPort }], 'lag', 'g', { immudb_replica_acks: 1, immudb_replica_ack_timeout: 3 }));
   await send(w, 10);
   await untilNudging('10 entries acknowledged', [replica], async () => Object.values(await gw.status())[0]?.written === 10 && Object.values(await gw.status())[0]!.spool_entries === 0);
-  // Nothing in flight either: under load a batch of lifecycle entries can still be on the primary,
-  // waiting for this replica's ack when it stops; it would then hold back the entries sent next.
-  await untilNudging('the replica holds all the primary holds', [replica], async () =>
-    (await currentTx(replica, 'lag')) === (await currentTx(primary, 'lag')) && Object.values(await gw.status())[0]!.spool_entries === 0);
+  // Nothing in flight either, for a while: an ack that misses its timeout (under load) is
+  // recorded by a writer_failing entry written a moment after the spool emptied, whose own ack
+  // can miss again. A batch on the primary waiting for this replica's ack when it stops waits
+  // for good, holding back the entries sent next, and the replica may hold it anyway (no lag to
+  // show). Hence the 3 s ack timeout, and 3 s with nothing new before the replica stops.
+  /** The primary's tx when the replica holds it and the spool is empty. */
+  const held = async () => {
+    const tx = await currentTx(primary, 'lag');
+    return (await currentTx(replica, 'lag')) === tx && Object.values(await gw.status())[0]!.spool_entries === 0 ? tx : undefined;
+  };
+  await untilNudging('the replica holds all the primary holds', [replica], held);
+  let quiet = { tx: -1, since: 0 };
+  await until('the replica holds all the primary holds, and nothing new for 3 s', async () => {
+    const tx = (await held()) ?? -1;
+    if (tx !== quiet.tx) quiet = { tx, since: Date.now() };
+    return tx !== -1 && Date.now() - quiet.since >= 3_000;
+  });
   // The replica pauses; the primary proves more entries, which stay in the spool: no replica
   // holds them (and the writer waits for that before it writes the next batch).
-  const replicated = await currentTx(primary, 'lag');
+  const replicated = quiet.tx;
   await replica.stop();
   await send(w, 50);
-  await until('a batch more on the primary', async () => (await entryIds(primary, 'lag', 'g')).size > 10);
-  // The 50 entries, and lifecycle entries not written yet (writer_failing once the replica's
+  // A batch more on the primary, waiting for an ack that cannot come and holding back the rest.
+  let seen = '';
+  const spooled = await until('a batch more on the primary, the 50 entries spooled', async () => {
+    const n = Object.values(await gw.status())[0]!.spool_entries;
+    const tx = await currentTx(primary, 'lag');
+    seen = `primary at tx ${tx} (replica had ${replicated}), ${n} in the spool`;
+    return tx > replicated && n >= 50 ? n : undefined;
+  }).catch((e: Error) => {
+    throw new Error(`${e.message}: ${seen}; logs:\n${gw.server.logs().slice(-6000)}`);
+  });
+  // The 50 entries, and lifecycle entries not acknowledged (writer_failing once the replica's
   // ack was missed, and whatever of started/config_loaded was still waiting).
-  const spooled = Object.values(await gw.status())[0]!.spool_entries;
   t.true(spooled >= 50 && spooled <= 53, `nothing acknowledged without a replica (${spooled} in the spool)`);
   await primary.stop();
   await replica.restart();
