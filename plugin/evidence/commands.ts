@@ -90,9 +90,8 @@ export function openCheckpoint(o: AuditorKeyOptions & { checkpoint?: string }, s
     return undefined;
   }
   const file = o.checkpoint;
-  const auditor = readAuditorKey(o);
   const c = readCheckpointFile(file);
-  const signatures = verifyCheckpointSignatures(c, { serverKey: serverPublicKey ? parseServerPublicKey(serverPublicKey) : undefined, auditor }, `checkpoint ${file}`);
+  const signatures = checkSignatures(c, file, serverPublicKey, o);
   return {
     async prove(reader) {
       const state = await proveCurrentState(reader);
@@ -108,6 +107,11 @@ export function openCheckpoint(o: AuditorKeyOptions & { checkpoint?: string }, s
       };
     },
   };
+}
+
+/** A checkpoint's signature lines checked with the keys given (an EvidenceError when one fails). */
+function checkSignatures(c: ParsedCheckpoint, file: string, serverPublicKey: string | undefined, o: AuditorKeyOptions): CheckpointSignatures {
+  return verifyCheckpointSignatures(c, { serverKey: serverPublicKey ? parseServerPublicKey(serverPublicKey) : undefined, auditor: readAuditorKey(o) }, `checkpoint ${file}`);
 }
 
 function signaturesJson(s: CheckpointSignatures) {
@@ -139,20 +143,25 @@ export function registerEvidence(program: Command, ctx: EvidenceContext): void {
       }
     });
 
-  addFilters(
+  const bundleCmd = addFilters(
     program
       .command('bundle')
       .description("an evidence bundle: the given entries (audit ids and/or the search filters) with their tx headers, inclusion proofs and dual proofs to one state of the log immudb signed, that signature and its key's fingerprint, and with --checkpoint the proof that the state extends it; verify-bundle checks it offline")
       .argument('[audit-id...]', 'audit ids (UUID)'),
   )
     .option('-o, --output <file>', 'write the bundle to this file (default: stdout)')
-    .option('--checkpoint <file>', 'also prove that the state extends this checkpoint (immudb-audit checkpoint)')
-    .action(async (ids: string[], o: FilterOptions & KeyOptions & { limit?: number; output?: string; checkpoint?: string }) => {
+    .option('--checkpoint <file>', 'also prove that the state extends this checkpoint (immudb-audit checkpoint); its signatures are checked like verify --all --checkpoint checks them');
+  addAuditorKeyOptions(bundleCmd)
+    .action(async (ids: string[], o: FilterOptions & KeyOptions & AuditorKeyOptions & { limit?: number; output?: string; checkpoint?: string }) => {
       const g = ctx.globals();
-      const { output, checkpoint: cpFile, limit, ...filters } = o;
+      const { output, checkpoint: cpFile, limit, auditorPublicKey, auditorName, ...filters } = o;
       const filtered = Object.entries(filters).some(([k, v]) => v !== undefined && k !== 'pseudonymKeyFile' && k !== 'pseudonymKeyId');
       if (!ids.length && !filtered) throw new InvalidArgumentError('give audit ids, search filters (e.g. --status 403 --since 24h), or both');
+      if (cpFile === undefined && auditorPublicKey !== undefined) throw new InvalidArgumentError('--auditor-public-key goes with --checkpoint');
       const checkpoint = cpFile ? readCheckpointFile(cpFile) : undefined;
+      // Checked before any work, as verify --all --checkpoint does: a bundle names the checkpoint it extends.
+      const serverPem = ctx.serverPublicKey();
+      const signatures = checkpoint && checkSignatures(checkpoint, cpFile!, serverPem, { auditorPublicKey, auditorName });
       const all = [...ids];
       if (filtered) {
         const cond = conditionOf(o);
@@ -165,20 +174,25 @@ export function registerEvidence(program: Command, ctx: EvidenceContext): void {
         all.push(...rows.map((r) => r.audit_id));
       }
       if (!all.length) throw new InvalidArgumentError('no entries match the filters: nothing to bundle');
-      const bundle = await ctx.withReader((reader) => collectBundle(reader, { ids: all, prefix: g.prefix, checkpoint, serverPublicKey: ctx.serverPublicKey(), createdBy: `kong-immudb-audit ${ctx.productVersion}` }));
+      const bundle = await ctx.withReader((reader) => collectBundle(reader, { ids: all, prefix: g.prefix, checkpoint, serverPublicKey: serverPem, createdBy: `kong-immudb-audit ${ctx.productVersion}` }));
       const text = JSON.stringify(bundle, null, 1) + '\n';
       // What is written must verify offline as it stands.
-      verifyBundle(parseBundle(text), { publicKeyPem: ctx.serverPublicKey(), checkpointNote: checkpoint?.note });
+      verifyBundle(parseBundle(text), { publicKeyPem: serverPem, checkpointNote: checkpoint?.note });
       const summary = `bundle: ${bundle.entries.length} ${bundle.entries.length === 1 ? 'entry' : 'entries'} of database ${bundle.database} proven against tx ${bundle.state.tx_id} on server ${bundle.server_uuid}` +
         `${bundle.state.signature ? `, state signed by immudb (key ${bundle.state.public_key_fingerprint}${bundle.state.public_key_pinned ? '' : ', not pinned: no --server-public-key'})` : ', state not signed (the server has no --signingKey)'}` +
         `${checkpoint ? `, extends checkpoint tx ${checkpoint.txId}` : ''}`;
       if (output) {
         writeWhole(output, text);
-        process.stdout.write(g.json ? JSON.stringify({ bundle: output, entries: bundle.entries.length, state_tx: bundle.state.tx_id, signed: bundle.state.signature !== null, fingerprint: bundle.state.public_key_fingerprint }) + '\n' : `${summary}; written to ${output}\n`);
+        process.stdout.write(g.json ? JSON.stringify({
+          bundle: output, entries: bundle.entries.length, state_tx: bundle.state.tx_id, signed: bundle.state.signature !== null, fingerprint: bundle.state.public_key_fingerprint,
+          ...(signatures ? { checkpoint_signatures: signaturesJson(signatures) } : {}),
+        }) + '\n' : `${summary}; written to ${output}\n`);
       } else {
         process.stdout.write(text);
         process.stderr.write(`${summary}\n`);
       }
+      const unchecked = signatures && uncheckedSignatures(signatures, '--server-public-key');
+      if (unchecked) process.stderr.write(`immudb-audit: WARNING: checkpoint ${cpFile}: ${unchecked}\n`);
     });
 
   const verifyBundleCmd = program

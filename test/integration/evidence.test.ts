@@ -212,6 +212,16 @@ test.serial('bundle by ids and by search filters, with a checkpoint', async (t) 
   t.log(`bundle of ${b.entries.length} entries in ${new Set(b.entries.map((e: { tx_header: { id: number } }) => e.tx_header.id)).size} transactions, state tx ${b.state.tx_id}: ${readFileSync(bundleFile).length} bytes`);
   t.deepEqual(b.entries.map((e: { audit_id: string }) => e.audit_id).sort(), [written[0]!.id, ...denied.map((e) => e.id)].sort());
   t.deepEqual(b.entries.find((e: { audit_id: string }) => e.audit_id === denied[0]!.id).entry, JSON.parse(JSON.stringify(denied[0])));
+  // The checkpoint's auditor signature: said to be unchecked without the auditor's key, checked with it.
+  t.regex(r.stderr, /WARNING: checkpoint .*cp-bundle\.note: the signature of kong-immudb-audit\/auditor was NOT checked \(give --auditor-public-key\)/);
+  const one = join(dir, 'one.bundle.json');
+  const pinned = await cli(['bundle', written[0]!.id, '--checkpoint', checkpointFile, '--auditor-public-key', auditorKey.pub, '-o', one]);
+  t.is(pinned.code, 0, pinned.stderr);
+  t.notRegex(pinned.stderr, /NOT checked/);
+  const wrong = await cli(['bundle', written[0]!.id, '--checkpoint', checkpointFile, '--auditor-public-key', otherAuditor.pub, '-o', one]);
+  t.is(wrong.code, 3, wrong.stderr);
+  t.regex(wrong.stderr, /VERIFICATION FAILED: checkpoint .*cp-bundle\.note signature of kong-immudb-audit\/auditor: is by another key/);
+  t.is((await cli(['bundle', written[0]!.id, '--auditor-public-key', auditorKey.pub])).code, 2, '--auditor-public-key goes with --checkpoint');
   // Usage and missing entries.
   t.is((await cli(['bundle'])).code, 2);
   t.is((await cli(['bundle', '--status', '403', '--limit', '1'])).code, 2);
