@@ -430,9 +430,16 @@ export class AuditPipeline {
     }
   }
 
-  /** Resolves when everything submitted so far is written and proven (or spooled, when held). */
+  /**
+   * Resolves when everything submitted so far is written and proven (or spooled, when held);
+   * rejects once the pipeline has stopped with some of it not written (it stays in the spool, or
+   * was lost and counted), rather than waiting for good.
+   */
   async flush(): Promise<void> {
     for (;;) {
+      if (this.stopped && (this.overflow || this.batcher.length > 0 || this.held.length > 0)) {
+        throw new Error('the pipeline stopped before everything submitted was written (what is left stays in the spool)');
+      }
       await this.batcher.forceFlush();
       if (this.held.length) {
         await new Promise((r) => setTimeout(r, 20));

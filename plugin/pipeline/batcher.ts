@@ -21,11 +21,15 @@ export interface BatcherOptions<T> {
   onFatal?: (err: unknown) => void;
 }
 
+const shutDown = () => new Error('the queue shut down before everything submitted was written');
+
 export class Batcher<T> {
   private queue: T[] = [];
   private timer: NodeJS.Timeout | undefined;
   private running = false;
   private stopped = false;
+  /** Shut down and its wait over: no more attempts (what is left belongs to the caller now). */
+  private abandoned = false;
   private fatal: unknown;
   private waiters: Array<{ upTo: number; resolve: () => void; reject: (e: unknown) => void }> = [];
   /** Entries ever added (a sequence: entry n is written once `written >= n`). */
@@ -66,7 +70,7 @@ export class Batcher<T> {
       clearTimeout(this.timer);
       this.timer = undefined;
     }
-    if (this.running || this.fatal) return;
+    if (this.running || this.fatal || this.abandoned) return;
     this.running = true;
     void this.drain();
   }
@@ -94,6 +98,10 @@ export class Batcher<T> {
       this.rejectWaiters(this.fatal);
       return;
     }
+    if (this.abandoned) {
+      this.rejectWaiters(shutDown());
+      return;
+    }
     if (this.queue.length && !this.timer) {
       this.timer = setTimeout(() => this.kick(), this.opts.maxDelayMs);
       this.timer.unref?.();
@@ -102,7 +110,7 @@ export class Batcher<T> {
 
   /** The batch's write result and duration, or undefined when the writer failed for good. */
   private async writeWithRetry(batch: T[]): Promise<{ result: unknown; ms: number } | undefined> {
-    for (let attempt = 1; ; attempt++) {
+    for (let attempt = 1; !this.abandoned; attempt++) {
       const t0 = performance.now();
       try {
         const result = await this.writer.write(batch);
@@ -124,6 +132,7 @@ export class Batcher<T> {
         this.wakeRetry = undefined;
       }
     }
+    return undefined;
   }
 
   private settleWaiters() {
@@ -141,9 +150,10 @@ export class Batcher<T> {
     this.waiters = [];
   }
 
-  /** Resolves when every entry added before the call is written; rejects if the writer halted. */
+  /** Resolves when every entry added before the call is written; rejects if the writer halted or the queue shut down. */
   forceFlush(): Promise<void> {
     if (this.fatal) return Promise.reject(this.fatal);
+    if (this.abandoned && this.written < this.added) return Promise.reject(shutDown());
     if (this.written >= this.added) return Promise.resolve();
     const p = new Promise<void>((resolve, reject) => this.waiters.push({ upTo: this.added, resolve, reject }));
     // Skip the coalescing delay and any backoff wait: flush means now.
@@ -153,7 +163,11 @@ export class Batcher<T> {
     return p;
   }
 
-  /** Stops taking entries and flushes, waiting at most timeoutMs; returns entries left unwritten. */
+  /**
+   * Stops taking entries and flushes, waiting at most timeoutMs; returns entries left unwritten.
+   * Then it stops retrying: a write still failing would otherwise go on for good after its
+   * caller closed what the entries came from (a write in flight still ends as it ends).
+   */
   async shutdown(timeoutMs: number): Promise<number> {
     this.stopped = true;
     let timer: NodeJS.Timeout | undefined;
@@ -165,6 +179,10 @@ export class Batcher<T> {
     ]);
     clearTimeout(timer);
     if (this.timer) clearTimeout(this.timer);
+    this.abandoned = true;
+    this.wakeRetry?.();
+    if (this.retryTimer) clearTimeout(this.retryTimer);
+    if (!this.running) this.rejectWaiters(shutDown());
     return this.queue.length;
   }
 

@@ -14,6 +14,24 @@ const GRACE_MS = Number(process.env.KIA_TEST_EXIT_GRACE_MS) || 60_000;
 /** How long one test file may run in all: above the longest t.timeout() (16 min) with room. */
 const FILE_LIMIT_MS = Number(process.env.KIA_TEST_FILE_LIMIT_MS) || 20 * 60_000;
 
+// KIA_TEST_TIMER_STACKS=1: where each timer still keeping the process alive was set, in the report.
+const timerStacks = new Map<NodeJS.Timeout, string>();
+if (process.env.KIA_TEST_TIMER_STACKS) {
+  for (const name of ['setTimeout', 'setInterval'] as const) {
+    const original = globalThis[name] as (...args: unknown[]) => NodeJS.Timeout;
+    (globalThis as Record<string, unknown>)[name] = (...args: unknown[]) => {
+      const timer = original(...args);
+      timerStacks.set(timer, new Error().stack!.split('\n').slice(2, 9).join('\n'));
+      return timer;
+    };
+  }
+}
+
+function liveTimers(): string {
+  const live = [...timerStacks].filter(([t]) => t.hasRef() && !(t as unknown as { _destroyed: boolean })._destroyed);
+  return live.length ? `  timers set at:\n${live.map(([, stack]) => stack).join('\n    --\n')}\n` : '';
+}
+
 setTimeout(() => end(`this test file has run for ${FILE_LIMIT_MS / 60_000} minutes without finishing`), FILE_LIMIT_MS).unref();
 
 registerCompletionHandler(() => {
@@ -25,7 +43,8 @@ function end(why: string): never {
   process.stderr.write(
     `exit-watchdog: ${why}.\n` +
       `  open resources: ${process.getActiveResourcesInfo().join(', ') || 'none'}\n` +
-      (children.length > 0 ? `  child processes (killed now):\n${children.map((c) => `    ${c.pid} ${c.command}`).join('\n')}\n` : ''),
+      (children.length > 0 ? `  child processes (killed now):\n${children.map((c) => `    ${c.pid} ${c.command}`).join('\n')}\n` : '') +
+      liveTimers(),
   );
   for (const c of children) {
     try {

@@ -10,3 +10,17 @@ export async function until<T>(what: string, fn: () => Promise<T | undefined | n
     await new Promise((r) => setTimeout(r, 100));
   }
 }
+
+/**
+ * Waits for `p` or `ms`, whichever comes first (a rejection of `p` passes through), then clears
+ * the timer: a timer left behind keeps the test's process alive after its last test
+ * (exit-watchdog.ts).
+ */
+export async function settleWithin(p: Promise<unknown>, ms: number): Promise<void> {
+  let timer: NodeJS.Timeout | undefined;
+  try {
+    await Promise.race([p, new Promise<void>((r) => (timer = setTimeout(r, ms)))]);
+  } finally {
+    clearTimeout(timer);
+  }
+}

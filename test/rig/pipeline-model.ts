@@ -27,6 +27,7 @@ import type { QueueConfig } from '../../plugin/config/config.js';
 import { startImmudbProxy, type ImmudbProxy } from '../helpers/immudb-proxy.js';
 import { startImmudb, type ImmudbServer } from '../../scripts/lib/immudb-server.js';
 import { TcpLink } from './tcp-link.js';
+import { settleWithin } from '../helpers/until.js';
 
 /** What the proxy does to one VerifiableSet. */
 export const WRITE_FAULTS = ['fail', 'lost-answer', 'tamper-answer', 'tamper-request', 'replay-answer'] as const;
@@ -199,7 +200,7 @@ export class PipelineUnderTest {
     if (crashAfterMs === undefined) {
       // Entries the spool could not take resolve once proven in immudb: not while it is down.
       // Those still pending count when they resolve (if the pipeline is alive then).
-      await Promise.race([Promise.all(all), new Promise((r) => setTimeout(r, 2_000))]);
+      await settleWithin(Promise.all(all), 2_000);
       return;
     }
     await new Promise((r) => setTimeout(r, crashAfterMs));
@@ -223,7 +224,7 @@ export class PipelineUnderTest {
     // stops at its next attempt, without the shutdown's bookkeeping.
     (inc.pipeline as unknown as { stopped: boolean }).stopped = true;
     // Appends in flight finish (or fail); held entries never settle now: wait for those no longer.
-    await Promise.race([Promise.allSettled([...inc.inflight]), new Promise((r) => setTimeout(r, 3_000))]);
+    await settleWithin(Promise.allSettled([...inc.inflight]), 3_000);
     await inc.pipeline.writer.close().catch(() => undefined);
     await inc.pipeline.spool.close();
   }
@@ -254,7 +255,7 @@ export class PipelineUnderTest {
   async settle(ms: number): Promise<void> {
     const p = this.inc?.pipeline;
     if (!p) return;
-    await Promise.race([p.flush().catch(() => undefined), new Promise((r) => setTimeout(r, ms))]);
+    await settleWithin(p.flush().catch(() => undefined), ms);
   }
 
   /** The proxy's hook for VerifiableSet: the next queued fault, if any, else pass through. */

@@ -181,3 +181,22 @@ test('flush never spins: when the spool cannot be read back, it waits and timers
   t.is([...w.stored.keys()].filter((k) => k.startsWith('p:entry:')).length, 3, JSON.stringify({ stored: [...w.stored.keys()], snap: p.snapshot() }));
   await p.shutdown(1_000);
 });
+
+test('a flush waiting on a pipeline that shuts down ends, rejected: what is left was not written', async (t) => {
+  const dir = mkdtempSync(join(tmpdir(), 'kia-flush-stop-'));
+  t.teardown(() => rmSync(dir, { recursive: true, force: true }));
+  const logger = createLogger('p', () => undefined);
+  const spool = Spool.open({ dir, maxBytes: 1 << 30, fsync: 'group', logger });
+  const w = stubWriter();
+  const p = new AuditPipeline(queue, spool, w as unknown as AuditWriter, logger, undefined, undefined, 'node-a');
+  // immudb down: more entries than the queue holds in memory wait in the spool.
+  for (let i = 0; i < 6; i++) t.true(await p.submit(rec(i)));
+  let outcome = 'pending';
+  const flushed = p.flush().then(() => (outcome = 'resolved'), (e: Error) => (outcome = e.message));
+  await p.shutdown(50);
+  // A flush left looping on a stopped pipeline kept the process alive for good (the model
+  // test's abandoned flushes held CI until its limit).
+  await Promise.race([flushed, new Promise((r) => setTimeout(r, 2_000).unref())]);
+  t.regex(outcome, /before everything submitted was written/);
+  t.is(w.stored.size, 0);
+});

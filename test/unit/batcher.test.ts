@@ -65,6 +65,19 @@ test('shutdown flushes and reports what is left when the writer cannot finish', 
   t.false(b.add(2));
 });
 
+test('after shutdown a failing write is not tried again, and a flush waiting for it is rejected', async (t) => {
+  let attempts = 0;
+  const b = new Batcher<number>({ write: async () => { attempts++; throw new Error('immudb down'); } }, opts({ initialRetryMs: 5, maxRetryMs: 20 }));
+  b.add(1);
+  const flushed = b.forceFlush().then(() => 'resolved', (e: Error) => e.message);
+  t.is(await b.shutdown(50), 1);
+  t.is(await flushed, 'the queue shut down before everything submitted was written');
+  const after = attempts;
+  await new Promise((r) => setTimeout(r, 200));
+  t.is(attempts, after, 'no attempt after shutdown (a retry loop there kept the process alive for good)');
+  await t.throwsAsync(b.forceFlush(), { message: /shut down before everything submitted was written/ });
+});
+
 test('onWritten sees the written batch out of the queue (a refill there sees its room)', async (t) => {
   const seen: number[] = [];
   const b = new Batcher<number>({ write: async () => undefined }, opts({ maxBatchSize: 4, maxEntries: 4, onWritten: () => seen.push(b.length) }));
