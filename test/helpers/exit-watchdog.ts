@@ -57,16 +57,7 @@ function end(why: string): never {
 }
 
 function childProcesses(): { pid: number; command: string }[] {
-  const pids: number[] = [];
-  try {
-    for (const task of readdirSync('/proc/self/task')) {
-      const text = readFileSync(`/proc/self/task/${task}/children`, 'utf8').trim();
-      if (text !== '') pids.push(...text.split(/\s+/).map(Number));
-    }
-  } catch {
-    // no /proc: nothing to name or kill
-  }
-  return pids.map((pid) => {
+  return childPids().map((pid) => {
     let command = '?';
     try {
       command = readFileSync(`/proc/${pid}/cmdline`, 'utf8').split('\0').join(' ').trim().slice(0, 200);
@@ -75,4 +66,34 @@ function childProcesses(): { pid: number; command: string }[] {
     }
     return { pid, command };
   });
+}
+
+/** From /proc/self/task/<tid>/children, or (a kernel without them) every /proc/<pid>/stat's parent. */
+function childPids(): number[] {
+  try {
+    const pids: number[] = [];
+    for (const task of readdirSync('/proc/self/task')) {
+      const text = readFileSync(`/proc/self/task/${task}/children`, 'utf8').trim();
+      if (text !== '') pids.push(...text.split(/\s+/).map(Number));
+    }
+    return pids;
+  } catch {
+    // no children files: scan below
+  }
+  const pids: number[] = [];
+  try {
+    for (const name of readdirSync('/proc')) {
+      if (!/^\d+$/.test(name)) continue;
+      try {
+        // Field 4, after the command in parentheses (which may itself hold spaces and parentheses).
+        const ppid = Number(readFileSync(`/proc/${name}/stat`, 'utf8').replace(/^.*\) /s, '').split(' ')[1]);
+        if (ppid === process.pid) pids.push(Number(name));
+      } catch {
+        // exited meanwhile
+      }
+    }
+  } catch {
+    // no /proc: nothing to name or kill
+  }
+  return pids;
 }
