@@ -85,33 +85,40 @@ export interface CheckpointCheck {
  * has the server prove that its current state extends the checkpoint.
  */
 export function openCheckpoint(o: AuditorKeyOptions & { checkpoint?: string }, serverPublicKey: string | undefined): { prove(reader: AuditReader): Promise<CheckpointCheck> } | undefined {
-  if (o.checkpoint === undefined) {
-    if (o.auditorPublicKey !== undefined) throw new InvalidArgumentError('--auditor-public-key goes with --checkpoint');
-    return undefined;
-  }
-  const file = o.checkpoint;
-  const c = readCheckpointFile(file);
-  const signatures = checkSignatures(c, file, serverPublicKey, o);
+  const checked = readCheckedCheckpoint(o, serverPublicKey);
+  if (!checked) return undefined;
+  const { file, checkpoint: c, signatures, warning } = checked;
   return {
     async prove(reader) {
       const state = await proveCurrentState(reader);
       await proveExtends(reader, c, state);
-      const unchecked = uncheckedSignatures(signatures, '--server-public-key');
       return {
         lines: [
           `checkpoint ${file}: the log only grew since (tx ${c.txId}, taken ${c.time}, is extended by tx ${state.txId})`,
           `  checkpoint signatures: ${signaturesSummary(signatures, '--server-public-key', o.auditorName)}`,
         ],
-        ...(unchecked ? { warning: `checkpoint ${file}: ${unchecked}` } : {}),
+        ...(warning ? { warning } : {}),
         json: { checkpoint_file: file, checkpoint_tx: c.txId, checkpoint_extended_to: state.txId, checkpoint_signatures: signaturesJson(signatures) },
       };
     },
   };
 }
 
-/** A checkpoint's signature lines checked with the keys given (an EvidenceError when one fails). */
-function checkSignatures(c: ParsedCheckpoint, file: string, serverPublicKey: string | undefined, o: AuditorKeyOptions): CheckpointSignatures {
-  return verifyCheckpointSignatures(c, { serverKey: serverPublicKey ? parseServerPublicKey(serverPublicKey) : undefined, auditor: readAuditorKey(o) }, `checkpoint ${file}`);
+/**
+ * `--checkpoint FILE [--auditor-public-key KEY]` of verify --all and bundle: the note read and its
+ * signature lines checked with the keys given (an EvidenceError when one fails); `warning` names
+ * the lines no key checked. Undefined without --checkpoint (then an auditor key is a usage error).
+ */
+function readCheckedCheckpoint(o: AuditorKeyOptions & { checkpoint?: string }, serverPublicKey: string | undefined) {
+  const file = o.checkpoint;
+  if (file === undefined) {
+    if (o.auditorPublicKey !== undefined) throw new InvalidArgumentError('--auditor-public-key goes with --checkpoint');
+    return undefined;
+  }
+  const checkpoint = readCheckpointFile(file);
+  const signatures = verifyCheckpointSignatures(checkpoint, { serverKey: serverPublicKey ? parseServerPublicKey(serverPublicKey) : undefined, auditor: readAuditorKey(o) }, `checkpoint ${file}`);
+  const unchecked = uncheckedSignatures(signatures, '--server-public-key');
+  return { file, checkpoint, signatures, warning: unchecked ? `checkpoint ${file}: ${unchecked}` : undefined };
 }
 
 function signaturesJson(s: CheckpointSignatures) {
@@ -154,14 +161,13 @@ export function registerEvidence(program: Command, ctx: EvidenceContext): void {
   addAuditorKeyOptions(bundleCmd)
     .action(async (ids: string[], o: FilterOptions & KeyOptions & AuditorKeyOptions & { limit?: number; output?: string; checkpoint?: string }) => {
       const g = ctx.globals();
-      const { output, checkpoint: cpFile, limit, auditorPublicKey, auditorName, ...filters } = o;
+      const { output, checkpoint: _checkpoint, limit, auditorPublicKey: _key, auditorName: _name, ...filters } = o;
       const filtered = Object.entries(filters).some(([k, v]) => v !== undefined && k !== 'pseudonymKeyFile' && k !== 'pseudonymKeyId');
       if (!ids.length && !filtered) throw new InvalidArgumentError('give audit ids, search filters (e.g. --status 403 --since 24h), or both');
-      if (cpFile === undefined && auditorPublicKey !== undefined) throw new InvalidArgumentError('--auditor-public-key goes with --checkpoint');
-      const checkpoint = cpFile ? readCheckpointFile(cpFile) : undefined;
       // Checked before any work, as verify --all --checkpoint does: a bundle names the checkpoint it extends.
       const serverPem = ctx.serverPublicKey();
-      const signatures = checkpoint && checkSignatures(checkpoint, cpFile!, serverPem, { auditorPublicKey, auditorName });
+      const checked = readCheckedCheckpoint(o, serverPem);
+      const checkpoint = checked?.checkpoint;
       const all = [...ids];
       if (filtered) {
         const cond = conditionOf(o);
@@ -185,14 +191,13 @@ export function registerEvidence(program: Command, ctx: EvidenceContext): void {
         writeWhole(output, text);
         process.stdout.write(g.json ? JSON.stringify({
           bundle: output, entries: bundle.entries.length, state_tx: bundle.state.tx_id, signed: bundle.state.signature !== null, fingerprint: bundle.state.public_key_fingerprint,
-          ...(signatures ? { checkpoint_signatures: signaturesJson(signatures) } : {}),
+          ...(checked ? { checkpoint_signatures: signaturesJson(checked.signatures) } : {}),
         }) + '\n' : `${summary}; written to ${output}\n`);
       } else {
         process.stdout.write(text);
         process.stderr.write(`${summary}\n`);
       }
-      const unchecked = signatures && uncheckedSignatures(signatures, '--server-public-key');
-      if (unchecked) process.stderr.write(`immudb-audit: WARNING: checkpoint ${cpFile}: ${unchecked}\n`);
+      if (checked?.warning) process.stderr.write(`immudb-audit: WARNING: ${checked.warning}\n`);
     });
 
   const verifyBundleCmd = program

@@ -108,7 +108,7 @@ export class Batcher<T> {
     }
   }
 
-  /** The batch's write result and duration, or undefined when the writer failed for good. */
+  /** The batch's write result and duration; undefined when the writer failed for good or the queue shut down. */
   private async writeWithRetry(batch: T[]): Promise<{ result: unknown; ms: number } | undefined> {
     for (let attempt = 1; !this.abandoned; attempt++) {
       const t0 = performance.now();
