@@ -1,8 +1,9 @@
 // Benchmark 6: the auditor's workbench.
 //  - Search: 1,000,000 entries (100,000 with --quick; --index-rows N for another size) filled into
 //    the index directly (not through immudb: rows of realistic entries, times spread over 30
-//    days), then filtered searches as `search` runs them (first 1000 rows by time, and the count
-//    of all matches). Goal < 1 s each once the index is current.
+//    days, four nodes numbering their records), then filtered searches as `search` runs them
+//    (first 1000 rows by time, the count of all matches, the coverage of the window). Goal < 1 s
+//    each once the index is current.
 //  - The walk, on the same transactions through a real immudb (100,000 entries, 25,600 with
 //    --quick; --walk-entries N), in 1024-entry transactions, rounds alternated: plain TxScan
 //    (8 txs per call, values included), `verify --all` (the verified walk), and the index update
@@ -11,8 +12,11 @@
 //    incremental update: indexes maintained row by row). Goals: update rate >= 0.8 x verify --all
 //    rate (issue 14), and verify --all >= 0.8 x plain TxScan (issue 17). Client and immudb CPU per
 //    entry beside. `--rounds N` for more alternated rounds.
+//  - The ceiling of the first goal on this machine, per round: the index's steps (parse, insert,
+//    indexes + commit) timed alone on one thread, and the most an update could reach if it spent
+//    only verify --all's CPU and theirs, spread perfectly over the cores (decisions #48).
 import { copyFileSync, mkdtempSync, rmSync, statSync } from 'node:fs';
-import { loadavg, tmpdir } from 'node:os';
+import { availableParallelism, loadavg, tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { v7 as uuidv7 } from 'uuid';
 import { EntryTypeAction } from '../plugin/store/immudb-types.js';
@@ -32,6 +36,7 @@ const PREFIX = 'audit';
 const DB = 'bench_search';
 const TX_SIZE = 1024;
 const DAY = 86_400_000;
+const STREAMS = ['0b9f2d2e-6c1a-4a3e-9d55-2f7f3c1e8a01', '1b9f2d2e-6c1a-4a3e-9d55-2f7f3c1e8a02', '2b9f2d2e-6c1a-4a3e-9d55-2f7f3c1e8a03', '3b9f2d2e-6c1a-4a3e-9d55-2f7f3c1e8a04'];
 
 /** `--name N` or `--name=N` on the command line (bench/run.ts passes its arguments through). */
 function sizeArg(name: string): number | undefined {
@@ -58,11 +63,54 @@ function fillIndex(index: AuditIndex, count: number, now: number, completeTx?: n
     for (; n < end; n++) {
       const p = pool[n % pool.length]!;
       const time = now - 30 * DAY + Math.floor((n / count) * 30 * DAY);
-      index.add({ ...p.row, audit_id: uuidv7(), tx_id: 1 + Math.floor(n / perTx), time }, time + 500, p.json, p.sequence);
+      // Four nodes, each numbering its records from 1 (the coverage the searches report).
+      index.add({ ...p.row, audit_id: uuidv7(), tx_id: 1 + Math.floor(n / perTx), time }, time + 500, p.json, { stream: STREAMS[n % 4]!, number: 1 + (n >> 2), time });
     }
     index.commit(completeTx ?? 1 + Math.floor((n - 1) / perTx), new Date().toISOString(), end - start);
   }
   return performance.now() - t0;
+}
+
+/** Entries the index's steps are timed on, alone (costSteps). */
+const STEP_ENTRIES = 25_600;
+
+/** CPU per entry (µs, this thread) of each step of an index update, timed alone. */
+interface StepCosts {
+  parse: number;
+  insert: number;
+  commit: number;
+}
+
+/**
+ * Times the index's steps on one thread, as the index writer runs them (index-worker.ts) into an
+ * empty index (a first run: secondary indexes built at commit): decode and parse, then insert,
+ * then commit. Garbage is collected before each step when the process allows it.
+ */
+function costSteps(entries: ReadonlyArray<{ key: Buffer; value: Buffer }>, file: string): StepCosts {
+  const cpu = (from: NodeJS.CpuUsage) => {
+    const u = process.threadCpuUsage(from);
+    return (u.user + u.system) / entries.length;
+  };
+  globalThis.gc?.();
+  let t = process.threadCpuUsage();
+  const parsed = entries.map((e, i) => parseEntry(e.key.toString('utf8'), e.value.toString('utf8'), 1 + (i >> 10)));
+  const parse = cpu(t);
+  const index = AuditIndex.open(file, { serverUuid: 'steps', database: DB, prefix: PREFIX });
+  try {
+    index.begin();
+    globalThis.gc?.();
+    t = process.threadCpuUsage();
+    for (let i = 0; i < entries.length; i++) index.add(parsed[i]!.row, Date.now(), entries[i]!.value, parsed[i]!.sequence);
+    index.flush();
+    const insert = cpu(t);
+    t = process.threadCpuUsage();
+    index.commit(1 + ((entries.length - 1) >> 10), new Date().toISOString(), entries.length);
+    return { parse, insert, commit: cpu(t) };
+  } finally {
+    index.close();
+    rmSync(file, { force: true });
+    rmSync(entriesFile(file), { force: true });
+  }
 }
 
 export async function run(ctx: BenchContext): Promise<BenchResult> {
@@ -74,9 +122,12 @@ export async function run(ctx: BenchContext): Promise<BenchResult> {
     const client = await immudb.connect(DB);
     const pool = fixturePool(1000);
     let lastId = '';
+    // The first of the walked entries, kept to time the index's steps alone (costSteps).
+    const sample: Array<{ key: Buffer; value: Buffer }> = [];
     for (let n = 0; n < total; ) {
       const recs = auditRecords(Math.min(TX_SIZE, total - n), PREFIX, pool);
       await client.set(recs.map((r) => ({ key: r.key, value: r.value })));
+      for (const r of recs) if (sample.length < STEP_ENTRIES) sample.push({ key: Buffer.from(r.key), value: Buffer.from(r.value) });
       lastId = recs.at(-1)!.id;
       n += recs.length;
     }
@@ -133,8 +184,10 @@ export async function run(ctx: BenchContext): Promise<BenchResult> {
     // Alternated rounds: the machine's load drifts, so each ratio is also taken within a round.
     const rounds = sizeArg('rounds') ?? (ctx.quick ? 2 : 3);
     const walks: Array<Awaited<ReturnType<typeof walk>>> = [];
+    const steps: StepCosts[] = [];
     for (let round = 1; round <= rounds; round++) {
       for (const mode of ['plain TxScan', 'verify --all', 'index update', 'index update onto 100,000 rows'] as const) walks.push(await walk(mode, round));
+      steps.push(costSteps(sample, join(dir, `steps-${round}.index.sqlite`)));
     }
     const rate = (mode: Mode, round?: number) => Math.max(...walks.filter((w) => w.mode === mode && (round === undefined || w.round === round)).map((w) => w['entries/s']));
     const perRound = (a: Mode, b: Mode) => Array.from({ length: rounds }, (_, i) => ratio(rate(a, i + 1), rate(b, i + 1)));
@@ -142,6 +195,36 @@ export async function run(ctx: BenchContext): Promise<BenchResult> {
     const incrementalVsVerify = ratio(rate('index update onto 100,000 rows'), rate('verify --all'));
     const verifyVsScan = ratio(rate('verify --all'), rate('plain TxScan'));
     const span = (xs: number[]) => `${Math.min(...xs).toFixed(2)}-${Math.max(...xs).toFixed(2)}`;
+    // The most an index update could reach in each round: it does the work of verify --all (the
+    // walk, immudb's reads) and at least the index's steps, all on this machine's cores, so its
+    // time per entry is at least their CPU divided by the cores (load from elsewhere not counted).
+    const cores = availableParallelism();
+    const ceilings = steps.map((st, i) => {
+      const v = walks.find((w) => w.mode === 'verify --all' && w.round === i + 1)!;
+      const verifyCpu = v['client CPU µs/entry'] + v['immudb CPU µs/entry'];
+      const verifyWall = (v.ms * 1000) / v.entries;
+      const ceiling = (work: number) => Math.min(1, (cores * verifyWall) / (verifyCpu + work));
+      return {
+        round: i + 1,
+        'verify --all µs/entry': verifyWall,
+        'its CPU µs/entry (client + immudb)': verifyCpu,
+        'parse µs/entry': st.parse,
+        'insert µs/entry': st.insert,
+        'indexes + commit µs/entry': st.commit,
+        'ceiling: parse only': ceiling(st.parse),
+        'ceiling: parse + insert': ceiling(st.parse + st.insert),
+        'ceiling: all steps': ceiling(st.parse + st.insert + st.commit),
+        measured: ratio(rate('index update', i + 1), rate('verify --all', i + 1)),
+      };
+    });
+    // The run's ceiling, beside the ratio of the best rounds: verify --all's best round, and each
+    // step's cheapest round (the most favourable: an upper bound).
+    const bestVerify = walks.filter((w) => w.mode === 'verify --all').reduce((a, b) => (b['entries/s'] > a['entries/s'] ? b : a));
+    const cheapest = (k: keyof StepCosts) => Math.min(...steps.map((st) => st[k]));
+    const runCeiling = (work: number) =>
+      Math.min(1, (cores * bestVerify.ms * 1000) / bestVerify.entries / (bestVerify['client CPU µs/entry'] + bestVerify['immudb CPU µs/entry'] + work));
+    const ceilingParseInsert = runCeiling(cheapest('parse') + cheapest('insert'));
+    const ceilingAll = runCeiling(cheapest('parse') + cheapest('insert') + cheapest('commit'));
     // 2. Searches over a large index, filled in bulk where an auditor of this server keeps it (its
     //    state at a tx past the server's end: no update is due), so that the console's API can
     //    answer from it too.
@@ -171,6 +254,8 @@ export async function run(ctx: BenchContext): Promise<BenchResult> {
       const t0 = performance.now();
       const shown = [...index.query(cond, 1001)].length;
       const matched = shown > 1000 ? index.count(cond) : shown;
+      // As `search` answers: with the coverage of the window, per node.
+      index.coverage.report(f.since, f.until);
       return { search: title, goal: goal ? '< 1 s' : '', matched, shown: Math.min(shown, 1000), ms: performance.now() - t0 };
     });
     index.close();
@@ -222,10 +307,14 @@ export async function run(ctx: BenchContext): Promise<BenchResult> {
       name: 'search',
       title: `6. Auditor's workbench: searches over ${rows.toLocaleString('en-US')} indexed entries; the walk (plain TxScan, verify --all, index update) over ${total.toLocaleString('en-US')} entries`,
       tables: [
-        { title: `Searches (first 1000 by time and the count of all matches), index of ${rows.toLocaleString('en-US')} rows, ${(statSync(indexPath).size / 2 ** 20).toFixed(0)} MiB + ${(statSync(entriesFile(indexPath)).size / 2 ** 20).toFixed(0)} MiB of entries, filled at ${perSecond(rows, fillMs).toFixed(0)} rows/s`, rows: searchRows },
+        { title: `Searches (first 1000 by time, the count of all matches and the coverage report, as search answers), index of ${rows.toLocaleString('en-US')} rows, ${(statSync(indexPath).size / 2 ** 20).toFixed(0)} MiB + ${(statSync(entriesFile(indexPath)).size / 2 ** 20).toFixed(0)} MiB of entries, filled at ${perSecond(rows, fillMs).toFixed(0)} rows/s`, rows: searchRows },
         { title: `The console's search API over the same ${rows.toLocaleString('en-US')} rows (a page of 50 and the count, with the reader opened and the index's update checked, as the page asks)`, rows: pageRows },
         { title: `The walk over ${total.toLocaleString('en-US')} entries in ${lastTx} transactions (real immudb, fresh auditor each, rounds alternated)`, rows: walks },
         { title: 'Ratios (rates of the best rounds, and within each round)', rows: ratios },
+        {
+          title: `Index update / verify --all: the ceiling on this machine (${cores} cores). Each index step timed alone on one thread (CPU per entry, ${sample.length.toLocaleString('en-US')} of the walked entries, after each round): parse (decode, JSON.parse, row), insert (rows, sequence numbers, side file; no secondary index), indexes + commit (built, pages written, fsync). Ceiling = cores x verify's time / (verify's CPU + the steps' CPU)`,
+          rows: ceilings,
+        },
       ],
       figures: {
         indexedRows: rows,
@@ -239,6 +328,8 @@ export async function run(ctx: BenchContext): Promise<BenchResult> {
         updateVsVerifyAll: updateVsVerify,
         incrementalUpdateVsVerifyAll: incrementalVsVerify,
         verifyAllVsTxScan: verifyVsScan,
+        updateCeilingParseInsert: ceilingParseInsert,
+        updateCeilingAllSteps: ceilingAll,
       },
       targets: [
         checkTarget("slowest of the issue's searches (ms)", slowest, '<=', 1000),
@@ -246,7 +337,7 @@ export async function run(ctx: BenchContext): Promise<BenchResult> {
         checkTarget('index update rate / verify --all rate', updateVsVerify, '>=', 0.8),
         checkTarget('verify --all rate / plain TxScan rate', verifyVsScan, '>=', 0.8),
       ],
-      notes: [`measured in this run over ${total.toLocaleString('en-US')} entries through immudb: index update / verify --all ${updateVsVerify.toFixed(2)} (rounds ${span(perRound('index update', 'verify --all'))}), onto 100,000 rows ${incrementalVsVerify.toFixed(2)} (rounds ${span(perRound('index update onto 100,000 rows', 'verify --all'))}), verify --all / plain TxScan ${verifyVsScan.toFixed(2)} (rounds ${span(perRound('verify --all', 'plain TxScan'))}); load average ${loadavg().map((l) => l.toFixed(1)).join(' ')}`],
+      notes: [`measured in this run over ${total.toLocaleString('en-US')} entries through immudb: index update / verify --all ${updateVsVerify.toFixed(2)} (rounds ${span(perRound('index update', 'verify --all'))}), onto 100,000 rows ${incrementalVsVerify.toFixed(2)} (rounds ${span(perRound('index update onto 100,000 rows', 'verify --all'))}), verify --all / plain TxScan ${verifyVsScan.toFixed(2)} (rounds ${span(perRound('verify --all', 'plain TxScan'))}); its ceiling on this machine (verify --all's best round, each step's cheapest): parse + insert ${ceilingParseInsert.toFixed(2)}, all steps ${ceilingAll.toFixed(2)}; load average ${loadavg().map((l) => l.toFixed(1)).join(' ')}`],
     };
   } finally {
     await immudb.dispose();

@@ -15,7 +15,8 @@ import { COVERAGE_DROP, COVERAGE_TABLES, CoverageTable } from './coverage-table.
 // 3: the coverage table (sequence numbers, lifecycle entries; coverage-table.ts).
 // 4: the entries' bytes in the side file (json_at, json_len), outcome_source as a column.
 // 5: loss records and the numbers they name (coverage_loss, docs/decisions.md #41).
-const LAYOUT = 5;
+// 6: coverage kept as the collector's state instead of a row per number (decisions #48).
+const LAYOUT = 6;
 
 /** What an index is complete up to: every audit entry of transactions 1..txId, verified. */
 export interface IndexState {
@@ -158,9 +159,9 @@ export class AuditIndex {
   /** Sequence numbers and lifecycle entries, for gap reports. */
   readonly coverage: CoverageTable;
 
-  /** Adds a verified lifecycle entry (inside an update). */
-  addLifecycle(txId: number, key: string, json: string): void {
-    this.coverage.addLifecycle(txId, key, json);
+  /** Adds a verified lifecycle entry or loss record (inside an update). */
+  addLifecycle(key: string, json: string): void {
+    this.coverage.addLifecycle(key, json);
   }
   // --- end coverage ---
 
@@ -191,6 +192,7 @@ export class AuditIndex {
   begin(): void {
     this.db.exec('BEGIN IMMEDIATE');
     this.inUpdate = true;
+    this.coverage.begin();
     // Holding the write lock: bytes past the committed length are those of an update that did not
     // commit (a crash between the side file's writes and the commit); no row points at them.
     const committed = Number(this.meta(COMMITTED_BYTES) ?? 0);
@@ -237,7 +239,7 @@ export class AuditIndex {
       row.credential_id, row.route_id, row.route_name, row.service_id, row.service_name, row.method, row.path, row.status,
       row.result, row.client_ip, row.node_id, row.trace_id, row.outcome_source, this.consumerKey(row), traceKey(row.trace_id), at, json.byteLength,
     );
-    if (sequence) this.coverage.addNumber(row.tx_id, sequence, row.node_id);
+    if (sequence) this.coverage.addNumber(sequence, row.node_id);
     if (this.pendingBytes >= WRITE_BYTES || this.pending.length >= WRITE_ENTRIES) this.flush();
   }
 
@@ -289,7 +291,9 @@ export class AuditIndex {
     this.setMeta('complete_tx', txId);
     this.setMeta('verified_at', verifiedAt);
     this.setMeta('entries', this.state().entries + added);
+    this.coverage.save();
     this.db.exec('COMMIT');
+    this.coverage.end();
     this.committedBytes = this.end;
     this.inUpdate = false;
     // Statistics for the query planner (bounded work): it then knows, for instance, that a status
@@ -304,6 +308,7 @@ export class AuditIndex {
     this.pending = [];
     this.pendingBytes = 0;
     this.end = this.committedBytes;
+    this.coverage.end();
     try {
       this.db.exec('ROLLBACK');
     } finally {

@@ -21,6 +21,18 @@ interface Range {
   to: number;
 }
 
+/** Numbers of a stream seen, and the times of the records at both ends (a gap's neighbours). */
+interface Run extends Range {
+  fromTime: number | null;
+  toTime: number | null;
+}
+
+/** A time window [since, until) a report is limited to; an end left out is open. */
+export interface CoverageWindow {
+  since?: number;
+  until?: number;
+}
+
 export interface CoverageGap {
   node: string;
   stream: string;
@@ -106,16 +118,18 @@ interface Start {
   spoolMissing: number;
 }
 
-interface StreamState {
+export interface StreamState {
   node: string;
   stream: string;
-  ranges: Range[];
+  ranges: Run[];
   records: number;
   duplicates: number;
   starts: Start[];
   cleanStops: number;
   heartbeatSeconds: number;
   lastTime: number | null;
+  /** The earliest time of its records (with lastTime, the span a window is compared with). */
+  firstTime: number | null;
   /** A clean `stopping` came after the last `started`: the silence until the next start is explained. */
   stoppedCleanly: boolean;
   silences: Silence[];
@@ -171,6 +185,14 @@ function readLoss(key: string, json: Json | undefined): LossReport {
   return r;
 }
 
+/** A collector's state as the index saves it (coverage-table.ts). */
+export interface CoverageState {
+  version: 1;
+  streams: StreamState[];
+  losses: LossReport[];
+  unnumbered: number;
+}
+
 export class CoverageCollector {
   private readonly streams = new Map<string, StreamState>();
   private readonly losses: LossReport[] = [];
@@ -184,25 +206,30 @@ export class CoverageCollector {
     return { onEntries: add, onLifecycle: add };
   }
 
-  /** A stream and the node it belongs to, before its numbers are added (the index's reads). */
-  declare(stream: string, node: string | null): void {
-    this.stream(stream, node);
+  /** An audit entry's number, time and node, already read (the index: coverage-table.ts). */
+  addNumber(stream: string, number: number, time: number | null, node: string | null = null): void {
+    this.note(this.stream(stream, node), number, time, undefined, undefined);
   }
 
-  /** The heartbeat a stream announced before the numbers added (a window that starts mid-run). */
-  heartbeat(stream: string, seconds: number): void {
-    this.stream(stream, null).heartbeatSeconds = seconds;
+  /** What has been added, as JSON-safe data (the index keeps it between updates). */
+  state(): CoverageState {
+    return { version: 1, streams: [...this.streams.values()], losses: this.losses, unnumbered: this.unnumbered };
   }
 
-  /** An audit entry's number and time, already read (the index's coverage table). */
-  addNumber(stream: string, number: number, time: number | null): void {
-    this.note(this.stream(stream, null), number, time, undefined, undefined);
+  /** A collector that goes on from a saved state. */
+  static restore(state: CoverageState): CoverageCollector {
+    if (state?.version !== 1 || !Array.isArray(state.streams) || !Array.isArray(state.losses)) throw new Error('the coverage state is not of version 1');
+    const c = new CoverageCollector();
+    for (const s of state.streams) c.streams.set(s.stream, s);
+    c.losses.push(...state.losses);
+    c.unnumbered = state.unnumbered;
+    return c;
   }
 
   private stream(stream: string, node: string | null): StreamState {
     let s = this.streams.get(stream);
     if (!s) {
-      s = { node: node ?? '(unnamed node)', stream, ranges: [], records: 0, duplicates: 0, starts: [], cleanStops: 0, heartbeatSeconds: 0, lastTime: null, stoppedCleanly: false, silences: [] };
+      s = { node: node ?? '(unnamed node)', stream, ranges: [], records: 0, duplicates: 0, starts: [], cleanStops: 0, heartbeatSeconds: 0, lastTime: null, firstTime: null, stoppedCleanly: false, silences: [] };
       this.streams.set(stream, s);
     }
     if (node && s.node === '(unnamed node)') s.node = node;
@@ -250,7 +277,7 @@ export class CoverageCollector {
 
   private note(s: StreamState, number: number, time: number | null, event: string | undefined, json: Json | undefined) {
     s.records++;
-    if (!insert(s.ranges, number)) s.duplicates++;
+    if (!insert(s.ranges, number, time)) s.duplicates++;
     if (event === 'started') {
       const prev = obj(json!.previous_run);
       const spool = obj(json!.spool);
@@ -288,24 +315,37 @@ export class CoverageCollector {
       }
     }
     if (last === null || t > last) s.lastTime = t;
+    if (s.firstTime === null || t < s.firstTime) s.firstTime = t;
   }
 
-  /** `fromStart`: the walk began at tx 1, so every stream is checked from number 1. */
-  report(fromStart: boolean): CoverageReport {
-    const losses = this.losses.map((l) => ({ ...l, problems: [...l.problems] }));
-    const out: CoverageReport = { from_start: fromStart, streams: [], gaps: [], explained: [], silences: [], losses, unnumbered: this.unnumbered, duplicates: 0 };
+  /**
+   * `fromStart`: the walk began at tx 1, so every stream is checked from number 1. `window`: only
+   * what may concern records of that time: the numbers missing between two records whose times
+   * span part of it (their times are unknown: they were numbered between those two), the
+   * silences that overlap it, and the streams with records in it or such a finding; a record of
+   * unknown time counts as in every window.
+   */
+  report(fromStart: boolean, window?: CoverageWindow): CoverageReport {
+    const inWindow = (a: number | null, b: number | null) => {
+      if (!window || a === null || b === null) return true;
+      return (window.until === undefined || Math.min(a, b) < window.until) && (window.since === undefined || Math.max(a, b) >= window.since);
+    };
+    const all = this.losses.map((l) => ({ ...l, problems: [...l.problems] }));
+    const out: CoverageReport = { from_start: fromStart, streams: [], gaps: [], explained: [], silences: [], losses: window ? [] : all, unnumbered: this.unnumbered, duplicates: 0 };
     for (const s of this.streams.values()) {
       if (!s.ranges.length) continue;
       const first = s.ranges[0]!.from;
       const last = s.ranges[s.ranges.length - 1]!.to;
-      const claims = trustedClaims(losses.filter((l) => l.stream === s.stream), s.ranges, fromStart ? 1 : first, last);
-      out.streams.push({ node: s.node, stream: s.stream, first, last, records: s.records, starts: s.starts.length, clean_stops: s.cleanStops });
-      out.duplicates += s.duplicates;
-      out.silences.push(...s.silences);
-      const holes: Range[] = [];
-      if (fromStart && first > 1) holes.push({ from: 1, to: first - 1 });
-      for (let i = 1; i < s.ranges.length; i++) holes.push({ from: s.ranges[i - 1]!.to + 1, to: s.ranges[i]!.from - 1 });
+      const losses = all.filter((l) => l.stream === s.stream);
+      const claims = trustedClaims(losses, s.ranges, fromStart ? 1 : first, last);
+      const found = { gaps: out.gaps.length, explained: out.explained.length, silences: out.silences.length };
+      out.silences.push(...s.silences.filter((x) => inWindow(Date.parse(x.from), Date.parse(x.to))));
+      // Each hole with the times of the records on either side (none before number 1).
+      const holes: Array<Range & { after: number | null; before: number | null }> = [];
+      if (fromStart && first > 1) holes.push({ from: 1, to: first - 1, after: -Infinity, before: s.ranges[0]!.fromTime });
+      for (let i = 1; i < s.ranges.length; i++) holes.push({ from: s.ranges[i - 1]!.to + 1, to: s.ranges[i]!.from - 1, after: s.ranges[i - 1]!.toTime, before: s.ranges[i]!.fromTime });
       for (const hole of holes) {
+        if (!inWindow(hole.after, hole.before)) continue;
         for (const h of splitByClaims(hole, claims)) {
           if (h.loss) {
             out.gaps.push({ node: s.node, stream: s.stream, from: h.from, to: h.to, count: h.to - h.from + 1, note: null, recorded_loss: { key: h.loss.key, reason: h.loss.reason, entries_lost: h.loss.entries_lost, recorded_at: h.loss.recorded_at } });
@@ -326,6 +366,11 @@ export class CoverageCollector {
           });
         }
       }
+      const findings = out.gaps.length > found.gaps || out.explained.length > found.explained || out.silences.length > found.silences;
+      if (window && !findings && !inWindow(s.firstTime, s.lastTime)) continue;
+      out.streams.push({ node: s.node, stream: s.stream, first, last, records: s.records, starts: s.starts.length, clean_stops: s.cleanStops });
+      out.duplicates += s.duplicates;
+      if (window) out.losses.push(...losses);
     }
     return out;
   }
@@ -395,16 +440,20 @@ export function entrySequence(text: string): { stream: string; number: number; t
   return { stream: m[2]!, number, time: Number.isFinite(ms) ? ms : null };
 }
 
-/** Adds n to sorted, disjoint, non-adjacent ranges; false when it was already there. */
-function insert(ranges: Range[], n: number): boolean {
+/**
+ * Adds n (a record of time `time`) to sorted, disjoint, non-adjacent ranges, which keep the times
+ * of the records at their ends; false when it was already there.
+ */
+function insert(ranges: Run[], n: number, time: number | null): boolean {
   const lastR = ranges[ranges.length - 1];
   // The common case: the next number of the stream.
   if (lastR && n === lastR.to + 1) {
     lastR.to = n;
+    lastR.toTime = time;
     return true;
   }
   if (!lastR || n > lastR.to + 1) {
-    ranges.push({ from: n, to: n });
+    ranges.push({ from: n, to: n, fromTime: time, toTime: time });
     return true;
   }
   // Binary search for the first range ending at or after n - 1.
@@ -419,18 +468,21 @@ function insert(ranges: Range[], n: number): boolean {
   if (n >= r.from && n <= r.to) return false;
   if (n === r.to + 1) {
     r.to = n;
+    r.toTime = time;
     const next = ranges[lo + 1];
     if (next && next.from === n + 1) {
       r.to = next.to;
+      r.toTime = next.toTime;
       ranges.splice(lo + 1, 1);
     }
     return true;
   }
   if (n === r.from - 1) {
     r.from = n;
+    r.fromTime = time;
     return true;
   }
-  ranges.splice(lo, 0, { from: n, to: n });
+  ranges.splice(lo, 0, { from: n, to: n, fromTime: time, toTime: time });
   return true;
 }
 

@@ -16,7 +16,7 @@ export interface RowsMessage {
 /** Lifecycle entries of the walk (few: coverage reports, coverage-table.ts). */
 export interface LifecycleMessage {
   t: 'lifecycle';
-  rows: Array<{ txId: number; key: string; json: string }>;
+  rows: Array<{ key: string; json: string }>;
 }
 export type ToWorker = RowsMessage | LifecycleMessage | { t: 'commit'; txId: number; verifiedAt: string; added: number } | { t: 'rollback' };
 export type FromWorker = { t: 'begun'; state: IndexState } | { t: 'ack'; rows: number } | { t: 'done'; state: IndexState } | { t: 'error'; message: string };
@@ -56,7 +56,7 @@ port.on('message', (m: ToWorker) => {
       index.flush();
       post({ t: 'ack', rows: n });
     } else if (m.t === 'lifecycle') {
-      for (const r of m.rows) index.addLifecycle(r.txId, r.key, r.json);
+      for (const r of m.rows) index.addLifecycle(r.key, r.json);
     } else {
       if (m.t === 'commit') index.commit(m.txId, m.verifiedAt, m.added);
       else index.rollback();

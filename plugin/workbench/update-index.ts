@@ -143,9 +143,9 @@ export async function updateIndex(reader: AuditReader, input: WorkerInput, opts:
         return writer.backlog();
       },
       // Lifecycle entries for coverage reports (coverage-table.ts), in walk order with the rows.
-      onLifecycle: (tx, records) => {
+      onLifecycle: (_tx, records) => {
         flush();
-        writer.send({ t: 'lifecycle', rows: records.map((r) => ({ txId: tx.id, key: r.key.toString('utf8'), json: r.value.toString('utf8') })) });
+        writer.send({ t: 'lifecycle', rows: records.map((r) => ({ key: r.key.toString('utf8'), json: r.value.toString('utf8') })) });
       },
     });
     flush();

@@ -185,8 +185,25 @@ test.serial('verify --all and search report a node that skipped numbers and a si
   t.is(window.code, COVERAGE_GAP_EXIT, window.stderr);
   const summary = (JSON.parse(window.stdout.trim().split('\n').at(-1)!) as { summary: { gaps: Array<{ node: string; from: number; to: number }> } }).summary;
   t.deepEqual(summary.gaps.map((g) => [g.node, g.from, g.to]), [['kong-2', 4, 6]]);
-  // A window after the gap: numbers 7..8 are contiguous.
+  type Summary = { summary: { gaps: Array<{ node: string; from: number; to: number }>; coverage: { silences: Array<{ from: string; to: string }> } } };
+  const summaryOf = (stdout: string) => (JSON.parse(stdout.trim().split('\n').at(-1)!) as Summary).summary;
+  // A window that starts inside the gap: 4..6 were numbered between 3 (10:01) and 7 (10:20), the
+  // first record in it, so they may be records of the window: reported, with the silence.
   const after = await runCli([...target, '--json', 'search', '--since', '2026-12-01T10:19:00Z'], env);
-  t.is(after.code, 0, after.stderr);
-  t.deepEqual((JSON.parse(after.stdout.trim().split('\n').at(-1)!) as { summary: { gaps: unknown[] } }).summary.gaps, []);
+  t.is(after.code, COVERAGE_GAP_EXIT, after.stderr);
+  t.deepEqual(summaryOf(after.stdout).gaps.map((g) => [g.node, g.from, g.to]), [['kong-2', 4, 6]]);
+  t.deepEqual(summaryOf(after.stdout).coverage.silences.map((s) => [s.from, s.to]), [['2026-12-01T10:01:00.000Z', '2026-12-01T10:20:00.000Z']]);
+  // A window that ends inside it (the gap follows 3, its last record), and one wholly inside it
+  // (no record of the node at all: the records on both sides bracket the window).
+  for (const [since, until] of [['2026-12-01T10:00:30Z', '2026-12-01T10:05:00Z'], ['2026-12-01T10:05:00Z', '2026-12-01T10:10:00Z']] as const) {
+    const inside = await runCli([...target, '--json', 'search', '--since', since, '--until', until], env);
+    t.is(inside.code, COVERAGE_GAP_EXIT, `${since}..${until}: ${inside.stderr}`);
+    t.deepEqual(summaryOf(inside.stdout).gaps.map((g) => [g.node, g.from, g.to]), [['kong-2', 4, 6]], `${since}..${until}`);
+    t.deepEqual(summaryOf(inside.stdout).coverage.silences.map((s) => [s.from, s.to]), [['2026-12-01T10:01:00.000Z', '2026-12-01T10:20:00.000Z']], `${since}..${until}`);
+  }
+  // A window before the gap, ending at 3: 1..3 are contiguous up to the record after it.
+  const before = await runCli([...target, '--json', 'search', '--since', '2026-12-01T10:00:00Z', '--until', '2026-12-01T10:00:30Z'], env);
+  t.is(before.code, 0, before.stderr);
+  t.deepEqual(summaryOf(before.stdout).gaps, []);
+  t.deepEqual(summaryOf(before.stdout).coverage.silences, []);
 });

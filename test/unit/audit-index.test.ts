@@ -37,7 +37,8 @@ function content(file: string) {
   try {
     const db = new DatabaseSync(file, { readOnly: true });
     const committed = (db.prepare("SELECT value FROM meta WHERE name = 'entries_bytes'").get() as { value: number } | undefined)?.value ?? 0;
-    const coverage = (db.prepare('SELECT COUNT(*) AS n FROM coverage').get() as { n: number }).n;
+    // The coverage state (records per stream, with the numbers' runs) saved with the rows.
+    const coverage = (db.prepare('SELECT json FROM coverage_state').get() as { json: string } | undefined)?.json ?? null;
     db.close();
     return { rows: [...index.query(filterCondition({}))].map((r) => [r.audit_id, r.json]), sideFile: statSync(entriesFile(file)).size, committed, coverage, state: index.state() };
   } finally {
@@ -56,6 +57,7 @@ test('a failed update truncates the side file back to its committed length and l
   t.deepEqual(before.rows, first.map((e) => [e.key.slice(8), e.json]));
   t.is(before.sideFile, first.reduce((s, e) => s + e.bytes.length, 0));
   t.is(before.committed, before.sideFile);
+  t.like(JSON.parse(before.coverage!), { streams: [{ stream: 's', records: 2, ranges: [{ from: 1, to: 2 }] }] });
 
   // An update writes its entries' bytes (flushed to the side file), then fails: rolled back.
   index.begin();

@@ -1,6 +1,7 @@
 // Coverage reports from sequence numbers and lifecycle entries (plugin/workbench/coverage.ts):
 // gaps, gaps the plugin explained, silent periods, on records built as the plugin builds them.
 import test from 'ava';
+import fc from 'fast-check';
 import { buildAuditEntry } from '../../plugin/capture/build-entry.js';
 import { encodeEntry } from '../../plugin/capture/encode.js';
 import { isCanonicalOrder } from '../../plugin/capture/canonical-json.js';
@@ -8,7 +9,7 @@ import { compilePrivacy } from '../../plugin/capture/privacy-policy.js';
 import { auditId } from '../../plugin/capture/audit-id.js';
 import { encodeLifecycle, type LifecycleEvent } from '../../plugin/pipeline/lifecycle.js';
 import { encodeLossRecord, noteLoss, type LossWindow } from '../../plugin/pipeline/loss-record.js';
-import { CoverageCollector, coverageLines, coverageSummary, entrySequence } from '../../plugin/workbench/coverage.js';
+import { CoverageCollector, coverageLines, coverageSummary, entrySequence, type CoverageState } from '../../plugin/workbench/coverage.js';
 
 const STREAM = '0b9f2d2e-6c1a-4a3e-9d55-2f7f3c1e8a01';
 const OTHER = '7d3c1e8a-0b9f-4a3e-9d55-2f7f3c1e8a02';
@@ -190,4 +191,56 @@ test('a loss record that names numbers after the last one in the range is listed
   t.deepEqual(r.gaps, []);
   t.like(r.losses[0], { ranges: [[5, 6]], problems: [] });
   t.regex(coverageSummary(r), /1 loss record\(s\) counting 2 lost entries/);
+});
+
+test('a saved state goes on as if nothing had been saved (the index keeps it between updates)', (t) => {
+  // Records of two streams, numbers shuffled, times drifting, some numbers missing, a start with
+  // a heartbeat, and a loss record: fed in one go, or saved at any point, restored and finished.
+  const loss = lossRecord([40, 41]);
+  fc.assert(
+    fc.property(fc.uniqueArray(fc.integer({ min: 2, max: 60 }), { minLength: 1, maxLength: 40 }), fc.nat(), fc.nat(), (numbers, seed, cut) => {
+      const records = [life('started', 1, T0, { previous_run: null, heartbeat_seconds: 60, spool: { missing: 0 } }), loss];
+      numbers.forEach((n, i) => records.push(entry(n, T0 + n * 50_000 + ((seed + i * 7919) % 40_000), i % 3 ? STREAM : OTHER)));
+      const whole = new CoverageCollector();
+      for (const r of records) whole.add(r.key, r.value);
+      const at = cut % (records.length + 1);
+      const first = new CoverageCollector();
+      for (const r of records.slice(0, at)) first.add(r.key, r.value);
+      const saved = JSON.parse(JSON.stringify(first.state())) as CoverageState;
+      const rest = CoverageCollector.restore(saved);
+      for (const r of records.slice(at)) rest.add(r.key, r.value);
+      t.deepEqual(rest.report(true), whole.report(true));
+      const window = { since: T0 + 600_000, until: T0 + 1_800_000 };
+      t.deepEqual(rest.report(true, window), whole.report(true, window));
+    }),
+  );
+  t.throws(() => CoverageCollector.restore({ version: 2 } as never), { message: /not of version 1/ });
+});
+
+test('a window: the numbers missing between records whose times span part of it, and the silences over it', (t) => {
+  const c = new CoverageCollector();
+  c.add(life('started', 1, T0).key, life('started', 1, T0, { previous_run: null, heartbeat_seconds: 60, spool: { missing: 0 } }).value);
+  // 1 (10:00), 2 (10:00:01), 3 (10:01), then 7 (10:20), 8 (10:20:00.001): 4-6 missing, silent 10:01-10:20.
+  for (const [n, at] of [[2, T0 + 1000], [3, T0 + 60_000], [7, T0 + 1_200_000], [8, T0 + 1_200_001]] as const) {
+    const r = entry(n, at);
+    c.add(r.key, r.value);
+  }
+  const at = (iso: string) => Date.parse(`2026-12-01T${iso}Z`);
+  const found = (since?: string, until?: string) => {
+    const r = c.report(true, { since: since === undefined ? undefined : at(since), until: until === undefined ? undefined : at(until) });
+    return { gaps: r.gaps.map((g) => [g.from, g.to]), silences: r.silences.map((s) => [s.from.slice(11, 19), s.to.slice(11, 19)]), streams: r.streams.length };
+  };
+  const both = { gaps: [[4, 6]], silences: [['10:01:00', '10:20:00']], streams: 1 };
+  t.deepEqual(found('10:19:00'), both, 'a window that starts inside');
+  t.deepEqual(found('10:00:30', '10:05:00'), both, 'one that ends inside');
+  t.deepEqual(found('10:05:00', '10:10:00'), both, 'one wholly inside: no record of the node in it');
+  t.deepEqual(found(undefined, '10:01:00'), { gaps: [], silences: [], streams: 1 }, 'one before the gap (its last record 10:01 is not in it)');
+  t.deepEqual(found('10:21:00'), { gaps: [], silences: [], streams: 0 }, 'one after everything: the stream is not concerned');
+  t.deepEqual(found(), both, 'no window');
+  // Numbers below the first seen (from tx 1 they are missing) concern windows up to its time.
+  const late = new CoverageCollector();
+  const r = entry(5, T0 + 60_000);
+  late.add(r.key, r.value);
+  t.deepEqual(late.report(true, { until: T0 }).gaps.map((g) => [g.from, g.to]), [[1, 4]]);
+  t.deepEqual(late.report(true, { since: T0 + 60_001 }).gaps, []);
 });
