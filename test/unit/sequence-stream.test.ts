@@ -8,7 +8,9 @@ import { SequenceStream } from '../../plugin/pipeline/sequence-stream.js';
 
 function dir(t: { teardown: (f: () => void) => void }) {
   const d = mkdtempSync(join(tmpdir(), 'kia-seq-'));
-  t.teardown(() => rmSync(d, { recursive: true, force: true }));
+  // A reservation written off the thread (reserveAhead) may still create its file while the
+  // directory is removed: rmSync then meets ENOTEMPTY, and retries.
+  t.teardown(() => rmSync(d, { recursive: true, force: true, maxRetries: 20, retryDelay: 50 }));
   return d;
 }
 
