@@ -6,11 +6,22 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { SequenceStream } from '../../plugin/pipeline/sequence-stream.js';
 
-function dir(t: { teardown: (f: () => void) => void }) {
+function dir(t: { teardown: (f: () => void | Promise<void>) => void }) {
   const d = mkdtempSync(join(tmpdir(), 'kia-seq-'));
-  // A reservation written off the thread (reserveAhead) may still create its file while the
-  // directory is removed: rmSync then meets ENOTEMPTY, and retries.
-  t.teardown(() => rmSync(d, { recursive: true, force: true, maxRetries: 20, retryDelay: 50 }));
+  // A stream left open (a crash) may still be writing a reservation off the thread
+  // (reserveAhead): its file can appear while the directory is removed (ENOTEMPTY; rmSync's own
+  // retries do not list the directory again on Linux). Removed again once that write had time.
+  t.teardown(async () => {
+    for (let tries = 1; ; tries++) {
+      try {
+        rmSync(d, { recursive: true, force: true });
+        return;
+      } catch (e) {
+        if ((e as NodeJS.ErrnoException).code !== 'ENOTEMPTY' || tries === 100) throw e;
+        await new Promise((r) => setTimeout(r, 50));
+      }
+    }
+  });
   return d;
 }
 
