@@ -199,15 +199,17 @@ export async function run(ctx: BenchContext): Promise<BenchResult> {
     // walk, immudb's reads) and at least the index's steps, all on this machine's cores, so its
     // time per entry is at least their CPU divided by the cores (load from elsewhere not counted).
     const cores = availableParallelism();
+    type Walk = (typeof walks)[number];
+    const verifyCpu = (v: Walk) => v['client CPU µs/entry'] + v['immudb CPU µs/entry'];
+    const verifyWall = (v: Walk) => (v.ms * 1000) / v.entries;
+    const ceilingOf = (v: Walk, work: number) => Math.min(1, (cores * verifyWall(v)) / (verifyCpu(v) + work));
     const ceilings = steps.map((st, i) => {
       const v = walks.find((w) => w.mode === 'verify --all' && w.round === i + 1)!;
-      const verifyCpu = v['client CPU µs/entry'] + v['immudb CPU µs/entry'];
-      const verifyWall = (v.ms * 1000) / v.entries;
-      const ceiling = (work: number) => Math.min(1, (cores * verifyWall) / (verifyCpu + work));
+      const ceiling = (work: number) => ceilingOf(v, work);
       return {
         round: i + 1,
-        'verify --all µs/entry': verifyWall,
-        'its CPU µs/entry (client + immudb)': verifyCpu,
+        'verify --all µs/entry': verifyWall(v),
+        'its CPU µs/entry (client + immudb)': verifyCpu(v),
         'parse µs/entry': st.parse,
         'insert µs/entry': st.insert,
         'indexes + commit µs/entry': st.commit,
@@ -221,10 +223,8 @@ export async function run(ctx: BenchContext): Promise<BenchResult> {
     // step's cheapest round (the most favourable: an upper bound).
     const bestVerify = walks.filter((w) => w.mode === 'verify --all').reduce((a, b) => (b['entries/s'] > a['entries/s'] ? b : a));
     const cheapest = (k: keyof StepCosts) => Math.min(...steps.map((st) => st[k]));
-    const runCeiling = (work: number) =>
-      Math.min(1, (cores * bestVerify.ms * 1000) / bestVerify.entries / (bestVerify['client CPU µs/entry'] + bestVerify['immudb CPU µs/entry'] + work));
-    const ceilingParseInsert = runCeiling(cheapest('parse') + cheapest('insert'));
-    const ceilingAll = runCeiling(cheapest('parse') + cheapest('insert') + cheapest('commit'));
+    const ceilingParseInsert = ceilingOf(bestVerify, cheapest('parse') + cheapest('insert'));
+    const ceilingAll = ceilingOf(bestVerify, cheapest('parse') + cheapest('insert') + cheapest('commit'));
     // 2. Searches over a large index, filled in bulk where an auditor of this server keeps it (its
     //    state at a tx past the server's end: no update is due), so that the console's API can
     //    answer from it too.

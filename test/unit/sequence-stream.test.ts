@@ -5,22 +5,23 @@ import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { SequenceStream } from '../../plugin/pipeline/sequence-stream.js';
+import { until } from '../helpers/until.js';
 
 function dir(t: { teardown: (f: () => void | Promise<void>) => void }) {
   const d = mkdtempSync(join(tmpdir(), 'kia-seq-'));
   // A stream left open (a crash) may still be writing a reservation off the thread
   // (reserveAhead): its file can appear while the directory is removed (ENOTEMPTY; rmSync's own
-  // retries do not list the directory again on Linux). Removed again once that write had time.
+  // retries do not list the directory again on Linux). Removed again (until.ts) once that write had time.
   t.teardown(async () => {
-    for (let tries = 1; ; tries++) {
+    await until(`${d} removed`, () => {
       try {
         rmSync(d, { recursive: true, force: true });
-        return;
+        return true;
       } catch (e) {
-        if ((e as NodeJS.ErrnoException).code !== 'ENOTEMPTY' || tries === 100) throw e;
-        await new Promise((r) => setTimeout(r, 50));
+        if ((e as NodeJS.ErrnoException).code !== 'ENOTEMPTY') throw e;
+        return false;
       }
-    }
+    }, 5_000);
   });
   return d;
 }
