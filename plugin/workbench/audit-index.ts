@@ -191,19 +191,21 @@ export class AuditIndex {
   /** Starts an update: rows added from here on are kept only if `commit` is reached. */
   begin(): void {
     this.db.exec('BEGIN IMMEDIATE');
-    this.inUpdate = true;
-    this.coverage.begin();
     // Holding the write lock: bytes past the committed length are those of an update that did not
-    // commit (a crash between the side file's writes and the commit); no row points at them.
+    // commit (a crash between the side file's writes and the commit); no row points at them. The
+    // length is known before anything here can fail: a rollback truncates back to it (not to the
+    // 0 of an index never begun, which would cost the next open a rebuild from tx 1).
     const committed = Number(this.meta(COMMITTED_BYTES) ?? 0);
+    this.committedBytes = this.end = this.synced = committed;
+    this.inUpdate = true;
     if (fstatSync(this.fd).size < committed) {
       // Cut since it was opened (opening rebuilds such an index): never extended with zeros here.
       this.inUpdate = false;
       this.db.exec('ROLLBACK');
       throw new Error(`the index's side file ${entriesFile(this.file)} is shorter than its committed length: reopen the index to rebuild it`);
     }
-    this.committedBytes = this.end = this.synced = committed;
     ftruncateSync(this.fd, committed);
+    this.coverage.begin();
     this.syncError = undefined;
     this.consumerKeys = new Map();
     for (const c of this.db.prepare('SELECT key, id, username, custom_id FROM consumers').iterate()) {

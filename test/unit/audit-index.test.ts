@@ -193,3 +193,25 @@ test('large updates sync the side file in the background; closing while a sync r
   t.is(after.sideFile, after.committed);
   t.is(after.state.txId, 1);
 });
+
+test('a coverage state that cannot be read fails search and the next update with the way out, and changes nothing', (t) => {
+  const file = join(dir, 'coverage-state.index.sqlite');
+  const index = AuditIndex.open(file, IDENT);
+  index.begin();
+  addAll(index, 1, [entry('alice')]);
+  index.commit(1, '2026-01-01T00:00:00.000Z', 1);
+  index.close();
+  const db = new DatabaseSync(file);
+  db.prepare('UPDATE coverage_state SET json = ? WHERE id = 1').run('{"version":1,"streams":');
+  db.close();
+  const before = content(file);
+  const broken = AuditIndex.open(file, IDENT);
+  try {
+    const way = { message: /the index's coverage state cannot be read \(.+\): delete the index to rebuild it/ };
+    t.throws(() => broken.coverage.report(undefined, undefined), way);
+    t.throws(() => broken.begin(), way);
+  } finally {
+    broken.close();
+  }
+  t.deepEqual(content(file), before);
+});
