@@ -6,7 +6,8 @@
 //    each once the index is current.
 //  - The walk, on the same transactions through a real immudb (100,000 entries, 25,600 with
 //    --quick; --walk-entries N), in 1024-entry transactions, rounds alternated: plain TxScan
-//    (8 txs per call, values included), `verify --all` (the verified walk), and the index update
+//    (8 txs per call, values included), `verify --all` (the verified walk and its coverage report,
+//    as the command runs it), and the index update
 //    (the same walk plus the index inserts; a fresh auditor each time, so a first run: an empty
 //    index, filled in bulk), and the update onto an index that already holds 100,000 rows (an
 //    incremental update: indexes maintained row by row). Goals: update rate >= 0.8 x verify --all
@@ -22,6 +23,7 @@ import { v7 as uuidv7 } from 'uuid';
 import { EntryTypeAction } from '../plugin/store/immudb-types.js';
 import { AuditReader } from '../plugin/reader/audit-reader.js';
 import { AuditIndex, entriesFile, indexFile } from '../plugin/workbench/audit-index.js';
+import { verifyAllCovered } from '../plugin/workbench/coverage.js';
 import { search as consoleSearch, type ConsoleContext } from '../plugin/console/api.js';
 import { filterCondition, parseStatus, type FilterOptions } from '../plugin/workbench/filters.js';
 import { parseEntry } from '../plugin/workbench/index-row.js';
@@ -164,7 +166,7 @@ export async function run(ctx: BenchContext): Promise<BenchResult> {
             if (!txs.length) break;
           }
         } else if (mode === 'verify --all') {
-          entries = (await reader!.verifyAll({ fromTx: 1 })).entries;
+          entries = (await verifyAllCovered(reader!, { fromTx: 1 })).result.entries;
         } else {
           const u = await updateIndex(reader!, { file, ident: { serverUuid: reader!.serverUuid, database: DB, prefix: PREFIX } });
           entries = u.entries;

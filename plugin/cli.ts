@@ -23,7 +23,7 @@ import { v7 } from 'uuid';
 import { createLogger } from './log.js';
 import { Version } from './version.js';
 import { registerWorkbench, traceIdsFromIndex } from './workbench/commands.js';
-import { COVERAGE_GAP_EXIT, CoverageCollector, coverageJson, coverageText } from './workbench/coverage.js';
+import { COVERAGE_GAP_EXIT, coverageJson, coverageText, verifyAllCovered } from './workbench/coverage.js';
 import { registerServe } from './console/serve-command.js';
 import { addAuditorKeyOptions, openCheckpoint, registerEvidence, type AuditorKeyOptions } from './evidence/commands.js';
 
@@ -298,14 +298,12 @@ async function verifyAllCommand(o: GlobalOptions, ids: string[], cmd: VerifyOpti
   const progress = createProgress({ label: 'verify --all', json: o.json });
   let done = 0;
   let found = 0;
-  // Coverage of the verified range (gaps per node, silent periods): plugin/workbench/coverage.ts.
-  const coverage = new CoverageCollector();
   // The checkpoint's note and signatures are checked before the walk; its extension after it.
   const checkpointCheck = openCheckpoint(cmd, serverPublicKey(o));
-  const { r, anyEntry, checkpoint } = await withReader(o, async (reader) => {
+  const { r, cov, anyEntry, checkpoint } = await withReader(o, async (reader) => {
     try {
-      const r = await reader.verifyAll({
-        ...coverage.walkHooks(),
+      // With the coverage of the verified range (gaps per node, silent periods).
+      const { result: r, coverage: cov } = await verifyAllCovered(reader, {
         ...(cmd.fromTx !== undefined ? { fromTx: cmd.fromTx } : {}),
         ...(cmd.since !== undefined ? { since: cmd.since } : {}),
         ...(cmd.until !== undefined ? { until: cmd.until } : {}),
@@ -314,13 +312,12 @@ async function verifyAllCommand(o: GlobalOptions, ids: string[], cmd: VerifyOpti
       });
       const anyEntry = r.entries ? true : await reader.anyAuditEntry();
       const checkpoint = await checkpointCheck?.prove(reader);
-      return { r, anyEntry, checkpoint };
+      return { r, cov, anyEntry, checkpoint };
     } finally {
       progress.finish();
     }
   }, { warnFirstContact: true });
   const problem = nothingVerified(o, r, cmd, anyEntry);
-  const cov = coverage.report(r.fromTx <= 1);
   const timed = cmd.since !== undefined || cmd.until !== undefined;
   const window = timed ? ` in ${cmd.since !== undefined ? iso(cmd.since) : 'the beginning'} .. ${cmd.until !== undefined ? iso(cmd.until) : 'now'}` : '';
   const lines: string[] = [];

@@ -6,6 +6,7 @@
 // a loss record that does not hold together (its count, or numbers that are in the log) is
 // reported and explains nothing. Fed record by record in the walk's order; memory grows with the
 // number of gaps and loss records, not of entries.
+import type { AuditReader, VerifyAllOptions, VerifyAllResult } from '../reader/audit-reader.js';
 import { parseKey } from '../store/key-layout.js';
 import { rangesSize, validRanges, type NumberRange } from '../store/number-ranges.js';
 
@@ -193,6 +194,16 @@ export interface CoverageState {
   unnumbered: number;
 }
 
+/**
+ * `verify --all` as the command runs it: the verified walk, and the coverage of what it verified
+ * (gaps per node, silences), which reads every entry's number. The benchmarks time this too.
+ */
+export async function verifyAllCovered(reader: Pick<AuditReader, 'verifyAll'>, opts: Omit<VerifyAllOptions, 'onEntries' | 'onLifecycle'> = {}): Promise<{ result: VerifyAllResult; coverage: CoverageReport }> {
+  const collector = new CoverageCollector();
+  const result = await reader.verifyAll({ ...opts, ...collector.walkHooks() });
+  return { result, coverage: collector.report(result.fromTx <= 1) };
+}
+
 export class CoverageCollector {
   private readonly streams = new Map<string, StreamState>();
   private readonly losses: LossReport[] = [];
@@ -243,6 +254,12 @@ export class CoverageCollector {
   add(key: Buffer | string, value: Buffer | string): void {
     const kind = key === 'entry' || key === 'lifecycle' ? key : parseKey(key)?.kind;
     if (kind !== 'entry' && kind !== 'lifecycle' && kind !== 'loss') return;
+    // An entry of a known stream: its number and time read without decoding the whole entry.
+    if (kind === 'entry' && typeof value !== 'string') {
+      const fast = entrySequence(value);
+      const s = fast && this.streams.get(fast.stream);
+      if (s) return this.note(s, fast.number, fast.time, undefined, undefined);
+    }
     const text = typeof value === 'string' ? value : value.toString('utf8');
     if (kind === 'loss') {
       let json: Json | undefined;
@@ -253,12 +270,6 @@ export class CoverageCollector {
       }
       this.losses.push(readLoss(key.toString(), json));
       return;
-    }
-    // An entry of a known stream: its number and time read without parsing the whole entry.
-    if (kind === 'entry') {
-      const fast = entrySequence(text);
-      const s = fast && this.streams.get(fast.stream);
-      if (s) return this.note(s, fast.number, fast.time, undefined, undefined);
     }
     let json: Json | undefined;
     try {
@@ -419,25 +430,36 @@ function splitByClaims(hole: Range, claims: ReadonlyArray<{ from: number; to: nu
 }
 
 // In an entry's canonical JSON (members in order, decisions #14) the top-level sequence comes
-// right after schema_version, and time after span_id. Nothing before them can hold this text:
-// string values escape their quotes, and no earlier member holds an object with these keys and
-// numbers. Anything else is parsed in full.
-const SEQ_AT = '"schema_version":1,"sequence":{"number":';
+// right after schema_version, and time after sizes and span_id. Nothing before them can hold this
+// text: string values escape their quotes, and no earlier member holds an object with these keys
+// and numbers. Anything else is parsed in full. Read from the bytes: each of these texts is ASCII,
+// and in UTF-8 an ASCII byte is always that character, so a match in the bytes is one in the text.
+const SEQ_AT = Buffer.from('"schema_version":1,"sequence":{"number":');
 const SEQ = /^(\d{1,16}),"stream":"([0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12})"\}/;
-const TIME = /,"time":"([^"]{10,40})","time_source":/;
+const TIME_AT = Buffer.from(',"time":"');
+const TIME_END = '","time_source":';
 
-/** The sequence and time of an entry's canonical JSON, without parsing it; undefined when not found. */
-export function entrySequence(text: string): { stream: string; number: number; time: number | null } | undefined {
-  const at = text.indexOf(SEQ_AT);
+/**
+ * The sequence and time of an entry's canonical JSON, without decoding or parsing it; undefined
+ * when they are not where canonical JSON puts them (the entry is then parsed in full).
+ */
+export function entrySequence(value: Buffer): { stream: string; number: number; time: number } | undefined {
+  const at = value.indexOf(SEQ_AT);
   if (at < 0) return undefined;
-  const m = SEQ.exec(text.slice(at + SEQ_AT.length, at + SEQ_AT.length + 80));
+  const from = at + SEQ_AT.length;
+  const m = SEQ.exec(value.toString('latin1', from, from + 80));
   if (!m) return undefined;
   const number = Number(m[1]);
   if (!Number.isSafeInteger(number) || number < 1) return undefined;
-  TIME.lastIndex = 0;
-  const t = TIME.exec(text.slice(at, at + 1024));
-  const ms = t ? Date.parse(t[1]!) : NaN;
-  return { stream: m[2]!, number, time: Number.isFinite(ms) ? ms : null };
+  // The first `,"time":"` after the sequence is the top-level time's (sizes and span_id between
+  // hold no unescaped quote), when time_source follows it.
+  const t = value.indexOf(TIME_AT, from + m[0].length);
+  if (t < 0) return undefined;
+  const start = t + TIME_AT.length;
+  const end = value.indexOf(34, start);
+  if (end < 0 || end - start > 40 || value.toString('latin1', end, end + TIME_END.length) !== TIME_END) return undefined;
+  const ms = Date.parse(value.toString('utf8', start, end));
+  return Number.isFinite(ms) ? { stream: m[2]!, number, time: ms } : undefined;
 }
 
 /**

@@ -31,9 +31,44 @@ test('the fast path reads what JSON.parse reads, from the canonical JSON', (t) =
   const json = JSON.parse(r.value.toString()) as { sequence: unknown; time: string };
   t.true(isCanonicalOrder(json), 'a numbered entry keeps canonicalJson\'s one-call path');
   t.deepEqual(json.sequence, { number: 1234, stream: STREAM });
-  t.deepEqual(entrySequence(r.value.toString()), { stream: STREAM, number: 1234, time: T0 });
+  t.deepEqual(entrySequence(r.value), { stream: STREAM, number: 1234, time: T0 });
   // An entry without a number (or of another layout) is parsed in full.
-  t.is(entrySequence(r.value.toString().replace('"sequence":{"number":1234,"stream":"' + STREAM + '"}', '"sequence":null')), undefined);
+  t.is(entrySequence(Buffer.from(r.value.toString().replace('"sequence":{"number":1234,"stream":"' + STREAM + '"}', '"sequence":null'))), undefined);
+});
+
+test('the fast path answers only what the whole entry says, or nothing (fast-check)', (t) => {
+  const UUIDS = [STREAM, OTHER, STREAM.toUpperCase()];
+  const whole = (text: string) => {
+    const j = JSON.parse(text) as { sequence?: { number?: unknown; stream?: unknown } | null; time?: unknown };
+    const n = j.sequence?.number;
+    const s = j.sequence?.stream;
+    if (typeof s !== 'string' || !/^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/.test(s) || !Number.isSafeInteger(n) || (n as number) < 1) return undefined;
+    const ms = typeof j.time === 'string' ? Date.parse(j.time) : NaN;
+    return { stream: s, number: n as number, time: Number.isFinite(ms) ? ms : null };
+  };
+  fc.assert(
+    fc.property(
+      fc.record({
+        number: fc.oneof(fc.integer({ min: 1, max: 2 ** 40 }), fc.constantFrom(0, -1, 1.5, 2 ** 53, 1e300)),
+        stream: fc.constantFrom(...UUIDS),
+        at: fc.integer({ min: 0, max: 4_102_444_800_000 }),
+        time: fc.option(fc.oneof(fc.string(), fc.constantFrom('2026-12-01T10:00:00Z', '2026-12-01T10:00:00.000000000000000000000000000000Z', 'x'.repeat(50))), { nil: undefined }),
+        spanId: fc.option(fc.oneof(fc.string(), fc.string({ minLength: 1000, maxLength: 1200 })), { nil: undefined }),
+        dropTimeSource: fc.boolean(),
+      }),
+      (m) => {
+        const e = JSON.parse(entry(1, T0).value.toString()) as Record<string, unknown>;
+        e.sequence = { number: m.number, stream: m.stream };
+        e.time = m.time ?? new Date(m.at).toISOString();
+        if (m.spanId !== undefined) e.span_id = m.spanId;
+        if (m.dropTimeSource) delete e.time_source;
+        const text = JSON.stringify(e);
+        const fast = entrySequence(Buffer.from(text));
+        if (fast !== undefined) t.deepEqual(fast, whole(text), text);
+      },
+    ),
+    { numRuns: 2000 },
+  );
 });
 
 test('contiguous numbers: no gap; a hole: one gap per node with its range', (t) => {
