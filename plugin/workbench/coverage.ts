@@ -211,10 +211,16 @@ export class CoverageCollector {
 
   /** Callbacks for AuditReader.verifyAll: its audit entries and lifecycle entries, as verified. */
   walkHooks(): { onEntries: (tx: unknown, records: ReadonlyArray<{ key: Buffer; value: Buffer }>) => void; onLifecycle: (tx: unknown, records: ReadonlyArray<{ key: Buffer; value: Buffer }>) => void } {
-    const add = (_tx: unknown, records: ReadonlyArray<{ key: Buffer; value: Buffer }>) => {
-      for (const r of records) this.add(r.key, r.value);
+    // The walk hands over every verified key under `<prefix>:entry:` as an audit entry, whatever
+    // its id, as the index counts them (parseEntry); lifecycle entries and loss records by key.
+    return {
+      onEntries: (_tx, records) => {
+        for (const r of records) this.add('entry', r.value);
+      },
+      onLifecycle: (_tx, records) => {
+        for (const r of records) this.add(r.key, r.value);
+      },
     };
-    return { onEntries: add, onLifecycle: add };
   }
 
   /** An audit entry's number, time and node, already read (the index: coverage-table.ts). */

@@ -71,6 +71,18 @@ test('the fast path answers only what the whole entry says, or nothing (fast-che
   );
 });
 
+test('every entry the verified walk hands over counts, whatever its id (as the index counts it)', (t) => {
+  const c = new CoverageCollector();
+  const { onEntries } = c.walkHooks();
+  const odd = { key: Buffer.from('audit:entry:not-an-audit-id'), value: entry(2, T0 + 1000).value };
+  const bare = { key: Buffer.from('audit:entry:a:b'), value: Buffer.from('{"id":"x"}') };
+  onEntries(null, [entry(1, T0), odd, entry(3, T0 + 2000), bare]);
+  const report = c.report(true);
+  t.deepEqual(report.gaps, []);
+  t.is(report.streams[0]!.records, 3);
+  t.is(c.state().unnumbered, 1);
+});
+
 test('contiguous numbers: no gap; a hole: one gap per node with its range', (t) => {
   const c = new CoverageCollector();
   c.add(life('started', 1, T0).key, life('started', 1, T0, { previous_run: null, heartbeat_seconds: 0, spool: { missing: 0 } }).value);
