@@ -436,36 +436,48 @@ function splitByClaims(hole: Range, claims: ReadonlyArray<{ from: number; to: nu
 }
 
 // In an entry's canonical JSON (members in order, decisions #14) the top-level sequence comes
-// right after schema_version, and time after sizes and span_id. Nothing before them can hold this
+// right after schema_version, then sizes, span_id and time. Nothing before them can hold this
 // text: string values escape their quotes, and no earlier member holds an object with these keys
-// and numbers. Anything else is parsed in full. Read from the bytes: each of these texts is ASCII,
-// and in UTF-8 an ASCII byte is always that character, so a match in the bytes is one in the text.
-const SEQ_AT = Buffer.from('"schema_version":1,"sequence":{"number":');
-const SEQ = /^(\d{1,16}),"stream":"([0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12})"\}/;
-const TIME_AT = Buffer.from(',"time":"');
-const TIME_END = '","time_source":';
+// and numbers. Anything else is parsed in full. Read from the bytes, decoded as Latin-1: every
+// character these patterns match is ASCII, and in UTF-8 an ASCII byte is always that character
+// (the bytes of other characters are all >= 0x80), so a match in the bytes is one in the text.
+const NUMBER_AT = Buffer.from('{"number":');
+const SEQ_AT = '"schema_version":1,"sequence":{"number":';
+const SEQ = /^"schema_version":1,"sequence":\{"number":(\d{1,16}),"stream":"([0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12})"\},"sizes":\{"request":(?:-?\d+|null),"response":(?:-?\d+|null)\},"span_id":(?:null|"[^"\\]*"),"time":"(\d{4}-\d\d-\d\d)T(\d\d):(\d\d):(\d\d)\.(\d{3})Z","time_source":"/;
+/** How far SEQ may reach (a longer span_id: parsed in full). */
+const SEQ_CHARS = 440;
+
+/** The last day read and its start (ms): the entries of a walk share a few days. */
+let day = '';
+let dayStart = NaN;
 
 /**
  * The sequence and time of an entry's canonical JSON, without decoding or parsing it; undefined
- * when they are not where canonical JSON puts them (the entry is then parsed in full).
+ * when they are not where and as canonical JSON puts them (the entry is then parsed in full).
  */
 export function entrySequence(value: Buffer): { stream: string; number: number; time: number } | undefined {
-  const at = value.indexOf(SEQ_AT);
-  if (at < 0) return undefined;
-  const from = at + SEQ_AT.length;
-  const m = SEQ.exec(value.toString('latin1', from, from + 80));
+  // The first SEQ_AT, found by its `{` (a byte far rarer than the quote it starts with).
+  let m: RegExpExecArray | null = null;
+  for (let at = value.indexOf(NUMBER_AT); at >= 0; at = value.indexOf(NUMBER_AT, at + 1)) {
+    const from = at + NUMBER_AT.length - SEQ_AT.length;
+    const text = from >= 0 ? value.toString('latin1', from, from + SEQ_CHARS) : '';
+    if (text.startsWith(SEQ_AT)) {
+      m = SEQ.exec(text);
+      break;
+    }
+  }
   if (!m) return undefined;
   const number = Number(m[1]);
   if (!Number.isSafeInteger(number) || number < 1) return undefined;
-  // The first `,"time":"` after the sequence is the top-level time's (sizes and span_id between
-  // hold no unescaped quote), when time_source follows it.
-  const t = value.indexOf(TIME_AT, from + m[0].length);
-  if (t < 0) return undefined;
-  const start = t + TIME_AT.length;
-  const end = value.indexOf(34, start);
-  if (end < 0 || end - start > 40 || value.toString('latin1', end, end + TIME_END.length) !== TIME_END) return undefined;
-  const ms = Date.parse(value.toString('utf8', start, end));
-  return Number.isFinite(ms) ? { stream: m[2]!, number, time: ms } : undefined;
+  // Date.parse of the whole time, computed as its day's start plus the time of day (each in range).
+  const [h, min, s] = [Number(m[4]), Number(m[5]), Number(m[6])];
+  if (h > 23 || min > 59 || s > 59) return undefined;
+  if (m[3] !== day) {
+    day = m[3]!;
+    dayStart = Date.parse(`${day}T00:00:00.000Z`);
+  }
+  if (!Number.isFinite(dayStart)) return undefined;
+  return { stream: m[2]!, number, time: dayStart + ((h * 60 + min) * 60 + s) * 1000 + Number(m[7]) };
 }
 
 /**
