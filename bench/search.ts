@@ -240,7 +240,8 @@ export async function run(ctx: BenchContext): Promise<BenchResult> {
     const now = Date.now();
     const index = AuditIndex.open(indexPath, ident);
     ctx.log(`search: filling the index with ${rows} rows`);
-    const fillMs = fillIndex(index, rows, now);
+    // Complete up to the server's last tx at least, whatever the rows' count (--index-rows).
+    const fillMs = fillIndex(index, rows, now, Math.max(lastTx, Math.ceil(rows / 512)));
     // The issue's questions (the goal applies to these), then broader searches over everything.
     const searches: Array<[string, FilterOptions, boolean]> = [
       ['--consumer alice --since 24h', { consumer: 'alice', since: now - DAY }, true],
