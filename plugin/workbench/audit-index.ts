@@ -16,7 +16,8 @@ import { COVERAGE_DROP, COVERAGE_TABLES, CoverageTable } from './coverage-table.
 // 4: the entries' bytes in the side file (json_at, json_len), outcome_source as a column.
 // 5: loss records and the numbers they name (coverage_loss, docs/decisions.md #41).
 // 6: coverage kept as the collector's state instead of a row per number (decisions #48).
-const LAYOUT = 6;
+// 7: each row's sequence number (seq_number), to count the unnumbered in a window (decisions #50).
+const LAYOUT = 7;
 
 /** What an index is complete up to: every audit entry of transactions 1..txId, verified. */
 export interface IndexState {
@@ -63,7 +64,9 @@ CREATE TABLE IF NOT EXISTS entries (
   -- The trace id's first 52 bits (index-row.ts traceKey): the trace index's key.
   trace_key INTEGER,
   -- The entry's canonical JSON (the verified bytes, UTF-8) in the side file: where and how long.
-  json_at INTEGER NOT NULL, json_len INTEGER NOT NULL
+  json_at INTEGER NOT NULL, json_len INTEGER NOT NULL,
+  -- Its number in its node's sequence (decisions #30); null: no gap report can show it missing.
+  seq_number INTEGER
 );
 -- Each distinct consumer seen (few: scanned whole by a --consumer search).
 CREATE TABLE IF NOT EXISTS consumers (key INTEGER PRIMARY KEY, id TEXT, username TEXT, custom_id TEXT);
@@ -83,13 +86,15 @@ const INDEXES: ReadonlyArray<[name: string, columns: string, where?: string]> = 
   ['by_status', 'status, time'],
   ['by_client_ip', 'client_ip, time'],
   ['by_trace', 'trace_key', 'trace_key IS NOT NULL'],
+  // Entries without a number, by time (coverage reports count them; usually none).
+  ['unnumbered_by_time', 'time', 'seq_number IS NULL'],
 ];
 const CREATE_INDEXES = INDEXES.map(([n, c, w]) => `CREATE INDEX IF NOT EXISTS ${n} ON entries (${c})${w ? ` WHERE ${w}` : ''};`).join('\n');
 
 /** One text per (id, username, custom id), null told apart from any string. */
 const consumerText = (...fields: Array<string | null>) => JSON.stringify(fields);
 
-const INSERT_COLUMNS = ['rowid', ...ROW_COLUMNS.slice(0, 2), 'tx_time', ...ROW_COLUMNS.slice(2), 'outcome_source', 'consumer_key', 'trace_key', 'json_at', 'json_len'];
+const INSERT_COLUMNS = ['rowid', ...ROW_COLUMNS.slice(0, 2), 'tx_time', ...ROW_COLUMNS.slice(2), 'outcome_source', 'consumer_key', 'trace_key', 'json_at', 'json_len', 'seq_number'];
 
 /** Side-file writes are gathered up to this many bytes (or entries), then written in one call. */
 const WRITE_BYTES = 1 << 20;
@@ -152,7 +157,7 @@ export class AuditIndex {
     }
     this.insertRow = this.db.prepare(`INSERT INTO entries (${INSERT_COLUMNS.join(', ')}) VALUES (${INSERT_COLUMNS.map(() => '?').join(', ')})`);
     this.insertConsumer = this.db.prepare('INSERT INTO consumers (id, username, custom_id) VALUES (?, ?, ?)');
-    this.coverage = new CoverageTable(this.db);
+    this.coverage = new CoverageTable(this.db, (since, until) => this.countUnnumbered(since, until));
   }
 
   // --- coverage (docs/decisions.md #31; plugin/workbench/coverage-table.ts) ---
@@ -240,6 +245,7 @@ export class AuditIndex {
       id, row.audit_id, row.tx_id, txTime, row.time, row.consumer_id, row.consumer_username, row.consumer_custom_id, row.subject,
       row.credential_id, row.route_id, row.route_name, row.service_id, row.service_name, row.method, row.path, row.status,
       row.result, row.client_ip, row.node_id, row.trace_id, row.outcome_source, this.consumerKey(row), traceKey(row.trace_id), at, json.byteLength,
+      sequence?.number ?? null,
     );
     if (sequence) this.coverage.addNumber(sequence, row.node_id);
     if (this.pendingBytes >= WRITE_BYTES || this.pending.length >= WRITE_ENTRIES) this.flush();
@@ -342,6 +348,14 @@ export class AuditIndex {
       const { json_at, json_len, ...row } = r as unknown as Omit<StoredRow, 'json'> & { json_at: number; json_len: number };
       yield { ...row, json: this.entryText(json_at, json_len) };
     }
+  }
+
+  /** Rows without a sequence number whose time is in [since, until) or unknown (in every window). */
+  private countUnnumbered(since: number | undefined, until: number | undefined): number {
+    const range = [since !== undefined ? 'time >= ?' : '', until !== undefined ? 'time < ?' : ''].filter(Boolean).join(' AND ');
+    const sql = `SELECT COUNT(*) AS n FROM entries WHERE seq_number IS NULL${range ? ` AND (time IS NULL OR (${range}))` : ''}`;
+    const params = [since, until].filter((v): v is number => v !== undefined);
+    return Number((this.db.prepare(sql).get(...params) as { n: number }).n);
   }
 
   count(cond: SqlCondition): number {

@@ -23,7 +23,11 @@ export class CoverageTable {
   /** The state being extended by the update in progress. */
   private collector: CoverageCollector | undefined;
 
-  constructor(private readonly db: DatabaseSync) {}
+  /** `unnumbered`: the index's entries without a number in [since, until) (or of unknown time). */
+  constructor(
+    private readonly db: DatabaseSync,
+    private readonly unnumbered: (since: number | undefined, until: number | undefined) => number,
+  ) {}
 
   /** The state as last committed. */
   private load(): CoverageCollector {
@@ -66,8 +70,12 @@ export class CoverageTable {
     this.collector = undefined;
   }
 
-  /** Coverage of everything indexed, or of what may concern records in [since, until). */
+  /**
+   * Coverage of everything indexed, or of what may concern records in [since, until), with the
+   * entries of that time that carry no number (the rows know their times; the state does not).
+   */
   report(since: number | undefined, until: number | undefined): CoverageReport {
-    return this.load().report(true, since === undefined && until === undefined ? undefined : { since, until });
+    const report = this.load().report(true, since === undefined && until === undefined ? undefined : { since, until });
+    return { ...report, unnumbered: this.unnumbered(since, until) };
   }
 }

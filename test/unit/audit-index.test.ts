@@ -215,3 +215,32 @@ test('a coverage state that cannot be read fails search and the next update with
   }
   t.deepEqual(content(file), before);
 });
+
+test('search\'s coverage counts the entries without a sequence number, in all history and in a window', (t) => {
+  const file = join(dir, 'unnumbered.index.sqlite');
+  const numbered = [entry('alice'), entry('bob'), entry('carol')];
+  // Written before numbering existed, or by a writer that numbers nothing: no gap can show them missing.
+  const bare = (minute: number | null) => {
+    const id = `00000000-0000-7000-9000-${String(++n).padStart(12, '0')}`;
+    const json = JSON.stringify({ id, ...(minute === null ? {} : { time: new Date(Date.UTC(2026, 0, 1, 0, minute)).toISOString() }) });
+    return { key: `p:entry:${id}`, bytes: Buffer.from(json), json };
+  };
+  const minute = (e: { json: string }) => new Date(JSON.parse(e.json).time as string).getUTCMinutes();
+  const early = bare(minute(numbered[0]!));
+  const late = bare(minute(numbered[2]!) + 10);
+  const timeless = bare(null);
+  const index = AuditIndex.open(file, IDENT);
+  try {
+    index.begin();
+    addAll(index, 1, [early, ...numbered, late, timeless]);
+    index.commit(1, '2026-01-01T00:00:00.000Z', 6);
+    const at = (m: number) => Date.UTC(2026, 0, 1, 0, m);
+    t.is(index.coverage.report(undefined, undefined).unnumbered, 3);
+    // A record of unknown time counts as in every window, as for numbers (coverage.ts).
+    t.is(index.coverage.report(at(minute(late)), undefined).unnumbered, 2);
+    t.is(index.coverage.report(at(minute(early)), at(minute(early) + 1)).unnumbered, 2);
+    t.is(index.coverage.report(at(minute(numbered[1]!)), at(minute(numbered[2]!) + 1)).unnumbered, 1);
+  } finally {
+    index.close();
+  }
+});
