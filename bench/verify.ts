@@ -4,9 +4,9 @@
 //  - whole history: `verify --all` as the command runs it (verifyAllCovered: TxScan with values,
 //    the next page asked for while the current one is checked, every entry checked against its
 //    header's eH, the headers checked as one local Alh chain, ONE dual proof of the last
-//    transaction against the trusted state, and the coverage report), against plain reads of the same transactions (TxScan, values included,
-//    one call after another), in alternated rounds (the machine's load drifts: each ratio is
-//    also taken within a round), and a key scan; benchmark 6 (search.ts) repeats verify --all
+//    transaction against the trusted state, and the coverage report), against plain reads of
+//    the same transactions (TxScan, values included, one call after another), in alternated
+//    rounds (the machine's load drifts: each ratio is also taken within a round), and a key scan; benchmark 6 (search.ts) repeats verify --all
 //    and plain TxScan next to the index update;
 //  - single entries: `verify <id>` (AuditReader.verify: VerifiableGet + proofs + state file),
 //    VerifiableGet + proofs with the state in memory, against plain Get; sampled, time-bounded.
